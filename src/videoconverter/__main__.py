@@ -1,0 +1,3 @@
+from videoconverter.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""The broker interface: what SQS, RabbitMQ and SQLite have in common, and no more.
+
+Delivery is at least once. A received message is leased for a visibility timeout; unless it is acked,
+released or dead-lettered before the lease ends, it becomes visible again and is delivered anew with a higher
+attempt count. The worker decides between retry and dead-letter; the backend's own receive limit
+(``QueueSpec.max_receive_count``) is the safety net for workers that die before deciding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    dead_letter_queue: str
+    message_retention_seconds: int
+    max_receive_count: int
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A topic and the queues subscribed to it; every queue has its own dead-letter queue."""
+
+    topic: str
+    queues: tuple[QueueSpec, ...]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    queue: str
+    message_id: str
+    body: str
+    receipt: str  # proves the lease; refused once the message has been delivered again
+    attempt: int  # 1 on the first delivery
+    sent_at: float  # seconds since the epoch
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    body: str
+    reason: str
+    source_queue: str
+    dead_lettered_at: float
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    visible: int  # ready to be received now
+    in_flight: int  # leased to a worker
+    delayed: int  # released with a delay, not yet visible
+
+    @property
+    def total(self) -> int:
+        return self.visible + self.in_flight + self.delayed
+
+
+class Broker(Protocol):
+    def declare(self, topology: Topology) -> None:
+        """Create the topic, the queues, their dead-letter queues and the subscriptions. Idempotent."""
+
+    def publish(self, topic: str, body: str) -> list[str]:
+        """Put one copy of ``body`` in every queue subscribed to ``topic``, all or none; return message ids.
+
+        Raises ``QueueNotFoundError`` when the topic does not exist or has no subscribers (nothing would
+        receive the message, and a silent loss is worse than an error).
+        """
+
+    def send(self, queue: str, body: str) -> str:
+        """Put ``body`` in one queue; return its message id. Raises ``QueueNotFoundError``."""
+
+    def receive(
+        self, queue: str, *, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout_seconds: int = 30
+    ) -> list[Delivery]:
+        """Lease up to ``max_messages`` visible messages, waiting up to ``wait_seconds`` for the first.
+
+        Returns an empty list when the wait ends with nothing to receive. Waiting does not busy-spin.
+        A message already received ``max_receive_count`` times is moved to the dead-letter queue instead.
+        """
+
+    def ack(self, delivery: Delivery) -> None:
+        """Delete the message. Raises ``StaleReceiptError`` if it was delivered again since."""
+
+    def extend(self, delivery: Delivery, visibility_timeout_seconds: int) -> None:
+        """Heartbeat: keep the lease for another ``visibility_timeout_seconds`` from now.
+
+        Raises ``StaleReceiptError`` if the message was delivered again since.
+        """
+
+    def release(self, delivery: Delivery, delay_seconds: float = 0.0) -> None:
+        """Give the message back; it becomes visible after ``delay_seconds``. Raises ``StaleReceiptError``."""
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move the message to its queue's dead-letter queue, keeping ``reason``. Raises ``StaleReceiptError``."""
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        """The messages in ``queue``'s dead-letter queue, oldest first, without removing them."""
+
+    def redrive(self, queue: str) -> int:
+        """Move every message in ``queue``'s dead-letter queue back to ``queue`` with a fresh attempt count.
+
+        Returns how many were moved.
+        """
+
+    def depth(self, queue: str) -> QueueDepth:
+        """How many messages ``queue`` holds, by state."""
+
+    def close(self) -> None:
+        """Release connections. The broker must not be used afterwards."""

@@ -1,0 +1,349 @@
+"""The `videoconverter` command line. Errors end in one clear line on stderr and a non-zero exit status.
+
+Exit status: 0 success, 1 error, 2 bad usage, 3 some jobs failed (``jobs --wait``), 4 ``--wait`` timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from videoconverter import __version__
+from videoconverter.app import Services, open_services, provision, services
+from videoconverter.config import ENVIRONMENT, Config, load_config
+from videoconverter.errors import ConfigError, VideoConverterError
+from videoconverter.jobs.base import JobRecord, JobState
+from videoconverter.logs import configure_logging, redact
+from videoconverter.progress import ProgressBar, human_bytes
+
+EXIT_ERROR, EXIT_USAGE, EXIT_JOBS_FAILED, EXIT_TIMEOUT = 1, 2, 3, 4
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_config()
+        configure_logging(config.log_level)
+        result: int = args.handler(args, config)
+        return result
+    except VideoConverterError as exc:
+        print(f"videoconverter: error: {redact(exc.message)}", file=sys.stderr)
+        return (
+            EXIT_USAGE
+            if isinstance(exc, ConfigError) and not exc.message.startswith(("queue", "topic"))
+            else EXIT_ERROR
+        )
+    except KeyboardInterrupt:
+        print("videoconverter: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env_help = "\n".join(f"  {name:26} {text}" for name, text in ENVIRONMENT.items())
+    parser = argparse.ArgumentParser(
+        prog="videoconverter",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Turn uploaded videos into web-ready renditions: upload into the input bucket, workers "
+        "convert, outputs appear in one bucket per rendition.",
+        epilog=f"environment:\n{env_help}",
+    )
+    parser.add_argument("--version", action="version", version=f"videoconverter {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("up", cmd_up, "run a worker per rendition (and re-queue missed uploads) until Ctrl-C")
+    p.add_argument("--concurrency", type=int, default=1, help="worker processes per rendition (default 1)")
+    p.add_argument("--no-reconcile", action="store_true", help="do not queue input objects that have no job")
+    p = command("worker", cmd_worker, "run one worker for one rendition until Ctrl-C")
+    p.add_argument("rendition", help="rendition name, e.g. 720p")
+    p.add_argument("--max-jobs", type=int, help="exit after handling this many messages")
+    p.add_argument("--exit-when-idle", action="store_true", help="exit once the queue is empty")
+    p = command("cp", cmd_cp, "copy a file to or from a bucket (like `aws s3 cp`)")
+    p.add_argument("source", help="local path or s3://BUCKET/KEY")
+    p.add_argument("destination", help="local path or s3://BUCKET/[KEY] (a trailing / keeps the file name)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p = command("ls", cmd_ls, "list the objects in a bucket")
+    p.add_argument("location", help="s3://BUCKET[/PREFIX]")
+    p.add_argument("--json", action="store_true")
+    p = command("jobs", cmd_jobs, "show jobs: state, attempts, progress, output, error")
+    p.add_argument("key", nargs="?", help="only this uploaded key")
+    p.add_argument("--wait", type=float, metavar="SECONDS", help="block until every job is done or failed")
+    p.add_argument("--json", action="store_true")
+    p = command("logs", cmd_logs, "show the log lines of the jobs of one uploaded key")
+    p.add_argument("key")
+    p.add_argument("--json", action="store_true")
+    p = command("dlq", cmd_dlq, "inspect or redrive the dead-letter queues")
+    p.add_argument("action", choices=["list", "redrive"])
+    p.add_argument("rendition", nargs="?", help="only this rendition (default: all)")
+    p.add_argument("--json", action="store_true")
+    p = command("provision", cmd_provision, "create the buckets, topic and queues (idempotent)")
+    p.add_argument("--json", action="store_true")
+    p = command("demo", cmd_demo, "convert generated sample clips with the embedded backends and show the results")
+    p.add_argument("--data-dir", type=Path, help="where to keep the demo's buckets and queues (default vc-demo)")
+    return parser
+
+
+# --- long-running ------------------------------------------------------------------------------------------
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def cmd_up(args: argparse.Namespace, config: Config) -> int:
+    from videoconverter.supervisor import supervise
+
+    stop = _stop_on_signals()
+    svc = open_services(config)
+    try:
+        provision(svc)
+        if not args.no_reconcile:
+            count = svc.ingest.reconcile(svc.store)
+            if count:
+                print(f"queued {count} upload(s) that had no job yet", file=sys.stderr)
+    finally:
+        svc.close()
+    print(
+        f"videoconverter up: workers for {', '.join(r.name for r in config.renditions)}; Ctrl-C stops", file=sys.stderr
+    )
+    supervise(config, stop, concurrency=max(1, args.concurrency))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, config: Config) -> int:
+    from videoconverter.worker import Worker
+
+    rendition = config.rendition(args.rendition)
+    stop = _stop_on_signals()
+    svc = open_services(config)
+    try:
+        provision(svc)
+        Worker(svc, rendition, stop).run(max_messages=args.max_jobs, exit_when_idle=args.exit_when_idle)
+    finally:
+        svc.close()
+    return 0
+
+
+# --- storage -----------------------------------------------------------------------------------------------
+
+
+def parse_s3_url(text: str) -> tuple[str, str]:
+    if not text.startswith("s3://"):
+        raise ConfigError(f"{text!r} is not an s3://BUCKET/KEY location")
+    bucket, _, key = text[len("s3://") :].partition("/")
+    if not bucket:
+        raise ConfigError(f"{text!r} names no bucket")
+    return bucket, key
+
+
+def cmd_cp(args: argparse.Namespace, config: Config) -> int:
+    src_remote, dst_remote = args.source.startswith("s3://"), args.destination.startswith("s3://")
+    with services(config) as svc:
+        bar = ProgressBar("copying")
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(done, total, human_bytes(done))
+
+        if not src_remote and dst_remote:
+            source = Path(args.source)
+            if not source.is_file():
+                raise VideoConverterError(f"{source} is not a file")
+            bucket, key = parse_s3_url(args.destination)
+            key = key + source.name if not key or key.endswith("/") else key
+            info = svc.store.put_file(bucket, key, source, progress=progress)
+        elif src_remote and not dst_remote:
+            bucket, key = parse_s3_url(args.source)
+            destination = Path(args.destination)
+            if destination.is_dir() or args.destination.endswith("/"):
+                destination = destination / Path(key).name
+            partial = destination.with_name(destination.name + ".part")
+            info = svc.store.get_file(bucket, key, partial, progress=progress)
+            partial.replace(destination)  # never leave half a file under the final name
+        else:
+            raise ConfigError("cp copies between a local file and s3://BUCKET/KEY; one side must be each")
+        bar.close()
+    result = {"bucket": info.bucket, "key": info.key, "size": info.size, "etag": info.etag}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        verb = "upload" if dst_remote else "download"
+        print(f"{verb}: {args.source} to {args.destination} ({human_bytes(info.size)})")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace, config: Config) -> int:
+    bucket, prefix = parse_s3_url(args.location)
+    with services(config) as svc:
+        objects = list(svc.store.list(bucket, prefix))
+    if args.json:
+        print(
+            json.dumps(
+                [{"key": o.key, "size": o.size, "etag": o.etag, "last_modified": o.last_modified} for o in objects]
+            )
+        )
+    else:
+        for o in objects:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(o.last_modified))
+            print(f"{stamp} {o.size:>12} {o.key}")
+    return 0
+
+
+# --- jobs --------------------------------------------------------------------------------------------------
+
+
+def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
+    with services(config) as svc:
+        if args.wait is not None:
+            records, finished = _wait_for_jobs(svc, args.key, args.wait)
+        else:
+            records, finished = svc.jobs.find(args.key), True
+    if args.json:
+        print(json.dumps({"jobs": [r.as_json() for r in records]}))
+    else:
+        _print_jobs(records)
+    if not finished:
+        print(f"videoconverter: error: jobs still pending after {args.wait:g} s", file=sys.stderr)
+        return EXIT_TIMEOUT
+    failed = [r for r in records if r.state is JobState.FAILED]
+    if args.wait is not None and failed:
+        print(f"videoconverter: error: {len(failed)} job(s) failed: see `videoconverter dlq list`", file=sys.stderr)
+        return EXIT_JOBS_FAILED
+    return 0
+
+
+def _wait_for_jobs(svc: Services, key: str | None, timeout_seconds: float) -> tuple[list[JobRecord], bool]:
+    deadline = time.monotonic() + timeout_seconds
+    bar = ProgressBar("jobs")
+    try:
+        while True:
+            records = svc.jobs.find(key)
+            pending = [r for r in records if not r.state.terminal]
+            in_queues = 0 if key else sum(svc.broker.depth(r.queue).total for r in svc.config.renditions)
+            settled = not pending and in_queues == 0 and (records or key is None)
+            done = len(records) - len(pending)
+            running = [r.progress_percent for r in pending if r.state is JobState.RUNNING]
+            bar.update(
+                done + sum(running) / 100,
+                len(records) or None,
+                f"{done}/{len(records)} finished, {len(running)} running",
+            )
+            if settled:
+                return records, True
+            if time.monotonic() >= deadline:
+                return records, False
+            time.sleep(0.25)
+    finally:
+        bar.close()
+
+
+def _print_jobs(records: list[JobRecord]) -> None:
+    if not records:
+        print("no jobs")
+        return
+    print(f"{'KEY':30} {'RENDITION':9} {'STATE':8} {'TRIES':>5} {'PROGRESS':>8}  OUTPUT / ERROR")
+    for r in records:
+        detail = r.output_url or r.error or ""
+        if r.note:
+            detail = f"{detail} ({r.note})" if detail else r.note
+        print(
+            f"{r.id.key:30} {r.id.rendition:9} {r.state.value:8} {r.attempts:>5} "
+            f"{r.progress_percent:>7.0f}%  {redact(detail)}"
+        )
+
+
+def cmd_logs(args: argparse.Namespace, config: Config) -> int:
+    with services(config) as svc:
+        lines = svc.jobs.logs(args.key)
+    if not lines:
+        raise VideoConverterError(f"no log lines for key {args.key!r}: check the key with `videoconverter jobs`")
+    for line in lines:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "key": line.key,
+                        "rendition": line.rendition,
+                        "time": line.at,
+                        "level": line.level,
+                        "message": line.message,
+                    }
+                )
+            )
+        else:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(line.at))
+            print(f"{stamp} {line.rendition:6} {line.level:7} {line.message}")
+    return 0
+
+
+def cmd_dlq(args: argparse.Namespace, config: Config) -> int:
+    renditions = [config.rendition(args.rendition)] if args.rendition else list(config.renditions)
+    output: list[dict[str, Any]] = []
+    with services(config) as svc:
+        for rendition in renditions:
+            if args.action == "redrive":
+                moved = svc.broker.redrive(rendition.queue)
+                requeued = svc.jobs.requeue_failed(rendition=rendition.name) if moved else 0
+                output.append({"rendition": rendition.name, "redriven": moved, "jobs_requeued": requeued})
+            else:
+                for letter in svc.broker.dead_letters(rendition.queue):
+                    output.append(
+                        {
+                            "rendition": rendition.name,
+                            "message_id": letter.message_id,
+                            "reason": letter.reason,
+                            "dead_lettered_at": letter.dead_lettered_at,
+                            "body": letter.body,
+                        }
+                    )
+    if args.json:
+        print(json.dumps(output))
+    elif args.action == "redrive":
+        for item in output:
+            print(f"{item['rendition']}: {item['redriven']} message(s) moved back to the queue")
+    elif not output:
+        print("the dead-letter queues are empty")
+    else:
+        for item in output:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item["dead_lettered_at"]))
+            print(f"{stamp} {item['rendition']:6} {item['message_id']}  {item['reason']}")
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace, config: Config) -> int:
+    with services(config) as svc:
+        ensured = provision(svc)
+    if args.json:
+        print(json.dumps({"ensured": ensured}))
+    else:
+        for item in ensured:
+            print(f"ok  {item}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, config: Config) -> int:
+    from videoconverter.demo import run_demo
+
+    return run_demo(args.data_dir)

@@ -1,0 +1,328 @@
+"""Configuration: an optional TOML file, environment overrides, validated once at start.
+
+Precedence, lowest first: built-in defaults, ``videoconverter.toml`` (path from ``VIDEOCONVERTER_CONFIG``, else
+``./videoconverter.toml`` when it exists), then the environment variables listed in :data:`ENVIRONMENT`.
+Every error names the field that is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from videoconverter.errors import ConfigError
+
+MIN_RETENTION_SECONDS = 60
+MAX_RETENTION_SECONDS = 1_209_600  # 14 days, as on SQS
+MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200  # 12 hours, as on SQS
+MAX_RECEIVE_COUNT_LIMIT = 1000  # as SQS's redrive policy
+MAX_RETRY_DELAY_SECONDS = 900  # SQS's largest message delay
+
+#: Environment variables that override the file. A public interface: keep in step with the README.
+ENVIRONMENT = {
+    "VIDEOCONVERTER_CONFIG": "path of the TOML configuration file",
+    "VIDEOCONVERTER_DATA_DIR": "data directory of the embedded backends (default ./vc-data)",
+    "VIDEOCONVERTER_STORAGE": "object store URL (default file://<data dir>/buckets)",
+    "VIDEOCONVERTER_BROKER": "broker URL (default sqlite://<data dir>/broker.sqlite3)",
+    "VIDEOCONVERTER_JOBS": "job store URL (default sqlite://<data dir>/jobs.sqlite3)",
+    "VIDEOCONVERTER_LOG_LEVEL": "DEBUG, INFO (default), WARNING or ERROR",
+}
+
+#: Elastic Transcoder's Generic presets' video bitrates: our caps, so outputs are never larger than theirs.
+GENERIC_PRESET_VIDEO_KBPS = {480: 1200, 720: 2400, 1080: 5400, 1440: 9000, 2160: 16000}
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One output of every upload: a queue, a worker pool and an output bucket."""
+
+    name: str  # "720p"
+    short_side: int  # the short side of the displayed picture, in pixels
+    queue: str
+    output_bucket: str
+    max_video_bitrate_kbps: int
+    crf: int = 23
+    x264_preset: str = "medium"
+    audio_bitrate_kbps: int = 160
+    max_frame_rate: int = 60
+    keyframe_interval_seconds: float = 2.0
+    upscale: bool = False
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.queue}-dlq"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an upload may be before it is refused, checked by probing before any decoding."""
+
+    max_pixels: int = 7680 * 4320  # 8K
+    max_duration_seconds: float = 4 * 3600.0
+    max_streams: int = 32
+    max_input_bytes: int = 20 * 1024**3
+    max_output_bytes: int = 20 * 1024**3
+    transcode_timeout_seconds: float = 3 * 3600.0
+    allowed_input_formats: tuple[str, ...] = ("mov", "mp4", "matroska", "webm")
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = Path("vc-data")
+    storage_url: str = ""
+    broker_url: str = ""
+    jobs_url: str = ""
+    input_bucket: str = "videoconverter-input"
+    input_suffixes: tuple[str, ...] = (".mp4",)
+    topic: str = "videoconverter-topic"
+    renditions: tuple[Rendition, ...] = ()
+    message_retention_seconds: int = MAX_RETENTION_SECONDS
+    visibility_timeout_seconds: int = 30
+    max_receive_count: int = 5
+    receive_wait_seconds: float = 20.0
+    retry_base_delay_seconds: float = 10.0  # doubles with every attempt, up to MAX_RETRY_DELAY_SECONDS
+    ffmpeg_threads: int = 0  # 0: FFmpeg's own choice
+    log_level: str = "INFO"
+    limits: Limits = field(default_factory=Limits)
+
+    def rendition(self, name: str) -> Rendition:
+        for rendition in self.renditions:
+            if rendition.name == name:
+                return rendition
+        known = ", ".join(r.name for r in self.renditions)
+        raise ConfigError(f"unknown rendition {name!r}: configured renditions are {known}")
+
+    def retry_delay_seconds(self, attempt: int) -> float:
+        """Back-off before the next delivery after a transient failure on delivery ``attempt``."""
+        return float(min(MAX_RETRY_DELAY_SECONDS, self.retry_base_delay_seconds * 2 ** (attempt - 1)))
+
+    def matches_input(self, key: str) -> bool:
+        """Whether an upload under ``key`` should be converted (suffixes match case-insensitively)."""
+        return key.lower().endswith(tuple(s.lower() for s in self.input_suffixes))
+
+
+def default_rendition(short_side: int, name: str | None = None) -> Rendition:
+    name = name or f"{short_side}p"
+    kbps = GENERIC_PRESET_VIDEO_KBPS.get(short_side) or max(300, round(short_side * short_side * 0.0047))
+    return Rendition(
+        name=name,
+        short_side=short_side,
+        queue=f"videoconverter_{name}",
+        output_bucket=f"videoconverter-output-{name}",
+        max_video_bitrate_kbps=kbps,
+    )
+
+
+DEFAULT_RENDITIONS = (default_rendition(720), default_rendition(1080))
+
+
+def load_config(environ: Mapping[str, str] | None = None, path: Path | None = None) -> Config:
+    """Read the TOML file (if any) and the environment, and return a validated :class:`Config`."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    config_path = path or _config_path(env)
+    if config_path is not None:
+        try:
+            data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_path} is not valid TOML: {exc}") from exc
+    return _validate(_from_mapping(data, env))
+
+
+def _config_path(env: Mapping[str, str]) -> Path | None:
+    if env.get("VIDEOCONVERTER_CONFIG"):
+        return Path(env["VIDEOCONVERTER_CONFIG"])
+    local = Path("videoconverter.toml")
+    return local if local.is_file() else None
+
+
+def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
+    known = {"data_dir", "storage", "broker", "jobs", "log_level", "input", "queues", "ffmpeg", "limits", "renditions"}
+    _reject_unknown("", data, known)
+    data_dir = Path(env.get("VIDEOCONVERTER_DATA_DIR") or data.get("data_dir", "vc-data"))
+    inp = _table(data, "input")
+    queues = _table(data, "queues")
+    ffmpeg = _table(data, "ffmpeg")
+    _reject_unknown("input.", inp, {"bucket", "suffixes", "topic"})
+    _reject_unknown(
+        "queues.",
+        queues,
+        {
+            "message_retention_seconds",
+            "visibility_timeout_seconds",
+            "max_receive_count",
+            "receive_wait_seconds",
+            "retry_base_delay_seconds",
+        },
+    )
+    _reject_unknown("ffmpeg.", ffmpeg, {"threads"})
+    config = Config(
+        data_dir=data_dir,
+        storage_url=env.get("VIDEOCONVERTER_STORAGE") or data.get("storage") or f"file://{data_dir}/buckets",
+        broker_url=env.get("VIDEOCONVERTER_BROKER") or data.get("broker") or f"sqlite://{data_dir}/broker.sqlite3",
+        jobs_url=env.get("VIDEOCONVERTER_JOBS") or data.get("jobs") or f"sqlite://{data_dir}/jobs.sqlite3",
+        input_bucket=_typed(inp, "bucket", str, "input.bucket", Config.input_bucket),
+        input_suffixes=tuple(_typed(inp, "suffixes", list, "input.suffixes", list(Config.input_suffixes))),
+        topic=_typed(inp, "topic", str, "input.topic", Config.topic),
+        renditions=_renditions(data.get("renditions")),
+        message_retention_seconds=_typed(
+            queues,
+            "message_retention_seconds",
+            int,
+            "queues.message_retention_seconds",
+            Config.message_retention_seconds,
+        ),
+        visibility_timeout_seconds=_typed(
+            queues,
+            "visibility_timeout_seconds",
+            int,
+            "queues.visibility_timeout_seconds",
+            Config.visibility_timeout_seconds,
+        ),
+        max_receive_count=_typed(
+            queues, "max_receive_count", int, "queues.max_receive_count", Config.max_receive_count
+        ),
+        receive_wait_seconds=float(
+            _typed(
+                queues, "receive_wait_seconds", (int, float), "queues.receive_wait_seconds", Config.receive_wait_seconds
+            )
+        ),
+        retry_base_delay_seconds=float(
+            _typed(
+                queues,
+                "retry_base_delay_seconds",
+                (int, float),
+                "queues.retry_base_delay_seconds",
+                Config.retry_base_delay_seconds,
+            )
+        ),
+        ffmpeg_threads=_typed(ffmpeg, "threads", int, "ffmpeg.threads", 0),
+        log_level=(env.get("VIDEOCONVERTER_LOG_LEVEL") or data.get("log_level") or "INFO").upper(),
+        limits=_limits(_table(data, "limits")),
+    )
+    return config
+
+
+def _renditions(raw: Any) -> tuple[Rendition, ...]:
+    if raw is None:
+        return DEFAULT_RENDITIONS
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("renditions: expected a non-empty array of tables ([[renditions]])")
+    out = []
+    allowed = {f for f in Rendition.__dataclass_fields__}
+    for i, item in enumerate(raw):
+        where = f"renditions[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: expected a table")
+        _reject_unknown(f"{where}.", item, allowed)
+        short_side = _typed(item, "short_side", int, f"{where}.short_side", None)
+        if short_side is None:
+            raise ConfigError(f"{where}.short_side is required (e.g. 720)")
+        base = default_rendition(short_side, item.get("name"))
+        values = {k: v for k, v in item.items() if k != "short_side"}
+        for name, value in values.items():
+            expected = type(getattr(base, name))
+            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+            if not ok or isinstance(value, bool) != (expected is bool):
+                raise ConfigError(f"{where}.{name}: expected {expected.__name__}, got {value!r}")
+        out.append(replace(base, **values))
+    return tuple(out)
+
+
+def _limits(table: dict[str, Any]) -> Limits:
+    base = Limits()
+    _reject_unknown("limits.", table, set(Limits.__dataclass_fields__))
+    values: dict[str, Any] = {}
+    for name, value in table.items():
+        expected = type(getattr(base, name))
+        if expected is tuple:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"limits.{name}: expected a list of strings")
+            value = tuple(value)
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"limits.{name}: expected a number, got {value!r}")
+        values[name] = value
+    return replace(base, **values)
+
+
+def _validate(config: Config) -> Config:
+    if not _BUCKET_RE.match(config.input_bucket):
+        raise ConfigError(f"input.bucket: {config.input_bucket!r} is not a valid bucket name")
+    if not config.input_suffixes or not all(isinstance(s, str) and s for s in config.input_suffixes):
+        raise ConfigError('input.suffixes: expected a non-empty list of suffixes such as [".mp4"]')
+    if not _NAME_RE.match(config.topic):
+        raise ConfigError(f"input.topic: {config.topic!r} is not a valid topic name (letters, digits, _ and -)")
+    if not MIN_RETENTION_SECONDS <= config.message_retention_seconds <= MAX_RETENTION_SECONDS:
+        raise ConfigError(
+            f"queues.message_retention_seconds: must be between {MIN_RETENTION_SECONDS} and "
+            f"{MAX_RETENTION_SECONDS} (14 days), got {config.message_retention_seconds}"
+        )
+    if not 1 <= config.visibility_timeout_seconds <= MAX_VISIBILITY_TIMEOUT_SECONDS:
+        raise ConfigError(
+            f"queues.visibility_timeout_seconds: must be between 1 and "
+            f"{MAX_VISIBILITY_TIMEOUT_SECONDS}, got {config.visibility_timeout_seconds}"
+        )
+    if not 1 <= config.max_receive_count <= MAX_RECEIVE_COUNT_LIMIT:
+        raise ConfigError(f"queues.max_receive_count: must be between 1 and {MAX_RECEIVE_COUNT_LIMIT}")
+    if not 0 <= config.receive_wait_seconds <= 20:
+        raise ConfigError("queues.receive_wait_seconds: must be between 0 and 20")
+    if not 0 <= config.retry_base_delay_seconds <= MAX_RETRY_DELAY_SECONDS:
+        raise ConfigError(f"queues.retry_base_delay_seconds: must be between 0 and {MAX_RETRY_DELAY_SECONDS}")
+    if config.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(f"log_level: expected DEBUG, INFO, WARNING or ERROR, got {config.log_level!r}")
+    names: set[str] = set()
+    buckets = {config.input_bucket}
+    for i, r in enumerate(config.renditions):
+        where = f"renditions[{i}]"
+        if not _NAME_RE.match(r.name) or r.name in names:
+            raise ConfigError(f"{where}.name: {r.name!r} is invalid or used twice")
+        names.add(r.name)
+        if not 16 <= r.short_side <= 4320 or r.short_side % 2:
+            raise ConfigError(f"{where}.short_side: expected an even number of pixels from 16 to 4320")
+        if not _BUCKET_RE.match(r.output_bucket) or r.output_bucket in buckets:
+            # An output written into a bucket whose uploads trigger the pipeline would loop for ever.
+            raise ConfigError(
+                f"{where}.output_bucket: {r.output_bucket!r} is invalid or not distinct "
+                "from the input bucket and the other outputs"
+            )
+        buckets.add(r.output_bucket)
+        if not _NAME_RE.match(r.queue):
+            raise ConfigError(f"{where}.queue: {r.queue!r} is not a valid queue name")
+        if not 0 <= r.crf <= 51:
+            raise ConfigError(f"{where}.crf: expected 0 to 51")
+        if r.max_video_bitrate_kbps < 50 or r.audio_bitrate_kbps < 16 or not 1 <= r.max_frame_rate <= 240:
+            raise ConfigError(f"{where}: bitrates or max_frame_rate out of range")
+    if config.limits.transcode_timeout_seconds <= 0 or config.limits.max_pixels <= 0:
+        raise ConfigError("limits: transcode_timeout_seconds and max_pixels must be positive")
+    return config
+
+
+def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: expected a table ([{name}])")
+    return value
+
+
+def _typed(table: dict[str, Any], key: str, kind: Any, where: str, default: Any) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ConfigError(f"{where}: wrong type {type(value).__name__} ({value!r})")
+    return value
+
+
+def _reject_unknown(prefix: str, table: dict[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})")

@@ -1,0 +1,88 @@
+"""Test and demo media generated with FFmpeg's lavfi sources (never downloaded)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from videoconverter.errors import TranscodeError
+from videoconverter.transcode.runner import ffmpeg_executable
+
+
+def make_clip(
+    destination: Path,
+    *,
+    width: int = 1920,
+    height: int = 1080,
+    seconds: float = 2.0,
+    frame_rate: int = 30,
+    audio: bool = True,
+    rotation_degrees: int = 0,
+    sample_aspect_ratio: str = "1:1",
+    ffmpeg: str | None = None,
+) -> Path:
+    """Write an H.264/AAC MP4 test pattern (moving, with a tone) to ``destination``.
+
+    ``rotation_degrees`` stores a display-rotation tag as a phone does; ``sample_aspect_ratio`` other than 1:1
+    makes non-square pixels (anamorphic video).
+    """
+    exe = ffmpeg or ffmpeg_executable()
+    args = [
+        exe,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={width}x{height}:rate={frame_rate}:duration={seconds}",
+    ]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+    args += [
+        "-vf",
+        f"setsar={sample_aspect_ratio.replace(':', '/')}",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    ]
+    if audio:
+        args += ["-c:a", "aac", "-b:a", "96k", "-shortest"]
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if rotation_degrees:
+        plain = destination.with_name(destination.name + ".unrotated.mp4")
+        _run([*args, str(plain)])
+        _run(
+            [
+                exe,
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-display_rotation",
+                str(rotation_degrees),
+                "-i",
+                str(plain),
+                "-c",
+                "copy",
+                str(destination),
+            ]
+        )
+        plain.unlink()
+    else:
+        _run([*args, str(destination)])
+    return destination
+
+
+def _run(args: list[str]) -> None:
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise TranscodeError(
+            "could not generate a sample clip", exit_code=result.returncode, stderr_tail=result.stderr[-2000:]
+        )

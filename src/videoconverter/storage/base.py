@@ -1,0 +1,94 @@
+"""The object store interface: buckets of keyed, immutable-once-written objects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from videoconverter.events import ObjectCreated
+
+#: Called after an object becomes visible in a bucket that has notifications; the S3 equivalent is a bucket
+#: notification configuration. Server-side backends (S3) configure this at provisioning and never call it.
+ObjectCreatedListener = Callable[[ObjectCreated], None]
+
+#: Progress of a long copy: (bytes done, bytes in total or None when unknown).
+ProgressCallback = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    size: int
+    etag: str  # hex MD5 of the content, without quotes (S3's single-part ETag)
+    last_modified: float  # seconds since the epoch
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """Emit ObjectCreated events for keys in ``bucket`` that end with one of ``suffixes`` (any case)."""
+
+    bucket: str
+    suffixes: tuple[str, ...]
+    listener: ObjectCreatedListener
+
+    def matches(self, bucket: str, key: str) -> bool:
+        return bucket == self.bucket and key.lower().endswith(tuple(s.lower() for s in self.suffixes))
+
+
+class ObjectStore(Protocol):
+    """Buckets of objects. Writes are atomic: a reader sees the whole old object or the whole new one."""
+
+    def create_bucket(self, bucket: str) -> None:
+        """Create ``bucket``; succeed silently if it already exists."""
+
+    def bucket_exists(self, bucket: str) -> bool:
+        """Whether ``bucket`` exists."""
+
+    def put_file(
+        self,
+        bucket: str,
+        key: str,
+        source: Path,
+        metadata: Mapping[str, str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ObjectInfo:
+        """Store the file at ``source`` under ``key``, replacing any object there, atomically.
+
+        Then notify the listener of a matching :class:`Notification`. Raises ``InvalidKeyError`` for a bad key
+        and ``BucketNotFoundError`` when the bucket does not exist.
+        """
+
+    def put_stream(
+        self,
+        bucket: str,
+        key: str,
+        stream: BinaryIO,
+        metadata: Mapping[str, str] | None = None,
+        size_hint: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ObjectInfo:
+        """Like :meth:`put_file`, reading the content from ``stream`` until EOF without holding it in memory."""
+
+    def get_file(
+        self, bucket: str, key: str, destination: Path, progress: ProgressCallback | None = None
+    ) -> ObjectInfo:
+        """Write the object's content to ``destination`` (streamed) and return its info.
+
+        Raises ``ObjectNotFoundError`` when there is no such object.
+        """
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        """The object's info, or None when it does not exist."""
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in key order."""
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Remove the object; succeed silently when it does not exist."""
+
+    def url(self, bucket: str, key: str) -> str:
+        """A human-readable location of the object (``s3://bucket/key``)."""

@@ -1,0 +1,227 @@
+"""The embedded object store: a bucket is a folder under a root directory.
+
+Layout under the root: ``<bucket>/<key>`` holds the content, ``.meta/<bucket>/<key>.vc-meta.json`` its ETag and user
+metadata, ``.tmp/`` the files being written. Content is written to ``.tmp`` and renamed into place, so a reader
+never sees half an object. The sidecar names the inode it describes; a file dropped into a bucket by hand (no
+sidecar) is still served, with its ETag computed from its bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from videoconverter.errors import BucketNotFoundError, InvalidKeyError, ObjectNotFoundError
+from videoconverter.events import ObjectCreated, new_sequencer
+from videoconverter.storage.base import Notification, ObjectInfo, ProgressCallback
+from videoconverter.storage.keys import validate_bucket, validate_key
+
+CHUNK_BYTES = 1024 * 1024
+
+
+class FileSystemStore:
+    """Object store on a local (or shared) filesystem. URL: ``file://PATH``."""
+
+    def __init__(self, root: Path, notifications: tuple[Notification, ...] = ()) -> None:
+        self.root = Path(root).absolute()
+        self.notifications = notifications
+        for private in (".meta", ".tmp", ".locks"):
+            (self.root / private).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # --- buckets ----------------------------------------------------------------------------------------
+
+    def create_bucket(self, bucket: str) -> None:
+        self._bucket_dir(validate_bucket(bucket)).mkdir(parents=True, exist_ok=True)
+
+    def bucket_exists(self, bucket: str) -> bool:
+        return self._bucket_dir(validate_bucket(bucket)).is_dir()
+
+    # --- writing ----------------------------------------------------------------------------------------
+
+    def put_file(
+        self,
+        bucket: str,
+        key: str,
+        source: Path,
+        metadata: Mapping[str, str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ObjectInfo:
+        with open(source, "rb") as stream:
+            return self.put_stream(bucket, key, stream, metadata, os.fstat(stream.fileno()).st_size, progress)
+
+    def put_stream(
+        self,
+        bucket: str,
+        key: str,
+        stream: BinaryIO,
+        metadata: Mapping[str, str] | None = None,
+        size_hint: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ObjectInfo:
+        target = self._object_path(bucket, key)
+        fd, tmp_name = tempfile.mkstemp(dir=self.root / ".tmp", prefix="put-")
+        tmp = Path(tmp_name)
+        try:
+            digest = hashlib.md5(usedforsecurity=False)
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(CHUNK_BYTES):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if progress:
+                        progress(size, size_hint)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o644)
+            info = self._commit(bucket, key, tmp, target, digest.hexdigest(), size, dict(metadata or {}))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._notify(info)
+        return info
+
+    def _commit(
+        self, bucket: str, key: str, tmp: Path, target: Path, etag: str, size: int, metadata: dict[str, str]
+    ) -> ObjectInfo:
+        stat = tmp.stat()
+        sidecar = {"etag": etag, "size": size, "inode": stat.st_ino, "metadata": metadata}
+        meta_path = self._meta_path(bucket, key)
+        with self._bucket_lock(bucket):
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                meta_path.parent.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as exc:
+                raise InvalidKeyError(f"key {key!r} conflicts with an existing object that is a prefix of it") from exc
+            if target.is_dir():
+                raise InvalidKeyError(f"key {key!r} conflicts with existing objects under {key}/")
+            _atomic_write_text(meta_path, json.dumps(sidecar))
+            # Sidecar first, content second: in between, a reader sees an inode mismatch and recomputes.
+            os.replace(tmp, target)
+        return ObjectInfo(bucket, key, size, etag, stat.st_mtime, metadata)
+
+    def _notify(self, info: ObjectInfo) -> None:
+        for notification in self.notifications:
+            if notification.matches(info.bucket, info.key):
+                notification.listener(ObjectCreated(info.bucket, info.key, info.size, info.etag, new_sequencer()))
+
+    # --- reading ----------------------------------------------------------------------------------------
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        path = self._object_path(bucket, key)
+        try:
+            stat = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not path.is_file():
+            return None
+        sidecar = self._read_sidecar(bucket, key)
+        if sidecar and sidecar.get("inode") == stat.st_ino and sidecar.get("size") == stat.st_size:
+            return ObjectInfo(bucket, key, stat.st_size, sidecar["etag"], stat.st_mtime, sidecar["metadata"])
+        return ObjectInfo(bucket, key, stat.st_size, _md5_of(path), stat.st_mtime, {})
+
+    def get_file(
+        self, bucket: str, key: str, destination: Path, progress: ProgressCallback | None = None
+    ) -> ObjectInfo:
+        path = self._object_path(bucket, key)
+        try:
+            # Open once: the content read is the one whose info is returned, even if replaced meanwhile.
+            source = open(path, "rb")  # noqa: SIM115
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise ObjectNotFoundError(f"no object s3://{bucket}/{key}") from exc
+        with source:
+            total = os.fstat(source.fileno()).st_size
+            digest = hashlib.md5(usedforsecurity=False)
+            done = 0
+            with open(destination, "wb") as out:
+                while chunk := source.read(CHUNK_BYTES):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+            stat = os.fstat(source.fileno())
+        sidecar = self._read_sidecar(bucket, key)
+        metadata = sidecar["metadata"] if sidecar and sidecar.get("inode") == stat.st_ino else {}
+        return ObjectInfo(bucket, key, done, digest.hexdigest(), stat.st_mtime, metadata)
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = self._bucket_dir(validate_bucket(bucket))
+        if not base.is_dir():
+            raise BucketNotFoundError(f"bucket {bucket!r} does not exist: run `videoconverter provision` first")
+        keys = sorted(
+            str(Path(dirpath, name).relative_to(base)) for dirpath, _dirs, files in os.walk(base) for name in files
+        )
+        for key in keys:
+            if key.startswith(prefix):
+                info = self.head(bucket, key)
+                if info is not None:
+                    yield info
+
+    def delete(self, bucket: str, key: str) -> None:
+        with self._bucket_lock(bucket):
+            self._object_path(bucket, key).unlink(missing_ok=True)
+            self._meta_path(bucket, key).unlink(missing_ok=True)
+
+    def url(self, bucket: str, key: str) -> str:
+        return f"s3://{bucket}/{key}"
+
+    # --- paths ------------------------------------------------------------------------------------------
+
+    def _bucket_dir(self, bucket: str) -> Path:
+        return self.root / bucket
+
+    def _object_path(self, bucket: str, key: str) -> Path:
+        base = self._bucket_dir(validate_bucket(bucket))
+        if not base.is_dir():
+            raise BucketNotFoundError(f"bucket {bucket!r} does not exist: run `videoconverter provision` first")
+        path = base / validate_key(key)
+        # Defence in depth against symlinks planted inside a bucket folder.
+        if not path.resolve().is_relative_to(base.resolve()):
+            raise InvalidKeyError(f"key {key!r} resolves outside its bucket")
+        return path
+
+    def _meta_path(self, bucket: str, key: str) -> Path:
+        return self.root / ".meta" / bucket / f"{validate_key(key)}.vc-meta.json"
+
+    def _read_sidecar(self, bucket: str, key: str) -> dict[str, Any] | None:
+        try:
+            loaded = json.loads(self._meta_path(bucket, key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
+    @contextlib.contextmanager
+    def _bucket_lock(self, bucket: str) -> Iterator[None]:
+        with open(self.root / ".locks" / f"{bucket}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".sidecar-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _md5_of(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as source:
+        while chunk := source.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()

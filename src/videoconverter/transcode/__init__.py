@@ -1,0 +1,1 @@
+"""Probing, output geometry, the FFmpeg argument list (pure) and running FFmpeg (separately)."""

@@ -1,0 +1,116 @@
+"""Probe an upload with PyAV before anything decodes it, and refuse what is outside the limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from videoconverter.config import Limits
+from videoconverter.errors import LimitExceededError, NotAVideoError, NoVideoStreamError
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    format_name: str  # libavformat's name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+    duration_seconds: float | None
+    width: int  # coded picture, before rotation and pixel aspect
+    height: int
+    rotation_degrees: int  # display rotation, counter-clockwise
+    sample_aspect_ratio: Fraction
+    frame_rate: float | None
+    video_codec: str
+    has_audio: bool
+    audio_sample_rate: int | None
+    stream_count: int
+
+    @property
+    def demuxer(self) -> str:
+        """The demuxer name to force when converting (``-f``): the same one that probing picked."""
+        return self.format_name.split(",")[0]
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height as the picture is shown: pixel aspect applied, then rotation."""
+        width = round(self.width * self.sample_aspect_ratio) if self.sample_aspect_ratio > 0 else self.width
+        if self.rotation_degrees % 180:
+            return self.height, width
+        return width, self.height
+
+
+def probe(path: Path, limits: Limits) -> MediaInfo:
+    """Read the headers of ``path`` (and decode one frame, for its rotation) and check them against limits.
+
+    Raises :class:`NotAVideoError`, :class:`NoVideoStreamError` or :class:`LimitExceededError`.
+    """
+    if path.stat().st_size == 0:
+        raise NotAVideoError("the upload is empty (0 bytes)")
+    options = {
+        "protocol_whitelist": "file",  # no network, no nested protocols (concat:, subfile:, http:)
+        "format_whitelist": ",".join(limits.allowed_input_formats),  # no HLS playlists or other demuxers
+    }
+    try:
+        container = av.open(str(path), mode="r", options=options)
+    except av.FFmpegError as exc:
+        raise NotAVideoError(
+            "the upload is not a readable video in an allowed format "
+            f"({', '.join(limits.allowed_input_formats)}): {exc.strerror or exc}"
+        ) from exc
+    with container:
+        return _inspect(container, limits)
+
+
+def _inspect(container: av.container.InputContainer, limits: Limits) -> MediaInfo:
+    streams = container.streams
+    if len(streams) > limits.max_streams:
+        raise LimitExceededError(f"the upload has {len(streams)} streams; the limit is {limits.max_streams}")
+    if not streams.video:
+        raise NoVideoStreamError("the upload has no video stream (audio-only or empty)")
+    video = streams.video[0]
+    width, height = video.codec_context.width, video.codec_context.height
+    if width <= 0 or height <= 0:
+        raise NotAVideoError("the video stream declares no picture size")
+    if width * height > limits.max_pixels:
+        raise LimitExceededError(
+            f"the video is {width}x{height} ({width * height} pixels); the limit is {limits.max_pixels} pixels"
+        )
+    duration = _duration_seconds(container, video)
+    if duration is not None and duration > limits.max_duration_seconds:
+        raise LimitExceededError(f"the video lasts {duration:.0f} s; the limit is {limits.max_duration_seconds:.0f} s")
+    rotation = _first_frame_rotation(container, video)
+    audio = streams.audio[0] if streams.audio else None
+    rate = video.average_rate or video.guessed_rate
+    sar = video.sample_aspect_ratio
+    return MediaInfo(
+        format_name=container.format.name,
+        duration_seconds=duration,
+        width=width,
+        height=height,
+        rotation_degrees=rotation,
+        sample_aspect_ratio=Fraction(sar.numerator, sar.denominator) if sar else Fraction(1),
+        frame_rate=float(rate) if rate else None,
+        video_codec=video.codec_context.name,
+        has_audio=audio is not None,
+        audio_sample_rate=audio.codec_context.sample_rate if audio is not None else None,
+        stream_count=len(streams),
+    )
+
+
+def _duration_seconds(container: av.container.InputContainer, video: av.VideoStream) -> float | None:
+    if container.duration is not None and container.duration > 0:
+        return float(container.duration) / av.time_base
+    if video.duration is not None and video.time_base is not None:
+        return float(video.duration * video.time_base)
+    return None
+
+
+def _first_frame_rotation(container: av.container.InputContainer, video: av.VideoStream) -> int:
+    """The display rotation, which PyAV exposes on decoded frames. Only called within the pixel limit."""
+    try:
+        for frame in container.decode(video):
+            return round(frame.rotation) % 360
+    except av.FFmpegError as exc:
+        raise NotAVideoError(f"the video stream cannot be decoded: {exc.strerror or exc}") from exc
+    raise NotAVideoError("the video stream has no decodable frame (truncated or empty)")

@@ -1,0 +1,127 @@
+"""Run FFmpeg: its own process group, no stdin, a minimal environment, progress, a wall-clock limit."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from videoconverter.errors import ShutdownRequested, TranscodeError, TranscodeTimeoutError
+
+STDERR_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class RunResult:
+    elapsed_seconds: float
+    stderr_tail: str
+
+
+def ffmpeg_executable() -> str:
+    """The FFmpeg binary shipped in the imageio-ffmpeg wheel (``IMAGEIO_FFMPEG_EXE`` overrides it)."""
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def run_ffmpeg(
+    args: list[str],
+    *,
+    workdir: Path,
+    timeout_seconds: float,
+    duration_seconds: float | None = None,
+    on_progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> RunResult:
+    """Run ``args`` to completion and return; kill the whole process group on timeout or stop.
+
+    ``on_progress`` receives the percentage done, parsed from ``-progress pipe:1`` against
+    ``duration_seconds``. Raises :class:`TranscodeTimeoutError`, :class:`ShutdownRequested` (when
+    ``should_stop`` turns true) or :class:`TranscodeError` for a non-zero exit.
+    """
+    started = time.monotonic()
+    deadline = started + timeout_seconds
+    # A minimal environment: FFmpeg needs none of ours, and secrets (AWS keys, broker URLs) stay out of it.
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), "LC_ALL": "C"}
+    process = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=workdir,
+        env=env,
+        start_new_session=True,
+    )
+    stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    stdout_buffer = b""
+    try:
+        with selectors.DefaultSelector() as selector:
+            assert process.stdout is not None and process.stderr is not None
+            selector.register(process.stdout, selectors.EVENT_READ, "stdout")
+            selector.register(process.stderr, selectors.EVENT_READ, "stderr")
+            stderr_buffer = b""
+            while selector.get_map():
+                if time.monotonic() > deadline:
+                    _kill_group(process)
+                    raise TranscodeTimeoutError(
+                        f"FFmpeg ran past the {timeout_seconds:.0f} s limit and was killed",
+                        stderr_tail="\n".join(stderr_tail),
+                    )
+                if should_stop():
+                    _kill_group(process)
+                    raise ShutdownRequested()
+                for key, _ in selector.select(timeout=0.25):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                        continue
+                    if key.data == "stdout":
+                        stdout_buffer += chunk
+                        *lines, stdout_buffer = stdout_buffer.split(b"\n")
+                        _report_progress(lines, duration_seconds, on_progress)
+                    else:
+                        stderr_buffer += chunk
+                        *lines, stderr_buffer = stderr_buffer.split(b"\n")
+                        stderr_tail.extend(line.decode("utf-8", "replace") for line in lines if line.strip())
+            if stderr_buffer.strip():
+                stderr_tail.append(stderr_buffer.decode("utf-8", "replace"))
+        exit_code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        raise TranscodeTimeoutError(
+            f"FFmpeg ran past the {timeout_seconds:.0f} s limit and was killed", stderr_tail="\n".join(stderr_tail)
+        ) from None
+    except BaseException:
+        _kill_group(process)
+        raise
+    tail = "\n".join(stderr_tail)
+    if exit_code != 0:
+        raise TranscodeError("FFmpeg failed", exit_code=exit_code, stderr_tail=tail)
+    return RunResult(time.monotonic() - started, tail)
+
+
+def _report_progress(
+    lines: list[bytes], duration_seconds: float | None, on_progress: Callable[[float], None] | None
+) -> None:
+    if on_progress is None or not duration_seconds:
+        return
+    for line in lines:
+        if line.startswith(b"out_time_us="):
+            with contextlib.suppress(ValueError):
+                done_seconds = int(line.split(b"=", 1)[1]) / 1_000_000
+                on_progress(max(0.0, min(99.9, 100.0 * done_seconds / duration_seconds)))
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill FFmpeg and anything it started; reap it so no zombie is left."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)

@@ -1,0 +1,315 @@
+"""The worker of one rendition: receive -> download -> probe -> transcode -> write -> record -> ack.
+
+Every step is idempotent, since delivery is at least once: the output key is the input key, writes are
+atomic, the output carries the source ETag it was made from, and a redelivered event whose output exists is
+acknowledged without work. Permanent errors dead-letter at once; transient ones are released with back-off
+until ``max_receive_count`` attempts, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from videoconverter.app import Services
+from videoconverter.brokers.base import Delivery
+from videoconverter.config import Rendition
+from videoconverter.errors import (
+    InvalidEventError,
+    InvalidKeyError,
+    LimitExceededError,
+    PermanentError,
+    ShutdownRequested,
+    SourceMissingError,
+    StaleReceiptError,
+    TranscodeError,
+)
+from videoconverter.events import ObjectCreated, parse_event
+from videoconverter.jobs.base import JobId
+from videoconverter.logs import JobLog
+from videoconverter.storage.keys import validate_key
+from videoconverter.transcode.command import build_command
+from videoconverter.transcode.geometry import output_size
+from videoconverter.transcode.probe import probe
+from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
+
+log = logging.getLogger(__name__)
+PROGRESS_INTERVAL_SECONDS = 1.0
+STOP_CHECK_SECONDS = 1.0  # how long one receive waits before the stop flag is looked at again
+
+
+class LeaseLost(Exception):
+    """The message was delivered to another worker while this one worked on it."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    output_url: str
+    note: str
+
+
+class Worker:
+    def __init__(
+        self, services: Services, rendition: Rendition, stop: threading.Event | None = None, ffmpeg: str | None = None
+    ) -> None:
+        self.svc = services
+        self.config = services.config
+        self.rendition = rendition
+        self.stop = stop or threading.Event()
+        self.ffmpeg = ffmpeg or ffmpeg_executable()
+
+    # --- the loop -----------------------------------------------------------------------------------------
+
+    def run(self, max_messages: int | None = None, exit_when_idle: bool = False) -> int:
+        """Handle messages until stopped (or ``max_messages`` handled, or the queue is empty when
+        ``exit_when_idle``); return how many were handled."""
+        handled = 0
+        log.info("worker for %s listening on %s", self.rendition.name, self.rendition.queue)
+        while not self.stop.is_set() and (max_messages is None or handled < max_messages):
+            if self.run_once(min(self.config.receive_wait_seconds, STOP_CHECK_SECONDS)):
+                handled += 1
+            elif exit_when_idle and self.svc.broker.depth(self.rendition.queue).total == 0:
+                break
+        log.info("worker for %s stopped after %d messages", self.rendition.name, handled)
+        return handled
+
+    def run_once(self, wait_seconds: float) -> bool:
+        """Receive and handle at most one message; return whether there was one."""
+        deliveries = self.svc.broker.receive(
+            self.rendition.queue,
+            max_messages=1,
+            wait_seconds=wait_seconds,
+            visibility_timeout_seconds=self.config.visibility_timeout_seconds,
+        )
+        for delivery in deliveries:
+            self.handle(delivery)
+        return bool(deliveries)
+
+    def handle(self, delivery: Delivery) -> None:
+        """Handle one message; never raises for a problem with the message or the job."""
+        broker = self.svc.broker
+        try:
+            records = parse_event(delivery.body)
+        except InvalidEventError as exc:
+            log.warning(
+                "dead-lettering malformed message %s: %s",
+                delivery.message_id,
+                exc,
+                extra={"queue": delivery.queue, "message_id": delivery.message_id},
+            )
+            self._settle(broker.dead_letter, delivery, f"malformed message: {exc}")
+            return
+        try:
+            for record in records:
+                self._handle_record(record, delivery)
+        except _Settled:
+            return
+        self._settle(broker.ack, delivery)
+
+    # --- one upload -----------------------------------------------------------------------------------------
+
+    def _handle_record(self, record: ObjectCreated, delivery: Delivery) -> None:
+        if record.bucket != self.config.input_bucket or not self.config.matches_input(record.key):
+            log.info(
+                "ignoring event for s3://%s/%s: not an input of this pipeline",
+                record.bucket,
+                record.key,
+                extra={"key": record.key, "rendition": self.rendition.name},
+            )
+            return
+        job = JobId(record.key, record.etag, self.rendition.name)
+        job_log = JobLog(
+            self.svc.jobs, record.key, self.rendition.name, source_etag=record.etag, attempt=delivery.attempt
+        )
+        jobs = self.svc.jobs
+        jobs.start(job, delivery.attempt)
+        job_log.info(f"attempt {delivery.attempt} started on {self.rendition.queue}")
+        try:
+            outcome = self._convert(record, delivery, job_log)
+        except PermanentError as exc:
+            stderr = getattr(exc, "stderr_tail", "")
+            jobs.fail(job, exc.message, stderr)
+            job_log.error(f"permanent failure, dead-lettered: {exc.message}")
+            self._settle(self.svc.broker.dead_letter, delivery, exc.message)
+            raise _Settled() from exc
+        except (ShutdownRequested, LeaseLost) as exc:
+            if isinstance(exc, ShutdownRequested):
+                jobs.retry(job, "worker stopped during the job; it was handed back to the queue")
+                job_log.warning("worker stopping: job handed back to the queue")
+                self._settle(self.svc.broker.release, delivery, 0.0)
+            else:
+                job_log.warning("lease lost (the message went to another worker): abandoned without writing")
+            raise _Settled() from exc
+        except Exception as exc:
+            self._transient_failure(job, job_log, delivery, exc)
+            raise _Settled() from exc
+        jobs.finish(job, outcome.output_url, outcome.note)
+        job_log.info(
+            f"done: {outcome.output_url or 'nothing written'}" + (f" ({outcome.note})" if outcome.note else "")
+        )
+
+    def _transient_failure(self, job: JobId, job_log: JobLog, delivery: Delivery, exc: Exception) -> None:
+        message = exc.message if isinstance(exc, TranscodeError) else f"{type(exc).__name__}: {exc}"
+        stderr = exc.stderr_tail if isinstance(exc, TranscodeError) else ""
+        if not isinstance(exc, TranscodeError):
+            log.exception("unexpected error", extra={"key": job.key, "rendition": job.rendition})
+        if delivery.attempt >= self.config.max_receive_count:
+            reason = f"gave up after {delivery.attempt} attempts: {message}"
+            self.svc.jobs.fail(job, reason, stderr)
+            job_log.error(f"dead-lettered: {reason}")
+            self._settle(self.svc.broker.dead_letter, delivery, reason)
+            return
+        delay = self.config.retry_delay_seconds(delivery.attempt)
+        self.svc.jobs.retry(job, message, stderr)
+        job_log.warning(f"attempt {delivery.attempt} failed, retrying in {delay:.0f} s: {message}")
+        self._settle(self.svc.broker.release, delivery, delay)
+
+    def _convert(self, record: ObjectCreated, delivery: Delivery, job_log: JobLog) -> Outcome:
+        store, config, rendition = self.svc.store, self.config, self.rendition
+        try:
+            validate_key(record.key)
+        except InvalidKeyError as exc:
+            raise InvalidEventError(exc.message) from exc
+        existing = store.head(rendition.output_bucket, record.key)
+        skip = self._already_handled(record, existing.metadata if existing else None)
+        if skip is not None:
+            job_log.info(skip.note)
+            return skip
+        source = store.head(config.input_bucket, record.key)
+        if source is None:
+            raise SourceMissingError(f"s3://{record.bucket}/{record.key} no longer exists (deleted after upload)")
+        if source.etag != record.etag:
+            return self._superseded(job_log, source.etag)
+        if source.size > config.limits.max_input_bytes:
+            raise LimitExceededError(f"the upload is {source.size} bytes; the limit is {config.limits.max_input_bytes}")
+        with tempfile.TemporaryDirectory(prefix="videoconverter-") as tmp:  # mode 0700: private
+            workdir = Path(tmp)
+            source_path, output_path = workdir / "source", workdir / "output.mp4"
+            fetched = store.get_file(config.input_bucket, record.key, source_path)
+            if fetched.etag != record.etag:
+                return self._superseded(job_log, fetched.etag)
+            info = probe(source_path, config.limits)
+            size = output_size(*info.display_size, rendition)
+            job_log.info(
+                f"probed: {info.width}x{info.height} {info.video_codec}, rotation "
+                f"{info.rotation_degrees}, {info.duration_seconds or 0:.1f} s, "
+                f"{'with' if info.has_audio else 'no'} audio -> {size.width}x{size.height}"
+            )
+            args = build_command(
+                self.ffmpeg, source_path, output_path, info, size, rendition, config.limits, config.ffmpeg_threads
+            )
+            result = self._transcode(args, workdir, info.duration_seconds, delivery, record)
+            job_log.info(f"FFmpeg finished in {result:.1f} s")
+            self._check_lease(delivery)  # a worker that lost its lease must not write
+            store.put_file(
+                rendition.output_bucket,
+                record.key,
+                output_path,
+                metadata={
+                    "source-etag": record.etag,
+                    "source-sequencer": record.sequencer,
+                    "rendition": rendition.name,
+                },
+            )
+        return Outcome(store.url(rendition.output_bucket, record.key), size.note)
+
+    def _already_handled(self, record: ObjectCreated, output_metadata: object) -> Outcome | None:
+        if not isinstance(output_metadata, dict):
+            return None
+        url = self.svc.store.url(self.rendition.output_bucket, record.key)
+        if output_metadata.get("source-etag") == record.etag:
+            return Outcome(url, "output already existed for this upload (event delivered again)")
+        newer = output_metadata.get("source-sequencer", "")
+        if newer and not record.is_newer_than(newer):
+            return Outcome("", "superseded: the output of a newer upload of this key exists")
+        return None
+
+    @staticmethod
+    def _superseded(job_log: JobLog, current_etag: str) -> Outcome:
+        note = f"superseded: the object was replaced (now etag {current_etag}); its own event converts it"
+        job_log.info(note)
+        return Outcome("", note)
+
+    def _transcode(
+        self, args: list[str], workdir: Path, duration: float | None, delivery: Delivery, record: ObjectCreated
+    ) -> float:
+        job = JobId(record.key, record.etag, self.rendition.name)
+        last_report = 0.0
+
+        def on_progress(percent: float) -> None:
+            nonlocal last_report
+            if time.monotonic() - last_report >= PROGRESS_INTERVAL_SECONDS:
+                last_report = time.monotonic()
+                self.svc.jobs.progress(job, percent)
+
+        with Heartbeat(self.svc, delivery, self.config.visibility_timeout_seconds) as heartbeat:
+            try:
+                result = run_ffmpeg(
+                    args,
+                    workdir=workdir,
+                    timeout_seconds=self.config.limits.transcode_timeout_seconds,
+                    duration_seconds=duration,
+                    on_progress=on_progress,
+                    should_stop=lambda: self.stop.is_set() or heartbeat.lost.is_set(),
+                )
+            except ShutdownRequested:
+                if heartbeat.lost.is_set():
+                    raise LeaseLost() from None
+                raise
+        return result.elapsed_seconds
+
+    def _check_lease(self, delivery: Delivery) -> None:
+        try:
+            self.svc.broker.extend(delivery, self.config.visibility_timeout_seconds)
+        except StaleReceiptError as exc:
+            raise LeaseLost() from exc
+
+    @staticmethod
+    def _settle(action: object, delivery: Delivery, *args: object) -> None:
+        try:
+            action(delivery, *args)  # type: ignore[operator]
+        except StaleReceiptError:
+            log.warning(
+                "message %s was delivered to another worker meanwhile; leaving it to that one",
+                delivery.message_id,
+                extra={"queue": delivery.queue, "message_id": delivery.message_id},
+            )
+
+
+class _Settled(Exception):
+    """The message has been dealt with (dead-lettered, released or abandoned): do not ack it."""
+
+
+class Heartbeat:
+    """Extends the lease every third of the visibility timeout while FFmpeg runs; notices a lost lease."""
+
+    def __init__(self, services: Services, delivery: Delivery, visibility_timeout_seconds: int) -> None:
+        self._svc = services
+        self._delivery = delivery
+        self._timeout = visibility_timeout_seconds
+        self._done = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        interval = max(0.5, self._timeout / 3)
+        while not self._done.wait(interval):
+            try:
+                self._svc.broker.extend(self._delivery, self._timeout)
+            except StaleReceiptError:
+                self.lost.set()
+                return
+            except Exception:  # a passing broker hiccup: the next beat tries again before the lease ends
+                log.warning("heartbeat failed", exc_info=True)
