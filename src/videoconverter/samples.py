@@ -27,6 +27,11 @@ def make_clip(
     makes non-square pixels (anamorphic video).
     """
     exe = ffmpeg or ffmpeg_executable()
+    # testsrc2 and 4:2:0 H.264 round odd sizes down to even ones; an odd size is made exactly by cropping a
+    # 4:4:4 picture and encoding it as H.264 High 4:4:4.
+    odd = width % 2 == 1 or height % 2 == 1
+    pixel_format = "yuv444p" if odd else "yuv420p"
+    crop = f"format=yuv444p,crop={width}:{height}:0:0," if odd else ""
     args = [
         exe,
         "-hide_banner",
@@ -37,19 +42,19 @@ def make_clip(
         "-f",
         "lavfi",
         "-i",
-        f"testsrc2=size={width}x{height}:rate={frame_rate}:duration={seconds}",
+        f"testsrc2=size={width + width % 2}x{height + height % 2}:rate={frame_rate}:duration={seconds}",
     ]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
     args += [
         "-vf",
-        f"setsar={sample_aspect_ratio.replace(':', '/')}",
+        f"{crop}setsar={sample_aspect_ratio.replace(':', '/')}",
         "-c:v",
         "libx264",
         "-preset",
         "ultrafast",
         "-pix_fmt",
-        "yuv420p",
+        pixel_format,
     ]
     if audio:
         args += ["-c:a", "aac", "-b:a", "96k", "-shortest"]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +19,25 @@ from pathlib import Path
 from videoconverter.errors import ShutdownRequested, TranscodeError, TranscodeTimeoutError
 
 STDERR_TAIL_LINES = 40
+_PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """On Linux, a pre-exec hook that makes the kernel SIGKILL FFmpeg if the worker dies (even by SIGKILL).
+
+    FFmpeg runs in its own session (so a timeout can kill its whole group), which also means it would outlive
+    a killed worker and keep burning CPU; the parent-death signal closes that gap.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+_DIE_WITH_PARENT = _parent_death_signal()
 
 
 @dataclass(frozen=True)
@@ -58,6 +80,7 @@ def run_ffmpeg(
         cwd=workdir,
         env=env,
         start_new_session=True,
+        preexec_fn=_DIE_WITH_PARENT,  # one libc call in the child: safe after fork
     )
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     stdout_buffer = b""

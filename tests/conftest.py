@@ -1,0 +1,88 @@
+"""Fixtures shared by every test tier."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_service(available: bool, reason: str) -> None:
+    """Skip on a laptop without the service; fail in CI, where every service must run."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: services must be available)")
+    pytest.skip(reason)
+
+
+def wait_until(condition: Callable[[], object], timeout_seconds: float = 30.0, interval_seconds: float = 0.05,
+               message: str = "condition") -> object:
+    """Poll ``condition`` until it returns something truthy, or fail after the deadline."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_seconds} s waiting for {message}")
+        time.sleep(interval_seconds)
+
+
+TINY_RENDITIONS_TOML = """
+[queues]
+visibility_timeout_seconds = 5
+max_receive_count = 3
+retry_base_delay_seconds = 0
+receive_wait_seconds = 1
+
+[[renditions]]
+name = "small"
+short_side = 120
+x264_preset = "ultrafast"
+
+[[renditions]]
+name = "smaller"
+short_side = 90
+x264_preset = "ultrafast"
+"""
+
+
+@pytest.fixture
+def tiny_config_path(tmp_path):
+    """A TOML config with two tiny, fast renditions and quick retries, data under tmp_path/data."""
+    path = tmp_path / "videoconverter.toml"
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n' + TINY_RENDITIONS_TOML)
+    return path
+
+
+@pytest.fixture
+def tiny_config(tiny_config_path):
+    from videoconverter.config import load_config
+
+    return load_config(environ={}, path=tiny_config_path)
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def small_clip(clip_dir):
+    """A 320x180, 1 s clip with audio (made once per session)."""
+    from videoconverter.samples import make_clip
+
+    return make_clip(clip_dir / "small.mp4", width=320, height=180, seconds=1)
+
+
+@pytest.fixture(scope="session")
+def other_clip(clip_dir):
+    """A different 1 s clip (another ETag), 240x180 without audio."""
+    from videoconverter.samples import make_clip
+
+    return make_clip(clip_dir / "other.mp4", width=240, height=180, seconds=1, audio=False)
