@@ -20,8 +20,12 @@ def require_service(available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-def wait_until(condition: Callable[[], object], timeout_seconds: float = 30.0, interval_seconds: float = 0.05,
-               message: str = "condition") -> object:
+def wait_until(
+    condition: Callable[[], object],
+    timeout_seconds: float = 30.0,
+    interval_seconds: float = 0.05,
+    message: str = "condition",
+) -> object:
     """Poll ``condition`` until it returns something truthy, or fail after the deadline."""
     deadline = time.monotonic() + timeout_seconds
     while True:

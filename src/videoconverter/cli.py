@@ -36,11 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except VideoConverterError as exc:
         print(f"videoconverter: error: {redact(exc.message)}", file=sys.stderr)
-        return (
-            EXIT_USAGE
-            if isinstance(exc, ConfigError) and not exc.message.startswith(("queue", "topic"))
-            else EXIT_ERROR
-        )
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
     except KeyboardInterrupt:
         print("videoconverter: interrupted", file=sys.stderr)
         return 130

@@ -36,7 +36,7 @@ ENVIRONMENT = {
 #: Elastic Transcoder's Generic presets' video bitrates: our caps, so outputs are never larger than theirs.
 GENERIC_PRESET_VIDEO_KBPS = {480: 1200, 720: 2400, 1080: 5400, 1440: 9000, 2160: 16000}
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # + "-dlq" stays within SQS's 80 characters
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,8 @@ class Config:
 
     def retry_delay_seconds(self, attempt: int) -> float:
         """Back-off before the next delivery after a transient failure on delivery ``attempt``."""
-        return float(min(MAX_RETRY_DELAY_SECONDS, self.retry_base_delay_seconds * 2 ** (attempt - 1)))
+        # The exponent is bounded so that a very high attempt number cannot overflow a float.
+        return float(min(MAX_RETRY_DELAY_SECONDS, self.retry_base_delay_seconds * 2 ** min(max(attempt - 1, 0), 64)))
 
     def matches_input(self, key: str) -> bool:
         """Whether an upload under ``key`` should be converted (suffixes match case-insensitively)."""
@@ -148,7 +149,7 @@ def _config_path(env: Mapping[str, str]) -> Path | None:
 def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
     known = {"data_dir", "storage", "broker", "jobs", "log_level", "input", "queues", "ffmpeg", "limits", "renditions"}
     _reject_unknown("", data, known)
-    data_dir = Path(env.get("VIDEOCONVERTER_DATA_DIR") or data.get("data_dir", "vc-data"))
+    data_dir = Path(env.get("VIDEOCONVERTER_DATA_DIR") or _typed(data, "data_dir", str, "data_dir", "vc-data"))
     inp = _table(data, "input")
     queues = _table(data, "queues")
     ffmpeg = _table(data, "ffmpeg")
@@ -167,9 +168,15 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
     _reject_unknown("ffmpeg.", ffmpeg, {"threads"})
     config = Config(
         data_dir=data_dir,
-        storage_url=env.get("VIDEOCONVERTER_STORAGE") or data.get("storage") or f"file://{data_dir}/buckets",
-        broker_url=env.get("VIDEOCONVERTER_BROKER") or data.get("broker") or f"sqlite://{data_dir}/broker.sqlite3",
-        jobs_url=env.get("VIDEOCONVERTER_JOBS") or data.get("jobs") or f"sqlite://{data_dir}/jobs.sqlite3",
+        storage_url=env.get("VIDEOCONVERTER_STORAGE")
+        or _typed(data, "storage", str, "storage", "")
+        or f"file://{data_dir}/buckets",
+        broker_url=env.get("VIDEOCONVERTER_BROKER")
+        or _typed(data, "broker", str, "broker", "")
+        or f"sqlite://{data_dir}/broker.sqlite3",
+        jobs_url=env.get("VIDEOCONVERTER_JOBS")
+        or _typed(data, "jobs", str, "jobs", "")
+        or f"sqlite://{data_dir}/jobs.sqlite3",
         input_bucket=_typed(inp, "bucket", str, "input.bucket", Config.input_bucket),
         input_suffixes=tuple(_typed(inp, "suffixes", list, "input.suffixes", list(Config.input_suffixes))),
         topic=_typed(inp, "topic", str, "input.topic", Config.topic),
@@ -206,7 +213,9 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
             )
         ),
         ffmpeg_threads=_typed(ffmpeg, "threads", int, "ffmpeg.threads", 0),
-        log_level=(env.get("VIDEOCONVERTER_LOG_LEVEL") or data.get("log_level") or "INFO").upper(),
+        log_level=(
+            env.get("VIDEOCONVERTER_LOG_LEVEL") or _typed(data, "log_level", str, "log_level", "INFO") or "INFO"
+        ).upper(),
         limits=_limits(_table(data, "limits")),
     )
     return config
@@ -255,7 +264,7 @@ def _limits(table: dict[str, Any]) -> Limits:
 
 
 def _validate(config: Config) -> Config:
-    if not _BUCKET_RE.match(config.input_bucket):
+    if not _valid_bucket(config.input_bucket):
         raise ConfigError(f"input.bucket: {config.input_bucket!r} is not a valid bucket name")
     if not config.input_suffixes or not all(isinstance(s, str) and s for s in config.input_suffixes):
         raise ConfigError('input.suffixes: expected a non-empty list of suffixes such as [".mp4"]')
@@ -280,6 +289,7 @@ def _validate(config: Config) -> Config:
     if config.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"log_level: expected DEBUG, INFO, WARNING or ERROR, got {config.log_level!r}")
     names: set[str] = set()
+    queues: set[str] = set()
     buckets = {config.input_bucket}
     for i, r in enumerate(config.renditions):
         where = f"renditions[{i}]"
@@ -288,7 +298,7 @@ def _validate(config: Config) -> Config:
         names.add(r.name)
         if not 16 <= r.short_side <= 4320 or r.short_side % 2:
             raise ConfigError(f"{where}.short_side: expected an even number of pixels from 16 to 4320")
-        if not _BUCKET_RE.match(r.output_bucket) or r.output_bucket in buckets:
+        if not _valid_bucket(r.output_bucket) or r.output_bucket in buckets:
             # An output written into a bucket whose uploads trigger the pipeline would loop for ever.
             raise ConfigError(
                 f"{where}.output_bucket: {r.output_bucket!r} is invalid or not distinct "
@@ -297,6 +307,10 @@ def _validate(config: Config) -> Config:
         buckets.add(r.output_bucket)
         if not _NAME_RE.match(r.queue):
             raise ConfigError(f"{where}.queue: {r.queue!r} is not a valid queue name")
+        if r.queue in queues:
+            # Two renditions sharing a queue would each take only some of the uploads.
+            raise ConfigError(f"{where}.queue: {r.queue!r} is already the queue of another rendition")
+        queues.add(r.queue)
         if not 0 <= r.crf <= 51:
             raise ConfigError(f"{where}.crf: expected 0 to 51")
         if r.max_video_bitrate_kbps < 50 or r.audio_bitrate_kbps < 16 or not 1 <= r.max_frame_rate <= 240:
@@ -304,6 +318,11 @@ def _validate(config: Config) -> Config:
     if config.limits.transcode_timeout_seconds <= 0 or config.limits.max_pixels <= 0:
         raise ConfigError("limits: transcode_timeout_seconds and max_pixels must be positive")
     return config
+
+
+def _valid_bucket(name: str) -> bool:
+    # S3 also refuses adjacent periods, as does storage.keys.validate_bucket.
+    return bool(_BUCKET_RE.match(name)) and ".." not in name
 
 
 def _table(data: dict[str, Any], name: str) -> dict[str, Any]:

@@ -44,7 +44,7 @@ class StaleReceiptError(VideoConverterError):
     """The message's lease has moved on (it expired and was delivered again): this worker no longer owns it."""
 
 
-class QueueNotFoundError(ConfigError):
+class QueueNotFoundError(VideoConverterError):
     """The queue or topic does not exist: run `videoconverter provision` first."""
 
 

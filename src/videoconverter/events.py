@@ -8,6 +8,7 @@ off. ``s3:TestEvent`` messages, sent when notifications are turned on, carry no 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,9 +36,20 @@ class ObjectCreated:
         return self.sequencer.upper().ljust(width, "0") > other_sequencer.upper().ljust(width, "0")
 
 
+_sequencer_lock = threading.Lock()
+_last_sequencer_ns = 0
+
+
 def new_sequencer() -> str:
-    """A hex sequencer that grows with time, like S3's (compared after right-padding)."""
-    return f"{time.time_ns():018X}"
+    """A hex sequencer that grows with time, like S3's (compared after right-padding).
+
+    Strictly increasing within a process even if the wall clock stands still or steps back: a later upload
+    must never look older than an earlier one, or its conversion would be skipped as superseded.
+    """
+    global _last_sequencer_ns
+    with _sequencer_lock:
+        _last_sequencer_ns = max(time.time_ns(), _last_sequencer_ns + 1)
+        return f"{_last_sequencer_ns:018X}"
 
 
 def object_created_event(record: ObjectCreated, region: str = "local") -> dict[str, Any]:

@@ -90,8 +90,7 @@ def test_a_stale_receipt_is_refused_after_redelivery(broker: Broker) -> None:
     broker.send(A, "job")
     stale = receive_one(broker, visibility_timeout_seconds=1)
     fresh = receive_one(broker, wait_seconds=5)
-    for settle in (broker.ack, lambda d: broker.extend(d, 30), broker.release,
-                   lambda d: broker.dead_letter(d, "x")):
+    for settle in (broker.ack, lambda d: broker.extend(d, 30), broker.release, lambda d: broker.dead_letter(d, "x")):
         with pytest.raises(StaleReceiptError):
             settle(stale)
     broker.ack(fresh)
@@ -126,8 +125,7 @@ def test_dead_letter_keeps_the_reason_and_redrive_brings_it_back(broker: Broker)
     poison = receive_one(broker)
     broker.dead_letter(poison, "not a video: text file named .mp4")
     letters = broker.dead_letters(A)
-    assert [(d.body, d.reason, d.source_queue) for d in letters] == [
-        ("poison", "not a video: text file named .mp4", A)]
+    assert [(d.body, d.reason, d.source_queue) for d in letters] == [("poison", "not a video: text file named .mp4", A)]
     assert broker.dead_letters(B) == []
     assert receive_one(broker).body == "fine"
     assert broker.redrive(A) == 1
@@ -160,8 +158,7 @@ def test_depth_counts_messages_by_state(broker: Broker) -> None:
     assert broker.depth(A).total == 2
 
 
-def test_concurrent_consumers_never_lease_a_message_twice(broker_factory: Callable[[], Broker],
-                                                          broker: Broker) -> None:
+def test_concurrent_consumers_never_lease_a_message_twice(broker_factory: Callable[[], Broker], broker: Broker) -> None:
     count = 60
     for i in range(count):
         broker.send(A, f"m{i}")

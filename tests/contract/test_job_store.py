@@ -41,8 +41,7 @@ def test_retry_then_fail_keep_the_error_and_stderr(job_store: JobStore) -> None:
     job_store.start(JOB, attempt=2)
     failed = job_store.fail(JOB, "gave up after 2 attempts", "moov atom not found")
     assert failed.state is JobState.FAILED and failed.state.terminal
-    assert (failed.attempts, failed.error, failed.stderr_tail) == (2, "gave up after 2 attempts",
-                                                                   "moov atom not found")
+    assert (failed.attempts, failed.error, failed.stderr_tail) == (2, "gave up after 2 attempts", "moov atom not found")
 
 
 def test_fail_without_a_record_creates_one(job_store: JobStore) -> None:
@@ -93,7 +92,9 @@ def test_log_lines_are_kept_in_order_per_key(job_store: JobStore) -> None:
     job_store.append_log("a.mp4", "1080p", "ERROR", "not a video")
     lines = job_store.logs("a.mp4")
     assert [(line.rendition, line.level, line.message) for line in lines] == [
-        ("720p", "INFO", "queued"), ("1080p", "ERROR", "not a video")]
+        ("720p", "INFO", "queued"),
+        ("1080p", "ERROR", "not a video"),
+    ]
     assert lines[0].at <= lines[1].at
     assert job_store.logs("nothing.mp4") == []
 
@@ -101,6 +102,19 @@ def test_log_lines_are_kept_in_order_per_key(job_store: JobStore) -> None:
 def test_as_json_has_the_documented_fields(job_store: JobStore) -> None:
     record = job_store.fail(JOB, "not a video")
     shown = record.as_json()
-    assert set(shown) == {"key", "source_etag", "rendition", "state", "attempts", "progress_percent", "output",
-                          "error", "note", "created_at", "updated_at", "started_at", "finished_at"}
+    assert set(shown) == {
+        "key",
+        "source_etag",
+        "rendition",
+        "state",
+        "attempts",
+        "progress_percent",
+        "output",
+        "error",
+        "note",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "finished_at",
+    }
     assert (shown["state"], shown["error"], shown["output"]) == ("failed", "not a video", None)

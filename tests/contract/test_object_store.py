@@ -14,8 +14,15 @@ from videoconverter.errors import BucketNotFoundError, InvalidKeyError, ObjectNo
 from videoconverter.storage.base import ObjectStore
 
 BUCKET = "contract-bucket"
-AWKWARD_KEYS = ["red flower.mp4", "a+b.mp4", "100%2B.mp4", "vidéo-été.mp4", "-rf.mp4", "it's \"quoted\".mp4",
-                "deep/er/clip.MP4"]
+AWKWARD_KEYS = [
+    "red flower.mp4",
+    "a+b.mp4",
+    "100%2B.mp4",
+    "vidéo-été.mp4",
+    "-rf.mp4",
+    'it\'s "quoted".mp4',
+    "deep/er/clip.MP4",
+]
 
 
 def write(tmp_path: Path, name: str, content: bytes) -> Path:
@@ -46,8 +53,13 @@ def test_put_then_get_round_trips_content_etag_size_and_metadata(store: ObjectSt
 def test_put_stream_reads_until_eof_and_reports_progress(store: ObjectStore) -> None:
     content = bytes(range(256)) * 20_000  # 5 MB: several chunks
     seen: list[int] = []
-    info = store.put_stream(BUCKET, "streamed.mp4", io.BytesIO(content), size_hint=len(content),
-                            progress=lambda done, total: seen.append(done))
+    info = store.put_stream(
+        BUCKET,
+        "streamed.mp4",
+        io.BytesIO(content),
+        size_hint=len(content),
+        progress=lambda done, total: seen.append(done),
+    )
     assert info.size == len(content) and info.etag == hashlib.md5(content).hexdigest()
     assert seen and seen[-1] == len(content) and seen == sorted(seen)
 
@@ -67,10 +79,12 @@ def test_awkward_keys_round_trip(store: ObjectStore, tmp_path: Path, key: str) -
     assert [o.key for o in store.list(BUCKET)] == [key]
 
 
-@pytest.mark.parametrize("key", ["", "/etc/passwd", "../escape.mp4", "a/../../b.mp4", "a\x00b.mp4",
-                                 "line\nbreak.mp4", "a//b.mp4"])
-def test_unsafe_keys_are_refused_and_nothing_is_written(store_factory: Callable[[], ObjectStore],
-                                                        store: ObjectStore, tmp_path: Path, key: str) -> None:
+@pytest.mark.parametrize(
+    "key", ["", "/etc/passwd", "../escape.mp4", "a/../../b.mp4", "a\x00b.mp4", "line\nbreak.mp4", "a//b.mp4"]
+)
+def test_unsafe_keys_are_refused_and_nothing_is_written(
+    store_factory: Callable[[], ObjectStore], store: ObjectStore, tmp_path: Path, key: str
+) -> None:
     source = write(tmp_path, "src", b"payload")
     with pytest.raises(InvalidKeyError):
         store.put_file(BUCKET, key, source)
@@ -109,8 +123,9 @@ def test_url_names_bucket_and_key(store: ObjectStore) -> None:
     assert store.url(BUCKET, "a b.mp4") == f"s3://{BUCKET}/a b.mp4"
 
 
-def test_readers_never_see_half_an_object(store_factory: Callable[[], ObjectStore], store: ObjectStore,
-                                          tmp_path: Path) -> None:
+def test_readers_never_see_half_an_object(
+    store_factory: Callable[[], ObjectStore], store: ObjectStore, tmp_path: Path
+) -> None:
     size = 2 * 1024 * 1024
     versions = [write(tmp_path, f"v{c}", bytes([c]) * size) for c in (ord("a"), ord("b"))]
     store.put_file(BUCKET, "hot.mp4", versions[0])

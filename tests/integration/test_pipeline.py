@@ -55,9 +55,11 @@ def slow_ffmpeg(tmp_path: Path, sleep_seconds: float) -> str:
     """A stand-in for FFmpeg that writes its pid, waits, then runs the real one: a job longer than a lease."""
     script = tmp_path / "slow-ffmpeg"
     pid_file = tmp_path / "ffmpeg.pid"
-    script.write_text(f"#!{sys.executable}\nimport os, sys, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-                      f"time.sleep({sleep_seconds})\n"
-                      f"os.execv({ffmpeg_executable()!r}, [{ffmpeg_executable()!r}] + sys.argv[1:])\n")
+    script.write_text(
+        f"#!{sys.executable}\nimport os, sys, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        f"time.sleep({sleep_seconds})\n"
+        f"os.execv({ffmpeg_executable()!r}, [{ffmpeg_executable()!r}] + sys.argv[1:])\n"
+    )
     script.chmod(0o755)
     return str(script)
 
@@ -78,8 +80,7 @@ def test_an_upload_becomes_every_rendition(svc: Services, small_clip: Path, tmp_
     assert all(svc.broker.depth(r.queue).total == 0 for r in svc.config.renditions)
 
 
-def test_a_redelivered_event_is_acked_without_converting_again(svc: Services, small_clip: Path,
-                                                               tmp_path: Path) -> None:
+def test_a_redelivered_event_is_acked_without_converting_again(svc: Services, small_clip: Path, tmp_path: Path) -> None:
     uploaded = svc.store.put_file(IN, "twice.mp4", small_clip)
     drain(svc)
     first = svc.store.head("videoconverter-output-small", "twice.mp4")
@@ -127,8 +128,9 @@ def test_transient_failures_retry_then_dead_letter_then_redrive_succeeds(svc: Se
     assert job(svc, "flaky.mp4", uploaded.etag, "small").state is JobState.DONE
 
 
-def test_an_event_for_replaced_content_does_not_overwrite_the_newer_output(svc: Services, small_clip: Path,
-                                                                          other_clip: Path, tmp_path: Path) -> None:
+def test_an_event_for_replaced_content_does_not_overwrite_the_newer_output(
+    svc: Services, small_clip: Path, other_clip: Path, tmp_path: Path
+) -> None:
     old = svc.store.put_file(IN, "same.mp4", small_clip)
     new = svc.store.put_file(IN, "same.mp4", other_clip)  # replaced before any worker ran
     drain(svc)
@@ -144,8 +146,9 @@ def test_an_event_for_replaced_content_does_not_overwrite_the_newer_output(svc: 
     assert svc.store.head("videoconverter-output-small", "same.mp4").metadata["source-etag"] == new.etag  # type: ignore[union-attr]
 
 
-def test_a_job_longer_than_its_lease_runs_once_thanks_to_heartbeats(svc: Services, small_clip: Path,
-                                                                   tmp_path: Path) -> None:
+def test_a_job_longer_than_its_lease_runs_once_thanks_to_heartbeats(
+    svc: Services, small_clip: Path, tmp_path: Path
+) -> None:
     assert svc.config.visibility_timeout_seconds == 5
     uploaded = svc.store.put_file(IN, "long.mp4", small_clip)
     small = svc.config.rendition("small")
@@ -159,8 +162,11 @@ def test_a_job_longer_than_its_lease_runs_once_thanks_to_heartbeats(svc: Service
     done = threading.Event()
     worker = threading.Thread(target=Worker(svc, small, ffmpeg=slow_ffmpeg(tmp_path, 8)).run, args=(1,))
     worker.start()
-    wait_until(lambda: job(svc, "long.mp4", uploaded.etag, "small").state is JobState.RUNNING, 20,
-               message="the worker to take the job")
+    wait_until(
+        lambda: job(svc, "long.mp4", uploaded.etag, "small").state is JobState.RUNNING,
+        20,
+        message="the worker to take the job",
+    )
     thread = threading.Thread(target=rival)
     thread.start()
     try:
@@ -180,8 +186,9 @@ def test_stopping_a_worker_mid_job_hands_the_job_back(svc: Services, small_clip:
     worker = Worker(svc, small, stop=stop, ffmpeg=slow_ffmpeg(tmp_path, 60))
     thread = threading.Thread(target=worker.run)
     thread.start()
-    wait_until(lambda: job(svc, "stop.mp4", uploaded.etag, "small").state is JobState.RUNNING, 20,
-               message="the job to start")
+    wait_until(
+        lambda: job(svc, "stop.mp4", uploaded.etag, "small").state is JobState.RUNNING, 20, message="the job to start"
+    )
     stop.set()
     thread.join(timeout=20)
     assert not thread.is_alive()
@@ -202,13 +209,18 @@ def test_reconcile_queues_files_that_arrived_without_an_event(svc: Services, sma
     assert {r.state for r in svc.jobs.find("dropped.MP4")} == {JobState.DONE}
 
 
-def test_a_worker_killed_mid_job_loses_nothing_and_leaves_no_ffmpeg(svc: Services, small_clip: Path,
-                                                                   tiny_config_path: Path, tmp_path: Path) -> None:
+def test_a_worker_killed_mid_job_loses_nothing_and_leaves_no_ffmpeg(
+    svc: Services, small_clip: Path, tiny_config_path: Path, tmp_path: Path
+) -> None:
     uploaded = svc.store.put_file(IN, "killed.mp4", small_clip)
-    env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(tiny_config_path),
-           "IMAGEIO_FFMPEG_EXE": slow_ffmpeg(tmp_path, 60)}
-    victim = subprocess.Popen([sys.executable, "-m", "videoconverter", "worker", "small"], env=env,
-                              stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "VIDEOCONVERTER_CONFIG": str(tiny_config_path),
+        "IMAGEIO_FFMPEG_EXE": slow_ffmpeg(tmp_path, 60),
+    }
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "videoconverter", "worker", "small"], env=env, stderr=subprocess.DEVNULL
+    )
     pid_file = tmp_path / "ffmpeg.pid"
     wait_until(lambda: pid_file.exists() and pid_file.read_text(), 30, message="FFmpeg to start")
     ffmpeg_pid = int(pid_file.read_text())

@@ -1,0 +1,135 @@
+"""The real `videoconverter` command as a subprocess: what a user types, what a script parses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.ffmpeg
+
+
+def run(env: dict[str, str], *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "videoconverter", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"videoconverter {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+@pytest.fixture
+def env(tiny_config_path: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOCONVERTER_")}
+    return {**clean, "VIDEOCONVERTER_CONFIG": str(tiny_config_path)}
+
+
+def test_the_readme_workflow(env: dict[str, str], small_clip: Path, tmp_path: Path) -> None:
+    up = subprocess.Popen([sys.executable, "-m", "videoconverter", "up"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(
+            lambda: run(env, "ls", "s3://videoconverter-input", check=False).returncode == 0,
+            30,
+            message="`up` to provision the buckets",
+        )
+        copied = json.loads(run(env, "cp", str(small_clip), "s3://videoconverter-input/", "--json").stdout)
+        assert copied["key"] == "small.mp4" and copied["size"] == small_clip.stat().st_size
+        waited = run(env, "jobs", "--wait", "120", "--json")
+        jobs = json.loads(waited.stdout)["jobs"]
+        assert {(j["rendition"], j["state"]) for j in jobs} == {("small", "done"), ("smaller", "done")}
+        assert all(j["source_etag"] == copied["etag"] and j["attempts"] == 1 for j in jobs)
+        listed = json.loads(run(env, "ls", "s3://videoconverter-output-small", "--json").stdout)
+        assert [o["key"] for o in listed] == ["small.mp4"]
+        run(env, "cp", "s3://videoconverter-output-small/small.mp4", str(tmp_path / "local.mp4"))
+        assert (tmp_path / "local.mp4").stat().st_size == listed[0]["size"]
+        logs = run(env, "logs", "small.mp4").stdout
+        assert "queued for small" in logs and "done: s3://videoconverter-output-small/small.mp4" in logs
+        table = run(env, "jobs").stdout
+        assert "small.mp4" in table and "done" in table
+    finally:
+        up.send_signal(signal.SIGTERM)
+        _, stderr = up.communicate(timeout=60)
+    assert up.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def test_failed_jobs_show_in_the_dlq_and_jobs_wait_exits_3(env: dict[str, str], tmp_path: Path) -> None:
+    junk = tmp_path / "junk.mp4"
+    junk.write_text("definitely not a video")
+    run(env, "provision")
+    run(env, "cp", str(junk), "s3://videoconverter-input/junk.mp4")
+    run(env, "worker", "small", "--exit-when-idle")
+    run(env, "worker", "smaller", "--exit-when-idle")
+    waited = run(env, "jobs", "junk.mp4", "--wait", "5", "--json", check=False)
+    assert waited.returncode == 3
+    assert "2 job(s) failed" in waited.stderr
+    assert all(
+        j["state"] == "failed" and "not a readable video" in j["error"] for j in json.loads(waited.stdout)["jobs"]
+    )
+    letters = json.loads(run(env, "dlq", "list", "--json").stdout)
+    assert sorted(d["rendition"] for d in letters) == ["small", "smaller"]
+    redriven = json.loads(run(env, "dlq", "redrive", "small", "--json").stdout)
+    assert redriven == [{"rendition": "small", "redriven": 1, "jobs_requeued": 1}]
+
+
+def test_jobs_wait_times_out_with_exit_4(env: dict[str, str], small_clip: Path) -> None:
+    run(env, "provision")
+    run(env, "cp", str(small_clip), "s3://videoconverter-input/waiting.mp4")  # no worker runs
+    result = run(env, "jobs", "--wait", "0.5", check=False)
+    assert result.returncode == 4 and "still pending" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["cp", "/no/such/file.mp4", "s3://videoconverter-input/"], "is not a file"),
+        (["cp", "s3://videoconverter-input/missing.mp4", "x.mp4"], "no object"),
+        (["ls", "s3://no-such-bucket"], "run `videoconverter provision`"),
+        (["worker", "4k"], "unknown rendition '4k'"),
+        (["cp", "a", "b"], "one side must be each"),
+        (["logs", "nothing.mp4"], "no log lines"),
+    ],
+)
+def test_errors_are_one_clear_line_without_a_traceback(env: dict[str, str], args: list[str], expected: str) -> None:
+    run(env, "provision")
+    result = run(env, *args, check=False)
+    assert result.returncode in (1, 2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("videoconverter: error:"), result.stderr
+    assert expected in lines[0]
+
+
+def test_a_bad_config_names_the_field_and_exits_2(env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[queues]\nmessage_retention_seconds = 5\n")
+    result = run({**env, "VIDEOCONVERTER_CONFIG": str(bad)}, "jobs", check=False)
+    assert result.returncode == 2
+    assert "queues.message_retention_seconds" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unknown_backend_scheme_gets_a_hint(env: dict[str, str]) -> None:
+    result = run({**env, "VIDEOCONVERTER_BROKER": "sqlit://x.db"}, "jobs", check=False)
+    assert result.returncode == 2 and "Did you mean sqlite://" in result.stderr
+
+
+def test_secrets_in_urls_never_reach_the_output(env: dict[str, str]) -> None:
+    result = run({**env, "VIDEOCONVERTER_BROKER": "amqp://guest:hunter2@127.0.0.1/"}, "jobs", check=False)
+    assert result.returncode != 0 and "hunter2" not in result.stderr + result.stdout
+
+
+def test_help_is_everywhere(env: dict[str, str]) -> None:
+    for command in ["up", "worker", "cp", "ls", "jobs", "logs", "dlq", "provision", "demo"]:
+        assert "usage: videoconverter " + command in run(env, command, "--help").stdout
+    assert "VIDEOCONVERTER_DATA_DIR" in run(env, "--help").stdout
