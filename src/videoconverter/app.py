@@ -12,7 +12,7 @@ from videoconverter import backends
 from videoconverter.brokers.base import Broker, QueueSpec, Topology
 from videoconverter.config import Config
 from videoconverter.ingest import Ingest
-from videoconverter.jobs.base import JobStore
+from videoconverter.jobs.base import JobRecord, JobStore
 from videoconverter.sqlite import path_from_url
 from videoconverter.storage.base import Notification, ObjectStore
 
@@ -76,3 +76,14 @@ def provision(svc: Services) -> list[str]:
 def _open(url: str, registry: dict[str, str], kind: str) -> Any:
     backend = backends.resolve(kind, registry, url)
     return backend(Path(path_from_url(url, backends.scheme_of(url))))
+
+
+def settled(svc: Services, key: str | None = None) -> tuple[list[JobRecord], bool]:
+    """The jobs (of ``key``, or all), and whether nothing is left to do: every job finished and, when no key is
+    given, every rendition queue empty (a message may exist before its job record does, on any backend)."""
+    records = svc.jobs.find(key)
+    if any(not r.state.terminal for r in records):
+        return records, False
+    if key is not None:
+        return records, bool(records)
+    return records, all(svc.broker.depth(r.queue).total == 0 for r in svc.config.renditions)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from videoconverter import __version__
-from videoconverter.app import Services, open_services, provision, services
+from videoconverter.app import Services, open_services, provision, services, settled
 from videoconverter.config import ENVIRONMENT, Config, load_config
 from videoconverter.errors import ConfigError, VideoConverterError
 from videoconverter.jobs.base import JobRecord, JobState
@@ -235,10 +235,8 @@ def _wait_for_jobs(svc: Services, key: str | None, timeout_seconds: float) -> tu
     bar = ProgressBar("jobs")
     try:
         while True:
-            records = svc.jobs.find(key)
+            records, done_all = settled(svc, key)
             pending = [r for r in records if not r.state.terminal]
-            in_queues = 0 if key else sum(svc.broker.depth(r.queue).total for r in svc.config.renditions)
-            settled = not pending and in_queues == 0 and (records or key is None)
             done = len(records) - len(pending)
             running = [r.progress_percent for r in pending if r.state is JobState.RUNNING]
             bar.update(
@@ -246,7 +244,7 @@ def _wait_for_jobs(svc: Services, key: str | None, timeout_seconds: float) -> tu
                 len(records) or None,
                 f"{done}/{len(records)} finished, {len(running)} running",
             )
-            if settled:
+            if done_all:
                 return records, True
             if time.monotonic() >= deadline:
                 return records, False

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from videoconverter.app import Services, provision, services
+from videoconverter.app import Services, provision, services, settled
 from videoconverter.config import Config, load_config
 from videoconverter.jobs.base import JobState
 from videoconverter.logs import configure_logging
@@ -52,13 +52,12 @@ def run_demo(data_dir: Path | None) -> int:
                 svc.store.put_file(config.input_bucket, name, clip)
                 _say(f"uploaded s3://{config.input_bucket}/{name} ({width}x{height}, rotation {rotation})")
         keys = {name for name, *_ in SAMPLES}
-        expected = len(keys) * len(config.renditions)
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            records = [r for r in svc.jobs.find() if r.id.key in keys]
-            finished = [r for r in records if r.state.terminal]
-            _say(f"  {len(finished)}/{expected} jobs finished")
-            if len(finished) >= expected:
+            records, done = settled(svc)
+            finished = sum(1 for r in records if r.id.key in keys and r.state.terminal)
+            _say(f"  {finished}/{len(keys) * len(config.renditions)} jobs finished")
+            if done:
                 break
             time.sleep(2)
         stop.set()

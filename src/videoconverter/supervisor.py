@@ -12,9 +12,11 @@ import time
 from dataclasses import dataclass, field
 
 from videoconverter.config import Config
+from videoconverter.processes import parent_death_signal
 
 log = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = 1.0
+_STOP_WITH_PARENT = parent_death_signal(signal.SIGTERM)
 STOP_GRACE_SECONDS = 30.0
 
 
@@ -51,7 +53,15 @@ def supervise(config: Config, stop: threading.Event, concurrency: int = 1) -> No
 
 
 def _spawn(rendition: str) -> _Child:
-    return _Child(rendition, subprocess.Popen(worker_command(rendition), env=os.environ.copy()))
+    # Own session: a terminal's Ctrl-C reaches only `up`, which stops each worker once, gracefully; the
+    # parent-death signal stops the workers gracefully too if `up` itself is killed.
+    process = subprocess.Popen(
+        worker_command(rendition),
+        env=os.environ.copy(),
+        start_new_session=True,
+        preexec_fn=_STOP_WITH_PARENT,  # one libc call in the child: safe after fork
+    )
+    return _Child(rendition, process)
 
 
 def _stop_all(children: list[_Child]) -> None:

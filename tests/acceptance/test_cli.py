@@ -133,3 +133,42 @@ def test_help_is_everywhere(env: dict[str, str]) -> None:
     for command in ["up", "worker", "cp", "ls", "jobs", "logs", "dlq", "provision", "demo"]:
         assert "usage: videoconverter " + command in run(env, command, "--help").stdout
     assert "VIDEOCONVERTER_DATA_DIR" in run(env, "--help").stdout
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except FileNotFoundError:
+        return set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_up_restarts_a_dead_worker_and_its_workers_stop_with_it(env: dict[str, str]) -> None:
+    up = subprocess.Popen(
+        [sys.executable, "-m", "videoconverter", "up", "--no-reconcile"], env=env, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_until(lambda: len(_children(up.pid)) == 2, 30, message="two worker processes")
+        victim = min(_children(up.pid))
+        os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: len(_children(up.pid)) == 2 and victim not in _children(up.pid),
+            30,
+            message="the killed worker to be replaced",
+        )
+        replaced = _children(up.pid)
+        up.kill()  # `up` dies without a chance to stop its workers: they stop by themselves
+        up.wait(timeout=10)
+        wait_until(lambda: not any(_alive(p) for p in replaced), 30, message="the workers to stop after `up` died")
+    finally:
+        if up.poll() is None:
+            up.kill()

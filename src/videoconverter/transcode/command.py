@@ -72,8 +72,9 @@ def build_command(
         str(rendition.crf),
         "-maxrate",
         f"{rendition.max_video_bitrate_kbps}k",
+        # A one-second buffer: the cap holds over any second, so short clips stay within it too.
         "-bufsize",
-        f"{2 * rendition.max_video_bitrate_kbps}k",
+        f"{rendition.max_video_bitrate_kbps}k",
         "-g",
         str(gop),
         "-keyint_min",

@@ -4,40 +4,22 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import selectors
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from videoconverter.errors import ShutdownRequested, TranscodeError, TranscodeTimeoutError
+from videoconverter.processes import parent_death_signal
 
 STDERR_TAIL_LINES = 40
-_PR_SET_PDEATHSIG = 1
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """On Linux, a pre-exec hook that makes the kernel SIGKILL FFmpeg if the worker dies (even by SIGKILL).
-
-    FFmpeg runs in its own session (so a timeout can kill its whole group), which also means it would outlive
-    a killed worker and keep burning CPU; the parent-death signal closes that gap.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-_DIE_WITH_PARENT = _parent_death_signal()
+# FFmpeg runs in its own session (so a timeout can kill its whole group), so it would outlive a worker killed
+# with SIGKILL and keep burning CPU; the parent-death signal closes that gap.
+_DIE_WITH_PARENT = parent_death_signal(signal.SIGKILL)
 
 
 @dataclass(frozen=True)
