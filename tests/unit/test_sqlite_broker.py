@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 from pathlib import Path
 
@@ -69,3 +70,36 @@ def test_waiting_without_unix_sockets_falls_back_to_short_sleeps(tmp_path: Path,
     assert broker.receive("q", wait_seconds=0.3) == []
     assert time.monotonic() - started >= 0.25
     broker.close()
+
+
+def test_threads_sharing_one_broker_each_hear_their_wake_ups(tmp_path: Path) -> None:
+    path = tmp_path / "b.db"
+    shared = SQLiteBroker(path)
+    shared.declare(Topology("t", (QueueSpec("q1", "q1-dlq", 3600, 5), QueueSpec("q2", "q2-dlq", 3600, 5))))
+    sender = SQLiteBroker(path)
+    rounds = 40
+    latencies: dict[str, list[float]] = {"q1": [], "q2": []}
+    sent_at: dict[str, float] = {}
+
+    def consume(queue: str) -> None:
+        for _ in range(rounds):
+            got = shared.receive(queue, wait_seconds=10)
+            latencies[queue].append(time.monotonic() - sent_at[got[0].body])
+            shared.ack(got[0])
+
+    threads = [threading.Thread(target=consume, args=(q,)) for q in ("q1", "q2")]
+    for t in threads:
+        t.start()
+    for i in range(rounds):
+        sent_at[f"m{i}"] = time.monotonic()
+        sender.publish("t", f"m{i}")
+        deadline = time.monotonic() + 15
+        while min(len(v) for v in latencies.values()) <= i and time.monotonic() < deadline:
+            time.sleep(0.002)
+    for t in threads:
+        t.join(timeout=30)
+    assert all(len(v) == rounds for v in latencies.values())
+    worst = max(max(v) for v in latencies.values())
+    assert worst < 1.0, f"a waiting thread slept through a ring: {worst:.2f} s"
+    shared.close()
+    sender.close()

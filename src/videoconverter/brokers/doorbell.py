@@ -26,7 +26,9 @@ class Doorbell:
     def __init__(self, database: Path) -> None:
         digest = hashlib.sha256(str(database.resolve()).encode()).hexdigest()[:16]
         self._folder = Path(tempfile.gettempdir()) / f"videoconverter-{os.getuid()}-{digest}"
-        self._socket: socket.socket | None = None
+        # One socket per thread: threads sharing a broker must not drain each other's rings.
+        self._local = threading.local()
+        self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._enabled = hasattr(socket, "AF_UNIX") and self._prepare_folder()
 
@@ -42,19 +44,21 @@ class Doorbell:
     def _listener(self) -> socket.socket | None:
         if not self._enabled:
             return None
-        with self._lock:
-            if self._socket is None:
-                path = self._folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.sock"
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                try:
-                    sock.bind(str(path))
-                except OSError:
-                    sock.close()
-                    self._enabled = False
-                    return None
-                sock.setblocking(False)
-                self._socket = sock
-            return self._socket
+        sock: socket.socket | None = getattr(self._local, "socket", None)
+        if sock is None:
+            path = self._folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.sock"
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                sock.bind(str(path))
+            except OSError:
+                sock.close()
+                self._enabled = False
+                return None
+            sock.setblocking(False)
+            self._local.socket = sock
+            with self._lock:
+                self._sockets.append(sock)
+        return sock
 
     def arm(self) -> None:
         """Start listening (if not already) and forget rings heard so far. Call before checking for work."""
@@ -93,9 +97,12 @@ class Doorbell:
 
     def close(self) -> None:
         with self._lock:
-            if self._socket is not None:
-                name = self._socket.getsockname()
-                self._socket.close()
-                self._socket = None
+            for sock in self._sockets:
+                name = sock.getsockname()
+                sock.close()
                 if isinstance(name, str) and name:
                     Path(name).unlink(missing_ok=True)
+            self._sockets.clear()
+            self._enabled = False
+        with contextlib.suppress(OSError):
+            self._folder.rmdir()  # only when no other broker of this database listens any more

@@ -6,6 +6,7 @@ import collections
 import contextlib
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import time
@@ -18,8 +19,14 @@ from videoconverter.processes import parent_death_signal
 
 STDERR_TAIL_LINES = 40
 # FFmpeg runs in its own session (so a timeout can kill its whole group), so it would outlive a worker killed
-# with SIGKILL and keep burning CPU; the parent-death signal closes that gap.
-_DIE_WITH_PARENT = parent_death_signal(signal.SIGKILL)
+# with SIGKILL and keep burning CPU; the parent-death signal closes that gap. util-linux's setpriv sets it in
+# the exec'd process for 0.5 ms; a pre-exec hook (a full fork, Python in the child) is the fallback.
+_SETPRIV = shutil.which("setpriv")
+_DIE_WITH_PARENT = None if _SETPRIV else parent_death_signal(signal.SIGKILL)
+
+
+def _die_with_parent(args: list[str]) -> list[str]:
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *args] if _SETPRIV else args
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,7 @@ def run_ffmpeg(
     # A minimal environment: FFmpeg needs none of ours, and secrets (AWS keys, broker URLs) stay out of it.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), "LC_ALL": "C"}
     process = subprocess.Popen(
-        args,
+        _die_with_parent(args),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
