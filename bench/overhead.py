@@ -107,7 +107,10 @@ class CpuMeter:
 
 
 def normalised(args: list[str]) -> list[str]:
-    """An FFmpeg argument list with its (temporary) input and output paths blanked, for comparison."""
+    """An FFmpeg argument list with its (temporary) input and output paths blanked, for comparison; the
+    runner's `setpriv --pdeathsig KILL --` prefix (it execs FFmpeg in place) is left out."""
+    if args and args[0].endswith("setpriv") and "--" in args:
+        args = args[args.index("--") + 1 :]
     return ["file:<path>" if a.startswith("file:") else a for a in args]
 
 

@@ -111,6 +111,7 @@ def test_as_json_has_the_documented_fields(job_store: JobStore) -> None:
         "progress_percent",
         "output",
         "error",
+        "stderr_tail",
         "note",
         "created_at",
         "updated_at",

@@ -63,6 +63,7 @@ class JobRecord:
             "progress_percent": round(self.progress_percent, 1),
             "output": self.output_url or None,
             "error": self.error or None,
+            "stderr_tail": self.stderr_tail or None,
             "note": self.note or None,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
