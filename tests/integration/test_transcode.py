@@ -516,3 +516,22 @@ def test_stdin_is_closed(tmp_path: Path) -> None:
     script = "import sys; open('stdin.txt', 'w').write(repr(sys.stdin.read()))"
     run_ffmpeg([sys.executable, "-c", script], workdir=tmp_path, timeout_seconds=30)
     assert (tmp_path / "stdin.txt").read_text() == "''"
+
+
+def test_the_video_bitrate_stays_under_the_renditions_cap(
+    sample_clip: ClipFactory, ffmpeg_exe: str, tmp_path: Path
+) -> None:
+    # testsrc2 is hard to encode: at CRF 23 it wants far more than this cap, so the cap is what binds.
+    source = sample_clip(width=320, height=180, seconds=3, audio=False)
+    capped = dataclasses.replace(TINY, short_side=180, max_video_bitrate_kbps=100, x264_preset="veryfast")
+    uncapped = dataclasses.replace(capped, max_video_bitrate_kbps=20000)
+    sizes = {}
+    for name, rendition in {"capped": capped, "uncapped": uncapped}.items():
+        workdir = tmp_path / name
+        workdir.mkdir()
+        conversion = convert(source, workdir, ffmpeg_exe, rendition=rendition)
+        sizes[name] = (workdir / "output.mp4").stat().st_size
+        duration = conversion.output.info.duration_seconds or 3
+    kbps = sizes["capped"] * 8 / 1000 / duration
+    assert sizes["uncapped"] > 2 * sizes["capped"], "the clip is too easy to show the cap"
+    assert kbps <= 100 * 1.1, f"{kbps:.0f} kb/s for a 100 kb/s cap (container overhead included)"

@@ -173,6 +173,7 @@ def test_maxrate_is_the_renditions_cap(rendition: Rendition) -> None:
     args = command(rendition=rendition)
     assert value_of(args, "-maxrate") == f"{rendition.max_video_bitrate_kbps}k"
     assert value_of(args, "-bufsize") == f"{rendition.max_video_bitrate_kbps}k"  # a one-second VBV buffer
+    assert value_of(args, "-x264-params") == "vbv-init=0.5"
 
 
 def test_h264_high_profile_yuv420p_with_the_renditions_quality() -> None:
