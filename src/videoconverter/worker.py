@@ -12,6 +12,7 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,9 +270,9 @@ class Worker:
             raise LeaseLost() from exc
 
     @staticmethod
-    def _settle(action: object, delivery: Delivery, *args: object) -> None:
+    def _settle(action: Callable[..., None], delivery: Delivery, *args: object) -> None:
         try:
-            action(delivery, *args)  # type: ignore[operator]
+            action(delivery, *args)
         except StaleReceiptError:
             log.warning(
                 "message %s was delivered to another worker meanwhile; leaving it to that one",
