@@ -12,7 +12,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,7 +206,7 @@ class Worker:
             result = self._transcode(args, workdir, info.duration_seconds, delivery, record)
             job_log.info(f"FFmpeg finished in {result:.1f} s")
             self._check_lease(delivery)  # a worker that lost its lease must not write
-            store.put_file(
+            written = store.put_file(
                 rendition.output_bucket,
                 record.key,
                 output_path,
@@ -216,10 +216,11 @@ class Worker:
                     "rendition": rendition.name,
                 },
             )
+            job_log.info(f"wrote {store.url(rendition.output_bucket, record.key)} ({written.size} bytes)")
         return Outcome(store.url(rendition.output_bucket, record.key), size.note)
 
-    def _already_handled(self, record: ObjectCreated, output_metadata: object) -> Outcome | None:
-        if not isinstance(output_metadata, dict):
+    def _already_handled(self, record: ObjectCreated, output_metadata: Mapping[str, str] | None) -> Outcome | None:
+        if output_metadata is None:
             return None
         url = self.svc.store.url(self.rendition.output_bucket, record.key)
         if output_metadata.get("source-etag") == record.etag:

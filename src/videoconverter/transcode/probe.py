@@ -50,6 +50,9 @@ def probe(path: Path, limits: Limits) -> MediaInfo:
     options = {
         "protocol_whitelist": "file",  # no network, no nested protocols (concat:, subfile:, http:)
         "format_whitelist": ",".join(limits.allowed_input_formats),  # no HLS playlists or other demuxers
+        # Opening decodes a few frames to fill in stream parameters: refuse huge pictures there too, so a
+        # 16000x16000 frame costs no gigabyte of memory before the limit below is checked.
+        "max_pixels": str(limits.max_pixels),
     }
     try:
         container = av.open(str(path), mode="r", options=options)
@@ -71,7 +74,11 @@ def _inspect(container: av.container.InputContainer, limits: Limits) -> MediaInf
     video = streams.video[0]
     width, height = video.codec_context.width, video.codec_context.height
     if width <= 0 or height <= 0:
-        raise NotAVideoError("the video stream declares no picture size")
+        # Also what a picture over max_pixels looks like: the decoder refused to open it while probing.
+        raise LimitExceededError(
+            "the video's picture size cannot be read: it is larger than the limit of "
+            f"{limits.max_pixels} pixels, or the stream is corrupt"
+        )
     if width * height > limits.max_pixels:
         raise LimitExceededError(
             f"the video is {width}x{height} ({width * height} pixels); the limit is {limits.max_pixels} pixels"
