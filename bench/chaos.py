@@ -1,0 +1,162 @@
+"""Chaos soak: uploads keep coming while a random worker is killed (SIGKILL) every few seconds.
+
+    .venv/bin/python bench/chaos.py [--uploads 100] [--kill-every 3] [--concurrency 2] [--json]
+
+Runs `videoconverter up` (embedded backends, two small renditions) in a scratch data directory, uploads
+clips while killing workers, waits until every job has settled, then prints jobs lost, duplicated outputs
+and dead-lettered jobs (the targets are 0, 0, 0) and exits non-zero if any is not 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from videoconverter.app import open_services, settled
+from videoconverter.config import load_config
+from videoconverter.jobs.base import JobState
+from videoconverter.samples import make_clip
+
+CONFIG = """
+data_dir = "{data}"
+log_level = "WARNING"
+
+[queues]
+visibility_timeout_seconds = 3
+retry_base_delay_seconds = 0
+receive_wait_seconds = 1
+
+[[renditions]]
+name = "144p"
+short_side = 144
+x264_preset = "ultrafast"
+
+[[renditions]]
+name = "96p"
+short_side = 96
+x264_preset = "ultrafast"
+"""
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def killer(up_pid: int, every_seconds: float, stop: threading.Event, kills: list[int]) -> None:
+    rng = random.Random(7)
+    while not stop.wait(every_seconds):
+        workers = children(up_pid)
+        if workers:
+            victim = rng.choice(workers)
+            try:
+                os.kill(victim, signal.SIGKILL)
+                kills.append(victim)
+            except ProcessLookupError:
+                pass
+
+
+def run(uploads: int, kill_every: float, concurrency: int, timeout: float) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="vc-chaos-") as tmp:
+        root = Path(tmp)
+        config_path = root / "videoconverter.toml"
+        config_path.write_text(CONFIG.format(data=root / "data"))
+        env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(config_path)}
+        config = load_config(environ=env)
+        clips = [
+            make_clip(root / f"clip{i}.mp4", width=320, height=180, seconds=0.5, frame_rate=10 + i) for i in range(4)
+        ]
+        up = subprocess.Popen(
+            [sys.executable, "-m", "videoconverter", "up", "--concurrency", str(concurrency)],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        stop, kills = threading.Event(), []
+        started = time.monotonic()
+        svc = open_services(config)
+        try:
+            deadline = time.monotonic() + 30
+            while len(children(up.pid)) < concurrency * len(config.renditions) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            thread = threading.Thread(target=killer, args=(up.pid, kill_every, stop, kills))
+            thread.start()
+            for i in range(uploads):
+                svc.store.put_file(config.input_bucket, f"upload-{i:04d}.mp4", clips[i % len(clips)])
+                time.sleep(0.05)  # a steady stream of uploads, not one burst
+            deadline = time.monotonic() + timeout
+            while not settled(svc)[1] and time.monotonic() < deadline:
+                time.sleep(0.5)
+            stop.set()
+            thread.join()
+            return summarise(svc, uploads, kills, time.monotonic() - started)
+        finally:
+            stop.set()
+            up.send_signal(signal.SIGTERM)
+            up.wait(timeout=60)
+            svc.close()
+
+
+def summarise(svc, uploads: int, kills: list[int], wall_seconds: float) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    lost = duplicated = dead = retried = 0
+    for i in range(uploads):
+        key = f"upload-{i:04d}.mp4"
+        writes: dict[str, int] = {}
+        for line in svc.jobs.logs(key):
+            if line.message.startswith("wrote "):
+                writes[line.rendition] = writes.get(line.rendition, 0) + 1
+        records = {r.id.rendition: r for r in svc.jobs.find(key)}
+        for rendition in svc.config.renditions:
+            record = records.get(rendition.name)
+            retried += record is not None and record.attempts > 1
+            if record is not None and record.state is JobState.FAILED:
+                dead += 1
+            elif svc.store.head(rendition.output_bucket, key) is None:
+                lost += 1
+            duplicated += max(0, writes.get(rendition.name, 0) - 1)
+    return {
+        "uploads": uploads,
+        "renditions": len(svc.config.renditions),
+        "workers_killed": len(kills),
+        "jobs_lost": lost,
+        "duplicated_outputs": duplicated,
+        "dead_lettered": dead,
+        "jobs_retried": retried,
+        "wall_seconds": round(wall_seconds, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--uploads", type=int, default=100)
+    parser.add_argument("--kill-every", type=float, default=3.0, help="seconds between two kills")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes per rendition")
+    parser.add_argument("--timeout", type=float, default=900, help="give up waiting after this many seconds")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = run(args.uploads, args.kill_every, args.concurrency, args.timeout)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{result['uploads']} uploads x {result['renditions']} renditions, {result['workers_killed']} workers "
+            f"killed, {result['wall_seconds']} s: jobs lost {result['jobs_lost']}, duplicated outputs "
+            f"{result['duplicated_outputs']}, dead-lettered {result['dead_lettered']} (target 0, 0, 0); "
+            f"{result['jobs_retried']} jobs ran more than once"
+        )
+    return 0 if result["jobs_lost"] == result["duplicated_outputs"] == result["dead_lettered"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
