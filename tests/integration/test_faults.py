@@ -212,3 +212,26 @@ def test_a_job_with_a_malformed_key_in_its_event_is_dead_lettered(svc: Services)
     reasons = [d.reason for d in svc.broker.dead_letters("videoconverter_small")]
     assert len(reasons) == 1 and "'..'" in reasons[0]
     assert job(svc, "../../etc/passwd.mp4", "x", "small").state is JobState.FAILED
+
+
+def test_events_for_missing_objects_are_dead_lettered_and_other_events_ignored(svc: Services) -> None:
+    gone = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": IN}, "object": {"key": "deleted+meanwhile.mp4", "size": 10, "eTag": "abc"}},
+            }
+        ]
+    }
+    removed = {
+        "Records": [{"eventName": "ObjectRemoved:Delete", "s3": {"bucket": {"name": IN}, "object": {"key": "old.mp4"}}}]
+    }
+    svc.broker.publish(svc.config.topic, json.dumps(gone))
+    svc.broker.publish(svc.config.topic, json.dumps(removed))
+    drain(svc)
+    for rendition in svc.config.renditions:
+        reasons = [d.reason for d in svc.broker.dead_letters(rendition.queue)]
+        assert len(reasons) == 1 and "no longer exists" in reasons[0]
+        assert svc.broker.depth(rendition.queue).total == 0
+    assert job(svc, "deleted meanwhile.mp4", "abc", "small").state is JobState.FAILED
+    assert svc.jobs.find("old.mp4") == []
