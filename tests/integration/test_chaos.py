@@ -14,8 +14,13 @@ CHAOS = Path(__file__).parents[2] / "bench" / "chaos.py"
 
 
 def test_killing_workers_at_random_loses_and_duplicates_nothing() -> None:
-    result = subprocess.run([sys.executable, str(CHAOS), "--uploads", "24", "--kill-every", "0.7", "--json"],
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, str(CHAOS), "--uploads", "24", "--kill-every", "0.7", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     figures = json.loads(result.stdout)
     assert figures["workers_killed"] >= 2, "the soak killed too few workers to prove anything"
     assert (figures["jobs_lost"], figures["duplicated_outputs"], figures["dead_lettered"]) == (0, 0, 0), figures
