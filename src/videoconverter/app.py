@@ -75,6 +75,9 @@ def provision(svc: Services) -> list[str]:
 
 def _open(url: str, registry: dict[str, str], kind: str) -> Any:
     backend = backends.resolve(kind, registry, url)
+    from_url = getattr(backend, "from_url", None)
+    if from_url is not None:  # a network backend: it takes the whole URL
+        return from_url(url)
     return backend(Path(path_from_url(url, backends.scheme_of(url))))
 
 

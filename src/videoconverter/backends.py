@@ -9,7 +9,13 @@ from typing import Any
 from videoconverter.errors import ConfigError, UnknownBackendError
 
 STORAGE = {"file": "videoconverter.storage.filesystem:FileSystemStore"}
-BROKERS = {"sqlite": "videoconverter.brokers.sqlite:SQLiteBroker"}
+BROKERS = {
+    "sqlite": "videoconverter.brokers.sqlite:SQLiteBroker",
+    "amqp": "videoconverter.brokers.rabbitmq:RabbitMQBroker",
+    "amqps": "videoconverter.brokers.rabbitmq:RabbitMQBroker",
+}
+#: The pip extra that installs a scheme's dependencies, where it is not named after the scheme.
+EXTRAS = {"amqp": "rabbitmq", "amqps": "rabbitmq"}
 JOB_STORES = {"sqlite": "videoconverter.jobs.sqlite:SQLiteJobStore"}
 
 
@@ -36,6 +42,6 @@ def resolve(kind: str, registry: dict[str, str], url: str) -> Any:
     except ImportError as exc:
         raise ConfigError(
             f"the {scheme}:// {kind} backend needs a package that is not installed: {exc.name}. "
-            f"Install the matching extra, e.g. pip install 'videoconverter[{scheme}]'"
+            f"Install the matching extra: pip install 'videoconverter[{EXTRAS.get(scheme, scheme)}]'"
         ) from exc
     return getattr(module, attribute)

@@ -48,6 +48,10 @@ class QueueNotFoundError(VideoConverterError):
     """The queue or topic does not exist: run `videoconverter provision` first."""
 
 
+class BrokerUnavailableError(VideoConverterError):
+    """The message broker cannot be reached or refused the operation; try again later."""
+
+
 # --- job failures -------------------------------------------------------------------------------------------
 
 

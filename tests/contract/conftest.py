@@ -2,19 +2,29 @@
 
 A factory returns a *new* instance bound to the same underlying storage each time it is called, so tests can
 model several workers (processes) sharing one broker or store.
+
+The rabbitmq param needs a RabbitMQ server (``VIDEOCONVERTER_TEST_RABBITMQ_URL``, default guest on localhost): it is
+skipped without one, except in CI. Each test declares its own uniquely named topic and queues and deletes them.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from tests.conftest import require_service
 from videoconverter.brokers.base import Broker, QueueSpec, Topology
 from videoconverter.brokers.sqlite import SQLiteBroker
 from videoconverter.jobs.base import JobStore
 from videoconverter.jobs.sqlite import SQLiteJobStore
+from videoconverter.logs import redact
 from videoconverter.storage.base import ObjectStore
 from videoconverter.storage.filesystem import FileSystemStore
 
@@ -30,26 +40,88 @@ def contract_topology(prefix: str = "") -> Topology:
     )
 
 
-@pytest.fixture(params=["sqlite"])
-def broker_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Broker]]:
+#: The RabbitMQ server the rabbitmq param runs against (a local one by default).
+RABBITMQ_URL = os.environ.get("VIDEOCONVERTER_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+@dataclass(frozen=True)
+class ContractNames:
+    """The topic and queues of one test: unique, since a shared server outlives a test run."""
+
+    prefix: str
+
+    @property
+    def topic(self) -> str:
+        return f"{self.prefix}{TOPIC}"
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        return tuple(f"{self.prefix}{q}" for q in QUEUES)
+
+    @property
+    def a(self) -> str:
+        return self.queues[0]
+
+    @property
+    def b(self) -> str:
+        return self.queues[1]
+
+    def topology(self) -> Topology:
+        return contract_topology(self.prefix)
+
+
+@pytest.fixture
+def names() -> ContractNames:
+    return ContractNames(f"t{uuid.uuid4().hex[:10]}-")
+
+
+def reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "localhost", parts.port or 5672), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "rabbitmq"])
+def broker_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, names: ContractNames
+) -> Iterator[Callable[[], Broker]]:
     opened: list[Broker] = []
+    if request.param == "rabbitmq":
+        require_service(reachable(RABBITMQ_URL), f"no RabbitMQ server at {redact(RABBITMQ_URL)}")
 
     def make() -> Broker:
         broker: Broker
         if request.param == "sqlite":
             broker = SQLiteBroker(tmp_path / "broker.sqlite3")
+        elif request.param == "rabbitmq":
+            from videoconverter.brokers.rabbitmq import RabbitMQBroker
+
+            broker = RabbitMQBroker(RABBITMQ_URL)
+        else:
+            raise AssertionError(request.param)
         opened.append(broker)
         return broker
 
     yield make
     for broker in opened:
         broker.close()
+    if request.param == "rabbitmq":
+        from videoconverter.brokers.rabbitmq import RabbitMQBroker
+
+        cleaner = RabbitMQBroker(RABBITMQ_URL)
+        try:
+            cleaner.delete(names.topology())
+        finally:
+            cleaner.close()
 
 
 @pytest.fixture
-def broker(broker_factory: Callable[[], Broker]) -> Broker:
+def broker(broker_factory: Callable[[], Broker], names: ContractNames) -> Broker:
     b = broker_factory()
-    b.declare(contract_topology())
+    b.declare(names.topology())
     return b
 
 

@@ -49,8 +49,10 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class QueueDepth:
+    """How many messages a queue holds, by state, as far as the backend can know (see :class:`Capabilities`)."""
+
     visible: int  # ready to be received now
-    in_flight: int  # leased to a worker
+    in_flight: int  # leased to a worker (only to this broker instance where counts_every_lease is False)
     delayed: int  # released with a delay, not yet visible
 
     @property
@@ -58,12 +60,29 @@ class QueueDepth:
         return self.visible + self.in_flight + self.delayed
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can know. Callers (and the contract tests) rely on exact figures only where claimed."""
+
+    # depth().in_flight counts the leases of every client. Where False (AMQP), it counts only this broker
+    # instance's leases: messages leased elsewhere appear in no figure of depth().
+    counts_every_lease: bool = True
+    # publish() returns one id per copy, unique across queues. Where False (a RabbitMQ fanout exchange copies
+    # one message), it returns the single id that every copy carries; ids stay unique within a queue.
+    distinct_copy_ids: bool = True
+
+
 class Broker(Protocol):
+    capabilities: Capabilities
+
     def declare(self, topology: Topology) -> None:
         """Create the topic, the queues, their dead-letter queues and the subscriptions. Idempotent."""
 
     def publish(self, topic: str, body: str) -> list[str]:
         """Put one copy of ``body`` in every queue subscribed to ``topic``, all or none; return message ids.
+
+        The ids are one per copy, or the one id every copy shares where ``capabilities.distinct_copy_ids`` is
+        False.
 
         Raises ``QueueNotFoundError`` when the topic does not exist or has no subscribers (nothing would
         receive the message, and a silent loss is worse than an error).
@@ -106,7 +125,10 @@ class Broker(Protocol):
         """
 
     def depth(self, queue: str) -> QueueDepth:
-        """How many messages ``queue`` holds, by state."""
+        """How many messages ``queue`` holds, by state (exact only as ``capabilities`` says).
+
+        Raises ``QueueNotFoundError``.
+        """
 
     def close(self) -> None:
         """Release connections. The broker must not be used afterwards."""

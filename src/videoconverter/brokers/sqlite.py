@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 from videoconverter import sqlite
-from videoconverter.brokers.base import DeadLetter, Delivery, QueueDepth, QueueSpec, Topology
+from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth, QueueSpec, Topology
 from videoconverter.brokers.doorbell import Doorbell
 from videoconverter.errors import QueueNotFoundError, StaleReceiptError
 
@@ -54,6 +54,8 @@ MAX_IDLE_WAIT_SECONDS = 5.0  # re-check now and then even without a ring, e.g. a
 
 class SQLiteBroker:
     """URL: ``sqlite://PATH``."""
+
+    capabilities = Capabilities(counts_every_lease=True, distinct_copy_ids=True)
 
     def __init__(self, path: Path) -> None:
         self.path = path

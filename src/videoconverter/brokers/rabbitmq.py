@@ -1,0 +1,590 @@
+"""The RabbitMQ broker: ``amqp://USER:PASSWORD@HOST:PORT/VHOST`` (``amqps://`` for TLS), through pika.
+
+How the broker contract maps onto AMQP 0-9-1:
+
+- A topic is a durable fanout exchange. Every queue is a quorum queue bound to it, with
+  ``x-delivery-limit = max_receive_count - 1`` and at-least-once dead-lettering into its dead-letter queue (a
+  quorum queue too): a message delivered ``max_receive_count`` times and returned once more lands there with
+  reason ``delivery_limit``, even if every worker that took it died.
+- Leases are kept here, as AMQP has no visibility timeout. ``receive`` takes messages with ``basic.get`` and
+  leaves them unacknowledged; a lease not extended in time is returned with ``basic.reject(requeue=True)`` (a
+  reject, not a nack: it counts towards the delivery limit on every server version). If the process dies,
+  RabbitMQ requeues its messages when the connection closes.
+- ``attempt`` is 1 + the queue's ``x-delivery-count`` + the deliveries before a delayed retry (our header
+  :data:`PRIOR_DELIVERIES_HEADER`, since a delayed retry is a new message).
+- ``release(delay)`` puts a copy in a delay queue whose fixed TTL (the delay rounded up to
+  :data:`DELAY_LADDER_SECONDS`) dead-letters it back into the work queue, then acks the original. A per-message
+  TTL would only expire at the head of a queue, so there is one delay queue per queue and rung.
+- ``dead_letter`` puts a copy with the reason in the dead-letter queue, then acks the original.
+- Long polls: AMQP 0-9-1 has no "get, waiting up to N seconds", so ``receive`` asks again at intervals growing
+  from :data:`POLL_MIN_SECONDS` to :data:`POLL_MAX_SECONDS`. A consumer would prefetch messages that other
+  workers then could not have, and each one handed back unused would count as a delivery.
+
+What AMQP cannot do (see ``capabilities``): count another client's unacknowledged messages (``depth`` reports
+this instance's leases only), and give each fanout copy its own id (``publish`` returns the one id they share).
+
+Retention: ``message_retention_seconds`` is not applied. A queue TTL keeps counting across retries and would
+expire jobs being retried; a message waits in RabbitMQ until a worker takes it, and dead letters stay until
+redriven or purged.
+
+Consumer timeout: RabbitMQ closes the channel of a delivery left unacknowledged longer than ``consumer_timeout``
+(30 min by default), and jobs can be longer. Every queue is declared with ``x-consumer-timeout`` =
+:data:`CONSUMER_TIMEOUT_SECONDS`, which servers from 3.12 apply. Older ones ignore it (the queue's arguments
+stay the same after an upgrade): set ``consumer_timeout`` in ``rabbitmq.conf`` above the longest job there.
+
+Threads: pika's ``BlockingConnection`` is not thread-safe and answers server heartbeats only inside its own calls.
+Each broker owns one I/O thread that holds the connection, runs every operation submitted by other threads,
+returns expired leases and keeps the connection alive while workers run FFmpeg. After a lost connection it
+reconnects; the leases held then are gone (RabbitMQ has requeued their messages) and refused as stale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue as queues
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pika
+import pika.exceptions
+
+from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth, Topology
+from videoconverter.brokers.rabbitmq_messages import (
+    DEAD_LETTER_QUEUE_SUFFIX,
+    DEAD_LETTERED_AT_HEADER,
+    DELAY_LADDER_SECONDS,
+    OWN_HEADER_PREFIX,
+    PRIOR_DELIVERIES_HEADER,
+    REASON_HEADER,
+    SOURCE_QUEUE_HEADER,
+    attempt_of,
+    dead_letter_from,
+    dead_letter_queue_arguments,
+    delay_queue_arguments,
+    delay_queue_name,
+    delay_rung,
+    version_tuple,
+    work_queue_arguments,
+)
+from videoconverter.errors import (
+    BrokerUnavailableError,
+    ConfigError,
+    QueueNotFoundError,
+    StaleReceiptError,
+    VideoConverterError,
+)
+from videoconverter.logs import redact
+
+log = logging.getLogger(__name__)
+if logging.getLogger("pika").level == logging.NOTSET:  # it logs every channel opened or closed at INFO
+    logging.getLogger("pika").setLevel(logging.WARNING)
+T = TypeVar("T")
+
+POLL_MIN_SECONDS = 0.05
+POLL_MAX_SECONDS = 0.5
+IO_TICK_SECONDS = 0.05  # how often the I/O thread looks at leases and answers heartbeats when idle
+OPERATION_TIMEOUT_SECONDS = 60.0
+CONNECT_TIMEOUT_SECONDS = 10.0
+RECONNECT_MAX_DELAY_SECONDS = 30.0
+_NOT_FOUND = 404
+_PRECONDITION_FAILED = 406
+
+
+@dataclass
+class _Lease:
+    queue: str
+    delivery_tag: int
+    channel: Any  # the channel it was received on: a lease dies with its channel
+    deadline: float  # time.monotonic()
+    attempt: int
+    properties: Any
+    body: bytes
+
+
+class RabbitMQBroker:
+    """URL: ``amqp://USER:PASSWORD@HOST:PORT/VHOST`` (``%2F`` is the default vhost ``/``); ``amqps://`` for TLS."""
+
+    capabilities = Capabilities(counts_every_lease=False, distinct_copy_ids=False)
+
+    def __init__(self, url: str) -> None:
+        self.display_url = redact(url)
+        try:
+            self._parameters = pika.URLParameters(url)
+        except Exception as exc:  # pika raises ValueError and friends for a malformed URL
+            raise ConfigError(f"broker: {self.display_url} is not a valid AMQP URL: {exc}") from exc
+        if self._parameters.blocked_connection_timeout is None:
+            self._parameters.blocked_connection_timeout = OPERATION_TIMEOUT_SECONDS
+        self._operations: queues.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queues.SimpleQueue()
+        self._leases: dict[str, _Lease] = {}
+        self._dead_letter_queues: dict[str, str] = {}
+        self._delay_queues: set[str] = set()  # known to exist
+        self._stopping = threading.Event()
+        self._connection: Any = self._connect()
+        self._control: Any = None  # publishes (with confirms) and declarations
+        self._probe: Any = None  # passive declarations, whose 404 closes the channel
+        self._work: Any = None  # basic.get, ack and reject: it holds the leases
+        self._reconnect_delay = 1.0
+        self._thread = threading.Thread(target=self._run, name="rabbitmq-io", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def from_url(cls, url: str) -> RabbitMQBroker:
+        return cls(url)
+
+    def server_version(self) -> str:
+        """The RabbitMQ version the connection reports, e.g. ``3.10.8``."""
+        return self._call(self._server_version)
+
+    def _server_version(self) -> str:
+        version = self._connection._impl.server_properties.get("version", "")
+        return version.decode() if isinstance(version, bytes) else str(version)
+
+    # --- topology ---------------------------------------------------------------------------------------
+
+    def declare(self, topology: Topology) -> None:
+        self._call(lambda: self._declare(topology))
+
+    def _declare(self, topology: Topology) -> None:
+        with self._precondition(f"the exchange (topic) {topology.topic!r}"):
+            self._control_channel().exchange_declare(topology.topic, exchange_type="fanout", durable=True)
+        for spec in topology.queues:
+            self._declare_queue(spec.dead_letter_queue, dead_letter_queue_arguments())
+            self._declare_queue(spec.name, work_queue_arguments(spec))
+            for rung in DELAY_LADDER_SECONDS:
+                self._declare_queue(delay_queue_name(spec.name, rung), delay_queue_arguments(spec.name, rung))
+                self._delay_queues.add(delay_queue_name(spec.name, rung))
+            self._control_channel().queue_bind(spec.name, topology.topic)
+            self._dead_letter_queues[spec.name] = spec.dead_letter_queue
+        version = self._server_version()
+        if version_tuple(version) < (3, 12):
+            log.info(
+                "RabbitMQ %s ignores x-consumer-timeout: set consumer_timeout in rabbitmq.conf above the longest "
+                "job (default 30 min), or jobs longer than that are handed to another worker",
+                version,
+            )
+
+    def _declare_queue(self, name: str, arguments: dict[str, Any]) -> None:
+        with self._precondition(f"queue {name!r}"):
+            self._control_channel().queue_declare(name, durable=True, arguments=arguments)
+
+    @contextlib.contextmanager
+    def _precondition(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != _PRECONDITION_FAILED:
+                raise
+            raise ConfigError(
+                f"{what} already exists on {self.display_url} with other settings ({exc.reply_text}); a changed "
+                "queues.max_receive_count changes x-delivery-limit. RabbitMQ cannot change them in place: let the "
+                "workers drain it, delete it (`rabbitmqctl delete_queue NAME`, or the management UI) and run "
+                "`videoconverter provision` again, or configure new queue and topic names"
+            ) from exc
+
+    def delete(self, topology: Topology) -> None:
+        """Delete the topic, the queues, their delay and dead-letter queues, and every message in them."""
+
+        def delete() -> None:
+            channel = self._control_channel()
+            for spec in topology.queues:
+                for name in (
+                    spec.name,
+                    spec.dead_letter_queue,
+                    *(delay_queue_name(spec.name, rung) for rung in DELAY_LADDER_SECONDS),
+                ):
+                    channel.queue_delete(name)
+            channel.exchange_delete(topology.topic)
+            for spec in topology.queues:
+                self._dead_letter_queues.pop(spec.name, None)
+                self._delay_queues.difference_update(delay_queue_name(spec.name, r) for r in DELAY_LADDER_SECONDS)
+
+        self._call(delete)
+
+    # --- sending ----------------------------------------------------------------------------------------
+
+    def publish(self, topic: str, body: str) -> list[str]:
+        properties = self._properties()
+        self._call(lambda: self._publish(topic, "", body.encode(), properties, f"topic {topic!r}"))
+        return [properties.message_id]
+
+    def send(self, queue: str, body: str) -> str:
+        properties = self._properties()
+        self._call(lambda: self._publish("", queue, body.encode(), properties, f"queue {queue!r}"))
+        return str(properties.message_id)
+
+    @staticmethod
+    def _properties(
+        message_id: str | None = None, headers: dict[str, Any] | None = None, sent_at: float | None = None
+    ) -> Any:
+        return pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=message_id or str(uuid.uuid4()),
+            timestamp=int(sent_at if sent_at is not None else time.time()),
+            content_type="text/plain; charset=utf-8",
+            headers=headers or {},
+        )
+
+    def _publish(self, exchange: str, routing_key: str, body: bytes, properties: Any, what: str) -> None:
+        """Publish and wait for the confirm (I/O thread). Nothing routed or a missing exchange: QueueNotFound."""
+        channel = self._control_channel()
+        try:
+            channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
+        except pika.exceptions.UnroutableError as exc:
+            detail = "has no subscribed queue: the message would be lost" if exchange else "does not exist"
+            raise QueueNotFoundError(f"{what} {detail}: run `videoconverter provision` first") from exc
+        except pika.exceptions.NackError as exc:
+            raise BrokerUnavailableError(f"RabbitMQ refused a message for {what} (queue full or failing)") from exc
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == _NOT_FOUND:
+                raise QueueNotFoundError(f"{what} does not exist: run `videoconverter provision` first") from exc
+            raise
+
+    # --- receiving --------------------------------------------------------------------------------------
+
+    def receive(
+        self, queue: str, *, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout_seconds: int = 30
+    ) -> list[Delivery]:
+        deadline = time.monotonic() + wait_seconds
+        interval = POLL_MIN_SECONDS
+        while True:
+            deliveries = self._call(lambda: self._get(queue, max_messages, visibility_timeout_seconds))
+            remaining = deadline - time.monotonic()
+            if deliveries or remaining <= 0:
+                return deliveries
+            if self._stopping.wait(min(interval, remaining)):
+                raise VideoConverterError("the broker was closed during a receive")
+            interval = min(interval * 2, POLL_MAX_SECONDS)
+
+    def _get(self, queue: str, max_messages: int, visibility_timeout_seconds: int) -> list[Delivery]:
+        self._count(queue)  # a basic.get on a missing queue would close the channel, and every lease with it
+        channel = self._work_channel()
+        deliveries = []
+        for _ in range(max_messages):
+            method, properties, body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                break
+            receipt = uuid.uuid4().hex
+            attempt = attempt_of(properties.headers)
+            self._leases[receipt] = _Lease(
+                queue,
+                method.delivery_tag,
+                channel,
+                time.monotonic() + visibility_timeout_seconds,
+                attempt,
+                properties,
+                body,
+            )
+            deliveries.append(
+                Delivery(
+                    queue,
+                    properties.message_id or f"amqp-{receipt}",
+                    body.decode("utf-8", errors="replace"),
+                    receipt,
+                    attempt,
+                    float(properties.timestamp or time.time()),
+                )
+            )
+        return deliveries
+
+    # --- settling ---------------------------------------------------------------------------------------
+
+    def ack(self, delivery: Delivery) -> None:
+        def ack() -> None:
+            lease = self._take_lease(delivery)
+            lease.channel.basic_ack(lease.delivery_tag)
+
+        self._call(ack)
+
+    def extend(self, delivery: Delivery, visibility_timeout_seconds: int) -> None:
+        def extend() -> None:
+            lease = self._lease(delivery)
+            lease.deadline = time.monotonic() + visibility_timeout_seconds
+
+        self._call(extend)
+
+    def release(self, delivery: Delivery, delay_seconds: float = 0.0) -> None:
+        def release() -> None:
+            lease = self._take_lease(delivery)
+            if delay_seconds <= 0:
+                lease.channel.basic_reject(lease.delivery_tag, requeue=True)
+                return
+            headers = self._own_headers(lease.properties.headers)
+            headers[PRIOR_DELIVERIES_HEADER] = lease.attempt
+            copy = self._properties(lease.properties.message_id, headers, lease.properties.timestamp)
+            rung = delay_rung(delay_seconds)
+            name = delay_queue_name(lease.queue, rung)
+            if name not in self._delay_queues:  # declared at provision; again here for older topologies
+                try:
+                    self._declare_queue(name, delay_queue_arguments(lease.queue, rung))
+                except BaseException:
+                    self._leases[delivery.receipt] = lease
+                    raise
+                self._delay_queues.add(name)
+            self._publish_then_ack(delivery.receipt, lease, name, copy, f"delay queue {name!r}")
+
+        self._call(release)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        def dead_letter() -> None:
+            lease = self._take_lease(delivery)
+            headers = self._own_headers(lease.properties.headers)
+            headers.pop(PRIOR_DELIVERIES_HEADER, None)
+            headers.update(
+                {REASON_HEADER: reason, SOURCE_QUEUE_HEADER: lease.queue, DEAD_LETTERED_AT_HEADER: str(time.time())}
+            )
+            copy = self._properties(lease.properties.message_id, headers, lease.properties.timestamp)
+            target = self._dead_letter_queue(lease.queue)
+            self._publish_then_ack(delivery.receipt, lease, target, copy, f"dead-letter queue {target!r}")
+
+        self._call(dead_letter)
+
+    def _publish_then_ack(self, receipt: str, lease: _Lease, queue: str, properties: Any, what: str) -> None:
+        """Move a leased message: the confirmed copy first, then the ack (at least once, never lost)."""
+        try:
+            self._publish("", queue, lease.body, properties, what)
+        except BaseException:
+            self._leases[receipt] = lease  # still ours: the caller may retry, or the lease runs out
+            raise
+        lease.channel.basic_ack(lease.delivery_tag)
+
+    def _lease(self, delivery: Delivery) -> _Lease:
+        """The live lease of ``delivery`` (I/O thread); an expired one is returned to the queue now."""
+        lease = self._leases.get(delivery.receipt)
+        if lease is not None and lease.deadline <= time.monotonic():
+            self._expire(delivery.receipt, lease)
+            lease = None
+        if lease is None or lease.channel is not self._work or not lease.channel.is_open:
+            self._leases.pop(delivery.receipt, None)
+            raise StaleReceiptError(
+                f"message {delivery.message_id} on {delivery.queue}: its lease expired (or the connection was "
+                "lost) and it went back to the queue; this worker no longer owns it"
+            )
+        return lease
+
+    def _take_lease(self, delivery: Delivery) -> _Lease:
+        lease = self._lease(delivery)
+        del self._leases[delivery.receipt]
+        return lease
+
+    def _expire(self, receipt: str, lease: _Lease) -> None:
+        self._leases.pop(receipt, None)
+        if lease.channel is self._work and lease.channel.is_open:
+            lease.channel.basic_reject(lease.delivery_tag, requeue=True)
+            log.info("lease of a message on %s expired: returned to the queue", lease.queue)
+
+    def _expire_leases(self) -> None:
+        now = time.monotonic()
+        for receipt, lease in list(self._leases.items()):
+            if lease.deadline <= now:
+                self._expire(receipt, lease)
+
+    @staticmethod
+    def _own_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
+        """The headers a copy keeps: the application's and ours, not the broker's (x-death, x-delivery-count)."""
+        return {k: v for k, v in (headers or {}).items() if not k.startswith("x-") or k.startswith(OWN_HEADER_PREFIX)}
+
+    # --- dead letters and inspection --------------------------------------------------------------------
+
+    def _dead_letter_queue(self, queue: str) -> str:
+        return self._dead_letter_queues.get(queue) or f"{queue}{DEAD_LETTER_QUEUE_SUFFIX}"
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        def peek() -> list[DeadLetter]:
+            target = self._dead_letter_queue(queue)
+            self._count(target)
+            channel = self._connection.channel()
+            letters = []
+            try:
+                for _ in range(limit):
+                    method, properties, body = channel.basic_get(target, auto_ack=False)
+                    if method is None:
+                        break
+                    letters.append(dead_letter_from(queue, properties, body))
+            finally:
+                channel.close()  # hands every message back, in order
+            return sorted(letters, key=lambda d: d.dead_lettered_at)
+
+        return self._call(peek)
+
+    def redrive(self, queue: str) -> int:
+        def redrive() -> int:
+            source = self._dead_letter_queue(queue)
+            self._count(source)
+            self._count(queue)
+            channel = self._connection.channel()
+            moved = 0
+            try:
+                while True:
+                    method, properties, body = channel.basic_get(source, auto_ack=False)
+                    if method is None:
+                        return moved
+                    headers = {
+                        k: v
+                        for k, v in self._own_headers(properties.headers).items()
+                        if k not in {REASON_HEADER, SOURCE_QUEUE_HEADER, DEAD_LETTERED_AT_HEADER}
+                    }
+                    headers[PRIOR_DELIVERIES_HEADER] = 0
+                    self._publish("", queue, body, self._properties(properties.message_id, headers), f"queue {queue!r}")
+                    channel.basic_ack(method.delivery_tag)
+                    moved += 1
+            finally:
+                channel.close()
+
+        return self._call(redrive)
+
+    def depth(self, queue: str) -> QueueDepth:
+        def depth() -> QueueDepth:
+            visible = self._count(queue)
+            delayed = 0
+            for rung in DELAY_LADDER_SECONDS:
+                with contextlib.suppress(QueueNotFoundError):  # declared by an older version
+                    delayed += self._count(delay_queue_name(queue, rung))
+            in_flight = sum(1 for lease in self._leases.values() if lease.queue == queue)
+            return QueueDepth(visible, in_flight, delayed)
+
+        return self._call(depth)
+
+    def _count(self, queue: str) -> int:
+        """Messages ready in ``queue`` (I/O thread). Raises ``QueueNotFoundError``."""
+        try:
+            result = self._probe_channel().queue_declare(queue, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == _NOT_FOUND:
+                missing = f"queue {queue!r} does not exist: run `videoconverter provision` first"
+                raise QueueNotFoundError(missing) from exc
+            raise
+        return int(result.method.message_count)
+
+    # --- the I/O thread ---------------------------------------------------------------------------------
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        """Run ``operation`` on the I/O thread and return its result (or raise its error)."""
+        if self._stopping.is_set():
+            raise VideoConverterError("the broker is closed")
+        if threading.current_thread() is self._thread:
+            return operation()
+        future: Future[T] = Future()
+        self._operations.put((operation, future))
+        self._wake()
+        try:
+            return future.result(timeout=OPERATION_TIMEOUT_SECONDS)
+        except FutureTimeoutError as exc:
+            future.cancel()
+            raise BrokerUnavailableError(
+                f"RabbitMQ at {self.display_url} did not answer within {OPERATION_TIMEOUT_SECONDS:.0f} s"
+            ) from exc
+
+    def _wake(self) -> None:
+        connection = self._connection
+        with contextlib.suppress(Exception):  # closed: the I/O thread is reconnecting and polls anyway
+            connection.add_callback_threadsafe(_nothing)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if not self._connection.is_open:
+                    self._reconnect()
+                    continue
+                self._run_operations()
+                self._expire_leases()
+                self._connection.process_data_events(time_limit=IO_TICK_SECONDS)
+            except pika.exceptions.AMQPConnectionError as exc:
+                log.warning("lost the connection to RabbitMQ at %s: %s", self.display_url, exc)
+            except pika.exceptions.AMQPChannelError as exc:  # e.g. the work channel closed under us
+                log.warning("a RabbitMQ channel closed: %s", exc)
+            except Exception:
+                log.exception("unexpected error in the RabbitMQ I/O thread")
+        self._fail_operations(VideoConverterError("the broker is closed"))
+        with contextlib.suppress(Exception):
+            self._connection.close()  # RabbitMQ requeues whatever is still leased
+
+    def _run_operations(self) -> None:
+        while True:
+            try:
+                operation, future = self._operations.get_nowait()
+            except queues.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(operation())
+            except pika.exceptions.AMQPConnectionError as exc:
+                future.set_exception(
+                    BrokerUnavailableError(f"lost the connection to RabbitMQ at {self.display_url}: {exc!r}")
+                )
+                return
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def _fail_operations(self, error: Exception) -> None:
+        while True:
+            try:
+                _operation, future = self._operations.get_nowait()
+            except queues.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                future.set_exception(error)
+
+    def _reconnect(self) -> None:
+        self._leases.clear()  # RabbitMQ requeued them with the connection
+        self._control = self._probe = self._work = None
+        try:
+            self._connection = self._connect()
+        except (BrokerUnavailableError, ConfigError) as exc:
+            self._fail_operations(exc)
+            log.warning("%s; trying again in %.0f s", exc, self._reconnect_delay)
+            deadline = time.monotonic() + self._reconnect_delay
+            while not self._stopping.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+                self._fail_operations(exc)
+                if time.monotonic() >= deadline:
+                    break
+            self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_MAX_DELAY_SECONDS)
+            return
+        self._reconnect_delay = 1.0
+        log.info("reconnected to RabbitMQ at %s", self.display_url)
+
+    def _connect(self) -> Any:
+        try:
+            return pika.BlockingConnection(self._parameters)
+        except pika.exceptions.ProbableAuthenticationError as exc:
+            raise ConfigError(f"broker: RabbitMQ at {self.display_url} refused the user name or password") from exc
+        except pika.exceptions.ProbableAccessDeniedError as exc:
+            raise ConfigError(f"broker: no access to the vhost of {self.display_url}") from exc
+        except pika.exceptions.AMQPError as exc:
+            raise BrokerUnavailableError(f"cannot connect to RabbitMQ at {self.display_url}: {exc!r}") from exc
+
+    def _control_channel(self) -> Any:
+        if self._control is None or not self._control.is_open:
+            self._control = self._connection.channel()
+            self._control.confirm_delivery()
+        return self._control
+
+    def _probe_channel(self) -> Any:
+        if self._probe is None or not self._probe.is_open:
+            self._probe = self._connection.channel()
+        return self._probe
+
+    def _work_channel(self) -> Any:
+        if self._work is None or not self._work.is_open:
+            self._leases.clear()  # they died with the old channel
+            self._work = self._connection.channel()
+        return self._work
+
+    def close(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._wake()
+        self._thread.join(timeout=OPERATION_TIMEOUT_SECONDS)
+        self._fail_operations(VideoConverterError("the broker is closed"))  # submitted while it stopped
+
+
+def _nothing() -> None:
+    """Wakes the I/O thread out of ``process_data_events``."""

@@ -1,0 +1,143 @@
+"""What the RabbitMQ broker adds to the contract: threads, connection heartbeats, server errors, wiring."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import require_service, wait_until
+from tests.contract.conftest import RABBITMQ_URL, ContractNames, reachable
+from videoconverter import backends
+from videoconverter.brokers.base import QueueSpec, Topology
+from videoconverter.brokers.rabbitmq import DELAY_LADDER_SECONDS, RabbitMQBroker, attempt_of, delay_rung
+from videoconverter.errors import ConfigError
+
+
+@pytest.fixture
+def names() -> Iterator[ContractNames]:
+    require_service(reachable(RABBITMQ_URL), "no RabbitMQ server")
+    names = ContractNames(f"t{uuid.uuid4().hex[:10]}-")
+    yield names
+    cleaner = RabbitMQBroker(RABBITMQ_URL)
+    try:
+        cleaner.delete(names.topology())
+    finally:
+        cleaner.close()
+
+
+@pytest.fixture
+def broker(names: ContractNames) -> Iterator[RabbitMQBroker]:
+    broker = RabbitMQBroker(RABBITMQ_URL)
+    broker.declare(names.topology())
+    yield broker
+    broker.close()
+
+
+def test_amqp_urls_resolve_to_the_rabbitmq_broker() -> None:
+    assert backends.resolve("broker", backends.BROKERS, "amqp://u:p@host/%2F") is RabbitMQBroker
+    assert backends.resolve("broker", backends.BROKERS, "amqps://u:p@host/%2F") is RabbitMQBroker
+    assert backends.EXTRAS["amqp"] == "rabbitmq"
+
+
+def test_delays_round_up_to_the_ladder_and_attempts_add_up() -> None:
+    assert [delay_rung(d) for d in (0.1, 1, 1.5, 30, 899, 5000)] == [1, 1, 2, 40, 900, DELAY_LADDER_SECONDS[-1]]
+    assert attempt_of(None) == 1
+    assert attempt_of({"x-delivery-count": 2, "x-videoconverter-prior-deliveries": 3}) == 6
+
+
+def test_a_wrong_password_is_a_config_error_that_does_not_show_it() -> None:
+    require_service(reachable(RABBITMQ_URL), "no RabbitMQ server")
+    url = RABBITMQ_URL.replace("guest:guest@", "guest:s3cret-pw@")
+    assert url != RABBITMQ_URL, "the test URL is expected to use guest:guest"
+    with pytest.raises(ConfigError) as info:
+        RabbitMQBroker(url)
+    assert "s3cret-pw" not in str(info.value) and "password" in str(info.value)
+
+
+def test_declaring_a_queue_with_other_settings_names_it_and_says_what_to_do(
+    broker: RabbitMQBroker, names: ContractNames
+) -> None:
+    changed = Topology(
+        names.topic, tuple(QueueSpec(q.name, q.dead_letter_queue, 3600, 7) for q in names.topology().queues)
+    )
+    with pytest.raises(ConfigError) as info:
+        broker.declare(changed)
+    assert names.a in str(info.value) and "provision" in str(info.value)
+    broker.send(names.a, "still works")  # the broker recovered its channel
+    assert [d.body for d in broker.receive(names.a, wait_seconds=2)] == ["still works"]
+
+
+def test_a_closed_connection_hands_its_leases_back(broker: RabbitMQBroker, names: ContractNames) -> None:
+    broker.send(names.a, "job")
+    dying = RabbitMQBroker(RABBITMQ_URL)
+    taken = dying.receive(names.a, wait_seconds=2, visibility_timeout_seconds=600)
+    assert [d.attempt for d in taken] == [1]
+    dying.close()  # as a worker killed mid-job: the server requeues at once, long before the lease ends
+    again = broker.receive(names.a, wait_seconds=5)
+    assert [d.body for d in again] == ["job"]
+    major, minor = (int(p) for p in broker.server_version().split(".")[:2])
+    if (major, minor) < (4, 3):  # from 4.3 a requeue on close no longer counts as a delivery
+        assert again[0].attempt == 2
+
+
+def test_the_delivery_limit_dead_letters_with_rabbitmqs_reason(broker: RabbitMQBroker, names: ContractNames) -> None:
+    broker.send(names.a, "poison")
+    for _ in range(3):
+        (delivery,) = broker.receive(names.a, wait_seconds=5)
+        broker.release(delivery)
+    letters = wait_until(lambda: broker.dead_letters(names.a), 10, message="the dead letter")
+    assert isinstance(letters, list) and len(letters) == 1
+    assert letters[0].reason.startswith("delivery_limit") and letters[0].source_queue == names.a
+    assert broker.dead_letters(names.a) == letters  # peeking twice loses nothing
+    assert broker.redrive(names.a) == 1
+    (back,) = broker.receive(names.a, wait_seconds=5)
+    assert (back.body, back.attempt) == ("poison", 1)
+
+
+def test_heartbeats_from_another_thread_keep_the_lease_while_this_one_polls(
+    broker: RabbitMQBroker, names: ContractNames
+) -> None:
+    """The worker's pattern: a heartbeat thread extends while other threads use the same broker."""
+    broker.send(names.a, "long job")
+    (delivery,) = broker.receive(names.a, wait_seconds=2, visibility_timeout_seconds=1)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def heartbeat() -> None:
+        while not stop.wait(0.3):
+            try:
+                broker.extend(delivery, 1)
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    beating = threading.Thread(target=heartbeat)
+    beating.start()
+    try:
+        stolen = [broker.receive(names.a, wait_seconds=0.5) for _ in range(5)]  # 2.5 s of rival polling
+    finally:
+        stop.set()
+        beating.join()
+    assert errors == [] and stolen == [[]] * 5
+    broker.ack(delivery)
+    assert broker.depth(names.a).total == 0
+
+
+def test_the_connection_stays_alive_while_the_caller_is_busy(names: ContractNames) -> None:
+    """With a 1 s AMQP heartbeat, a caller busy for 4 s (FFmpeg) would lose its connection without the I/O
+    thread answering heartbeats; with it, the lease survives and the ack goes through."""
+    separator = "&" if "?" in RABBITMQ_URL else "?"
+    broker = RabbitMQBroker(f"{RABBITMQ_URL}{separator}heartbeat=1")
+    try:
+        broker.declare(names.topology())
+        broker.send(names.a, "job")
+        (delivery,) = broker.receive(names.a, wait_seconds=2, visibility_timeout_seconds=60)
+        time.sleep(4)  # busy, not synchronising: nothing to wait for but the passing of heartbeats
+        broker.ack(delivery)
+        assert broker.depth(names.a).total == 0
+    finally:
+        broker.close()
