@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -14,7 +16,7 @@ from tests.contract.conftest import RABBITMQ_URL, ContractNames, reachable
 from videoconverter import backends
 from videoconverter.brokers.base import QueueSpec, Topology
 from videoconverter.brokers.rabbitmq import DELAY_LADDER_SECONDS, RabbitMQBroker, attempt_of, delay_rung
-from videoconverter.errors import ConfigError
+from videoconverter.errors import BrokerUnavailableError, ConfigError, StaleReceiptError
 
 
 @pytest.fixture
@@ -141,3 +143,41 @@ def test_the_connection_stays_alive_while_the_caller_is_busy(names: ContractName
         assert broker.depth(names.a).total == 0
     finally:
         broker.close()
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to restart the broker")
+def test_a_broker_restart_loses_nothing_confirmed_and_leases_nothing_twice(
+    broker: RabbitMQBroker, names: ContractNames
+) -> None:
+    queue = names.queues[0]
+    published = [f"job-{i}" for i in range(30)]
+    for body in published:
+        broker.send(queue, body)  # returns once RabbitMQ confirmed the message
+    leased = broker.receive(queue, max_messages=5, visibility_timeout_seconds=300)
+    assert len(leased) == 5
+    try:
+        _rabbitmqctl("stop_app")
+    finally:
+        _rabbitmqctl("start_app")
+    _rabbitmqctl("await_startup")
+    for delivery in leased:  # their channel died with the connection: the messages went back to the queue
+        with pytest.raises(StaleReceiptError):
+            broker.ack(delivery)
+    received: list[str] = []
+
+    def drain() -> bool:
+        try:
+            got = broker.receive(queue, max_messages=10, wait_seconds=1, visibility_timeout_seconds=300)
+        except BrokerUnavailableError:
+            return False  # still reconnecting
+        for delivery in got:
+            broker.ack(delivery)
+            received.append(delivery.body)
+        return len(received) >= len(published)
+
+    wait_until(drain, 90, interval_seconds=0.1, message="every confirmed message after the restart")
+    assert sorted(received) == sorted(published)
