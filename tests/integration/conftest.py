@@ -35,3 +35,14 @@ def sample_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Ca
         return cache[key]
 
     return make
+
+
+@pytest.fixture
+def svc(tiny_config: Any) -> Any:
+    """The embedded pipeline of ``tiny_config``, provisioned: store, broker, job store and ingest."""
+    from videoconverter.app import open_services, provision
+
+    services = open_services(tiny_config)
+    provision(services)
+    yield services
+    services.close()

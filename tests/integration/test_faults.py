@@ -28,14 +28,6 @@ from videoconverter.worker import Worker
 pytestmark = pytest.mark.ffmpeg
 
 
-@pytest.fixture
-def svc(tiny_config: Config):
-    services = open_services(tiny_config)
-    provision(services)
-    yield services
-    services.close()
-
-
 def writes(svc: Services, key: str, rendition: str) -> int:
     return sum(1 for line in svc.jobs.logs(key) if line.rendition == rendition and line.message.startswith("wrote "))
 

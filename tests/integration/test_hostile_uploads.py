@@ -14,22 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_pipeline import IN, drain, job
-from videoconverter.app import Services, open_services, provision
-from videoconverter.config import Config
+from videoconverter.app import Services
 from videoconverter.errors import InvalidKeyError
 from videoconverter.jobs.base import JobState
 from videoconverter.transcode.runner import ffmpeg_executable
 
 pytestmark = pytest.mark.ffmpeg
 SECRET = f"TOPSECRET-{uuid.uuid4().hex}"
-
-
-@pytest.fixture
-def svc(tiny_config: Config) -> Iterator[Services]:
-    services = open_services(tiny_config)
-    provision(services)
-    yield services
-    services.close()
 
 
 @pytest.fixture

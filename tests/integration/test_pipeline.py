@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_until
-from videoconverter.app import Services, open_services, provision
-from videoconverter.config import Config
+from videoconverter.app import Services
 from videoconverter.events import ObjectCreated, object_created_event
 from videoconverter.jobs.base import JobId, JobState
 from videoconverter.transcode.probe import probe
@@ -23,14 +22,6 @@ from videoconverter.worker import Worker
 
 pytestmark = pytest.mark.ffmpeg
 IN = "videoconverter-input"
-
-
-@pytest.fixture
-def svc(tiny_config: Config):
-    services = open_services(tiny_config)
-    provision(services)
-    yield services
-    services.close()
 
 
 def drain(svc: Services, ffmpeg: str | None = None) -> None:
