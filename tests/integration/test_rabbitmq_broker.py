@@ -181,3 +181,21 @@ def test_a_broker_restart_loses_nothing_confirmed_and_leases_nothing_twice(
 
     wait_until(drain, 90, interval_seconds=0.1, message="every confirmed message after the restart")
     assert sorted(received) == sorted(published)
+
+
+def test_a_message_past_its_retention_is_dead_lettered_not_dropped(names: ContractNames) -> None:
+    broker = RabbitMQBroker(RABBITMQ_URL)
+    try:
+        queue = names.queues[0]
+        short = Topology(names.topic, (QueueSpec(queue, f"{queue}-dlq", 1, 5),))  # 1 s retention
+        broker.declare(short)
+        broker.send(queue, "expires")
+
+        def expired() -> bool:
+            return any(d.body == "expires" for d in broker.dead_letters(queue))
+
+        wait_until(expired, 30, interval_seconds=0.2, message="the expired message in the DLQ")
+        letter = next(d for d in broker.dead_letters(queue) if d.body == "expires")
+        assert "expired" in letter.reason
+    finally:
+        broker.close()

@@ -23,9 +23,10 @@ How the broker contract maps onto AMQP 0-9-1:
 What AMQP cannot do (see ``capabilities``): count another client's unacknowledged messages (``depth`` reports
 this instance's leases only), and give each fanout copy its own id (``publish`` returns the one id they share).
 
-Retention: ``message_retention_seconds`` is not applied. A queue TTL keeps counting across retries and would
-expire jobs being retried; a message waits in RabbitMQ until a worker takes it, and dead letters stay until
-redriven or purged.
+Retention: every queue carries ``x-message-ttl = message_retention_seconds``. A message still waiting when it
+expires is dead-lettered with reason ``expired`` (the dead-letter strategy is at least once), so nothing is
+dropped silently. The TTL keeps counting across requeues (as SQS's retention does), but a retry with back-off
+is a new message with a fresh TTL; dead letters stay until redriven.
 
 Consumer timeout: RabbitMQ closes the channel of a delivery left unacknowledged longer than ``consumer_timeout``
 (30 min by default), and jobs can be longer. Every queue is declared with ``x-consumer-timeout`` =

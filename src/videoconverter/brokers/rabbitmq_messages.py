@@ -57,6 +57,9 @@ def work_queue_arguments(spec: QueueSpec) -> dict[str, Any]:
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
         "x-consumer-timeout": CONSUMER_TIMEOUT_SECONDS * 1000,
+        # Retention: an expired message is dead-lettered (reason "expired"), never dropped. A retry with
+        # back-off is a new message with a fresh TTL, so the TTL cannot expire a job that is being retried.
+        "x-message-ttl": spec.message_retention_seconds * 1000,
     }
 
 
