@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,48 @@ def sample_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Ca
     return make
 
 
-@pytest.fixture
-def svc(tiny_config: Any) -> Any:
-    """The embedded pipeline of ``tiny_config``, provisioned: store, broker, job store and ingest."""
-    from videoconverter.app import open_services, provision
+@pytest.fixture(params=["sqlite", "rabbitmq"])
+def pipeline_config_path(request: pytest.FixtureRequest, tiny_config_path: Path, tmp_path: Path) -> Iterator[Path]:
+    """The tiny pipeline's TOML, once per broker backend; worker subprocesses read the same file.
 
-    services = open_services(tiny_config)
+    For RabbitMQ the topic and queues get a unique prefix (the server outlives the test) and a short connection
+    heartbeat, so that the server notices a frozen worker within seconds, and are deleted afterwards.
+    """
+    if request.param == "sqlite":
+        yield tiny_config_path
+        return
+    from tests.conftest import TINY_RENDITIONS_TOML, require_service
+    from tests.contract.conftest import RABBITMQ_URL, reachable
+
+    require_service(reachable(RABBITMQ_URL), "no RabbitMQ server")
+    prefix = f"p{uuid.uuid4().hex[:8]}-"
+    renditions = TINY_RENDITIONS_TOML
+    for name in ("smaller", "small"):
+        renditions = renditions.replace(f'name = "{name}"\n', f'name = "{name}"\nqueue = "{prefix}{name}"\n')
+    path = tmp_path / "videoconverter-rabbitmq.toml"
+    url = RABBITMQ_URL + ("&" if "?" in RABBITMQ_URL else "?") + "heartbeat=5"
+    path.write_text(
+        f'data_dir = "{tmp_path / "data"}"\nbroker = "{url}"\n\n[input]\ntopic = "{prefix}topic"\n' + renditions
+    )
+    yield path
+    from videoconverter.app import topology
+    from videoconverter.brokers.rabbitmq import RabbitMQBroker
+    from videoconverter.config import load_config
+
+    cleaner = RabbitMQBroker(RABBITMQ_URL)
+    try:
+        cleaner.delete(topology(load_config(environ={}, path=path)))
+    finally:
+        cleaner.close()
+
+
+@pytest.fixture
+def svc(pipeline_config_path: Path) -> Iterator[Any]:
+    """The tiny pipeline, provisioned (store, broker, job store and ingest), on each broker backend."""
+    from videoconverter.app import open_services, provision
+    from videoconverter.config import load_config
+
+    services = open_services(load_config(environ={}, path=pipeline_config_path))
     provision(services)
     yield services
     services.close()

@@ -18,10 +18,9 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.integration.test_pipeline import IN, drain, job, slow_ffmpeg
-from videoconverter.app import Services, open_services, provision
+from videoconverter.app import Services
 from videoconverter.brokers.base import QueueSpec, Topology
 from videoconverter.brokers.sqlite import SQLiteBroker
-from videoconverter.config import Config
 from videoconverter.jobs.base import JobState
 from videoconverter.worker import Worker
 
@@ -33,10 +32,14 @@ def writes(svc: Services, key: str, rendition: str) -> int:
 
 
 def test_a_frozen_worker_past_its_lease_neither_acks_nor_overwrites(
-    svc: Services, small_clip: Path, tiny_config_path: Path, tmp_path: Path
+    svc: Services, small_clip: Path, pipeline_config_path: Path, tmp_path: Path
 ) -> None:
     uploaded = svc.store.put_file(IN, "frozen.mp4", small_clip)
-    env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(tiny_config_path), "IMAGEIO_FFMPEG_EXE": slow_ffmpeg(tmp_path, 2)}
+    env = {
+        **os.environ,
+        "VIDEOCONVERTER_CONFIG": str(pipeline_config_path),
+        "IMAGEIO_FFMPEG_EXE": slow_ffmpeg(tmp_path, 2),
+    }
     frozen = subprocess.Popen(
         [sys.executable, "-m", "videoconverter", "worker", "small", "--max-jobs", "1"],
         env=env,
@@ -63,26 +66,20 @@ def test_a_frozen_worker_past_its_lease_neither_acks_nor_overwrites(
     assert job(svc, "frozen.mp4", uploaded.etag, "small").state is JobState.DONE
 
 
-def test_a_hanging_ffmpeg_is_killed_retried_then_dead_lettered(
-    tiny_config: Config, small_clip: Path, tmp_path: Path
-) -> None:
-    config = dataclasses.replace(
-        tiny_config, limits=dataclasses.replace(tiny_config.limits, transcode_timeout_seconds=1.5)
+def test_a_hanging_ffmpeg_is_killed_retried_then_dead_lettered(svc: Services, small_clip: Path, tmp_path: Path) -> None:
+    uploaded = svc.store.put_file(IN, "hang.mp4", small_clip)
+    worker = Worker(svc, svc.config.rendition("small"), ffmpeg=slow_ffmpeg(tmp_path, 3600))
+    worker.config = dataclasses.replace(
+        svc.config, limits=dataclasses.replace(svc.config.limits, transcode_timeout_seconds=1.5)
     )
-    svc = open_services(config)
-    try:
-        provision(svc)
-        uploaded = svc.store.put_file(IN, "hang.mp4", small_clip)
-        Worker(svc, config.rendition("small"), ffmpeg=slow_ffmpeg(tmp_path, 3600)).run(exit_when_idle=True)
-        record = job(svc, "hang.mp4", uploaded.etag, "small")
-        assert (record.state, record.attempts) == (JobState.FAILED, config.max_receive_count)
-        assert "ran past the 2 s limit" in record.error
-        assert [d.reason for d in svc.broker.dead_letters("videoconverter_small")] == [record.error]
-        pid = int((tmp_path / "ffmpeg.pid").read_text())
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
-    finally:
-        svc.close()
+    worker.run(exit_when_idle=True)
+    record = job(svc, "hang.mp4", uploaded.etag, "small")
+    assert (record.state, record.attempts) == (JobState.FAILED, svc.config.max_receive_count)
+    assert "ran past the 2 s limit" in record.error
+    assert [d.reason for d in svc.broker.dead_letters(svc.config.rendition("small").queue)] == [record.error]
+    pid = int((tmp_path / "ffmpeg.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
 
 
 def test_a_failed_output_write_leaves_nothing_and_the_retry_succeeds(
@@ -201,7 +198,7 @@ def test_a_job_with_a_malformed_key_in_its_event_is_dead_lettered(svc: Services)
     }
     svc.broker.publish(svc.config.topic, json.dumps(event))
     drain(svc)
-    reasons = [d.reason for d in svc.broker.dead_letters("videoconverter_small")]
+    reasons = [d.reason for d in svc.broker.dead_letters(svc.config.rendition("small").queue)]
     assert len(reasons) == 1 and "'..'" in reasons[0]
     assert job(svc, "../../etc/passwd.mp4", "x", "small").state is JobState.FAILED
 

@@ -91,18 +91,18 @@ def test_not_a_video_is_dead_lettered_at_once_with_the_reason(svc: Services, tmp
     record = job(svc, "notes.mp4", uploaded.etag, "small")
     assert (record.state, record.attempts) == (JobState.FAILED, 1)
     assert "not a readable video" in record.error
-    letters = svc.broker.dead_letters("videoconverter_small")
+    letters = svc.broker.dead_letters(svc.config.rendition("small").queue)
     assert len(letters) == 1 and "not a readable video" in letters[0].reason
     assert svc.store.head("videoconverter-output-small", "notes.mp4") is None
 
 
 def test_malformed_messages_are_dead_lettered_and_the_worker_goes_on(svc: Services, small_clip: Path) -> None:
-    svc.broker.send("videoconverter_small", "{not json")
-    svc.broker.send("videoconverter_small", json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"}))
+    svc.broker.send(svc.config.rendition("small").queue, "{not json")
+    svc.broker.send(svc.config.rendition("small").queue, json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"}))
     uploaded = svc.store.put_file(IN, "after.mp4", small_clip)
     Worker(svc, svc.config.rendition("small")).run(exit_when_idle=True)
     assert job(svc, "after.mp4", uploaded.etag, "small").state is JobState.DONE
-    reasons = [d.reason for d in svc.broker.dead_letters("videoconverter_small")]
+    reasons = [d.reason for d in svc.broker.dead_letters(svc.config.rendition("small").queue)]
     assert len(reasons) == 1 and reasons[0].startswith("malformed message")
 
 
@@ -201,12 +201,12 @@ def test_reconcile_queues_files_that_arrived_without_an_event(svc: Services, sma
 
 
 def test_a_worker_killed_mid_job_loses_nothing_and_leaves_no_ffmpeg(
-    svc: Services, small_clip: Path, tiny_config_path: Path, tmp_path: Path
+    svc: Services, small_clip: Path, pipeline_config_path: Path, tmp_path: Path
 ) -> None:
     uploaded = svc.store.put_file(IN, "killed.mp4", small_clip)
     env = {
         **os.environ,
-        "VIDEOCONVERTER_CONFIG": str(tiny_config_path),
+        "VIDEOCONVERTER_CONFIG": str(pipeline_config_path),
         "IMAGEIO_FFMPEG_EXE": slow_ffmpeg(tmp_path, 60),
     }
     victim = subprocess.Popen(
