@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.contract.conftest import MAX_RECEIVE_COUNT, ContractNames
-from videoconverter.brokers.base import Broker
+from videoconverter.brokers.base import Broker, Topology
 from videoconverter.errors import QueueNotFoundError, StaleReceiptError
 
 
@@ -44,6 +44,15 @@ def test_publish_fans_out_one_copy_to_every_subscribed_queue(broker: Broker, nam
 def test_publish_to_an_unknown_topic_is_an_error(broker: Broker) -> None:
     with pytest.raises(QueueNotFoundError):
         broker.publish("no-such-topic", "lost?")
+
+
+def test_publish_to_a_topic_no_queue_is_subscribed_to_is_an_error(
+    broker_factory: Callable[[], Broker], names: ContractNames
+) -> None:
+    lonely = broker_factory()
+    lonely.declare(Topology(names.topic, ()))  # the topic exists, but nothing would receive the message
+    with pytest.raises(QueueNotFoundError):
+        lonely.publish(names.topic, "lost?")
 
 
 def test_receive_from_an_unknown_queue_is_an_error(broker: Broker) -> None:
