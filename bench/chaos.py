@@ -19,9 +19,10 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
-from videoconverter.app import open_services, settled
+from videoconverter.app import open_services, settled, topology
 from videoconverter.config import load_config
 from videoconverter.jobs.base import JobState
 from videoconverter.samples import make_clip
@@ -29,6 +30,9 @@ from videoconverter.samples import make_clip
 CONFIG = """
 data_dir = "{data}"
 log_level = "WARNING"
+{broker}
+[input]
+topic = "{prefix}videoconverter-topic"
 
 [queues]
 visibility_timeout_seconds = 3
@@ -37,11 +41,13 @@ receive_wait_seconds = 1
 
 [[renditions]]
 name = "144p"
+queue = "{prefix}videoconverter_144p"
 short_side = 144
 x264_preset = "ultrafast"
 
 [[renditions]]
 name = "96p"
+queue = "{prefix}videoconverter_96p"
 short_side = 96
 x264_preset = "ultrafast"
 """
@@ -68,11 +74,13 @@ def killer(up_pid: int, every_seconds: float, stop: threading.Event, kills: list
                 pass
 
 
-def run(uploads: int, kill_every: float, concurrency: int, timeout: float) -> dict[str, object]:
+def run(uploads: int, kill_every: float, concurrency: int, timeout: float, broker_url: str = "") -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="vc-chaos-") as tmp:
         root = Path(tmp)
         config_path = root / "videoconverter.toml"
-        config_path.write_text(CONFIG.format(data=root / "data"))
+        prefix = f"chaos-{uuid.uuid4().hex[:8]}-" if broker_url else ""  # a shared server outlives the run
+        broker_line = f'broker = "{broker_url}"' if broker_url else ""
+        config_path.write_text(CONFIG.format(data=root / "data", broker=broker_line, prefix=prefix))
         env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(config_path)}
         config = load_config(environ=env)
         clips = [
@@ -105,6 +113,9 @@ def run(uploads: int, kill_every: float, concurrency: int, timeout: float) -> di
             stop.set()
             up.send_signal(signal.SIGTERM)
             up.wait(timeout=60)
+            delete = getattr(svc.broker, "delete", None)  # the RabbitMQ broker's clean-up
+            if broker_url and delete is not None:
+                delete(topology(config))
             svc.close()
 
 
@@ -126,6 +137,7 @@ def summarise(svc, uploads: int, kills: list[int], wall_seconds: float) -> dict[
                 lost += 1
             duplicated += max(0, writes.get(rendition.name, 0) - 1)
     return {
+        "broker": svc.config.broker_url.split("://")[0],
         "uploads": uploads,
         "renditions": len(svc.config.renditions),
         "workers_killed": len(kills),
@@ -143,17 +155,23 @@ def main() -> int:
     parser.add_argument("--kill-every", type=float, default=3.0, help="seconds between two kills")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes per rendition")
     parser.add_argument("--timeout", type=float, default=900, help="give up waiting after this many seconds")
+    parser.add_argument(
+        "--broker-url", default="", help="e.g. amqp://guest:guest@127.0.0.1:5672/%%2F (default: SQLite)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.uploads, args.kill_every, args.concurrency, args.timeout)
+    result = run(args.uploads, args.kill_every, args.concurrency, args.timeout, args.broker_url)
     if args.json:
         print(json.dumps(result))
     else:
+        r = result
         print(
-            f"{result['uploads']} uploads x {result['renditions']} renditions, {result['workers_killed']} workers "
-            f"killed, {result['wall_seconds']} s: jobs lost {result['jobs_lost']}, duplicated outputs "
-            f"{result['duplicated_outputs']}, dead-lettered {result['dead_lettered']} (target 0, 0, 0); "
-            f"{result['jobs_retried']} jobs ran more than once"
+            f"{r['broker']}: {r['uploads']} uploads x {r['renditions']} renditions, {r['workers_killed']} workers "
+            f"killed, {r['wall_seconds']} s"
+        )
+        print(
+            f"jobs lost {r['jobs_lost']}, duplicated outputs {r['duplicated_outputs']}, dead-lettered "
+            f"{r['dead_lettered']} (target 0, 0, 0); {r['jobs_retried']} jobs ran more than once"
         )
     return 0 if result["jobs_lost"] == result["duplicated_outputs"] == result["dead_lettered"] == 0 else 1
 

@@ -9,13 +9,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_service
+from tests.contract.conftest import RABBITMQ_URL, reachable
+
 pytestmark = [pytest.mark.ffmpeg, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
 CHAOS = Path(__file__).parents[2] / "bench" / "chaos.py"
 
 
-def test_killing_workers_at_random_loses_and_duplicates_nothing() -> None:
+@pytest.mark.parametrize("broker", ["sqlite", "rabbitmq"])
+def test_killing_workers_at_random_loses_and_duplicates_nothing(broker: str) -> None:
+    extra = []
+    if broker == "rabbitmq":
+        require_service(reachable(RABBITMQ_URL), "no RabbitMQ server")
+        extra = ["--broker-url", RABBITMQ_URL]
     result = subprocess.run(
-        [sys.executable, str(CHAOS), "--uploads", "24", "--kill-every", "0.7", "--json"],
+        [sys.executable, str(CHAOS), "--uploads", "24", "--kill-every", "0.7", "--json", *extra],
         capture_output=True,
         text=True,
         timeout=300,
