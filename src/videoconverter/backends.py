@@ -15,8 +15,12 @@ BROKERS = {
     "amqps": "videoconverter.brokers.rabbitmq:RabbitMQBroker",
 }
 #: The pip extra that installs a scheme's dependencies, where it is not named after the scheme.
-EXTRAS = {"amqp": "rabbitmq", "amqps": "rabbitmq"}
-JOB_STORES = {"sqlite": "videoconverter.jobs.sqlite:SQLiteJobStore"}
+EXTRAS = {"amqp": "rabbitmq", "amqps": "rabbitmq", "postgresql": "postgres", "postgres": "postgres"}
+JOB_STORES = {
+    "sqlite": "videoconverter.jobs.sqlite:SQLiteJobStore",
+    "postgresql": "videoconverter.jobs.postgres:PostgresJobStore",
+    "postgres": "videoconverter.jobs.postgres:PostgresJobStore",
+}
 
 
 def scheme_of(url: str) -> str:

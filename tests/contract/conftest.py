@@ -75,10 +75,10 @@ def names() -> ContractNames:
     return ContractNames(f"t{uuid.uuid4().hex[:10]}-")
 
 
-def reachable(url: str) -> bool:
+def reachable(url: str, default_port: int = 5672) -> bool:
     parts = urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname or "localhost", parts.port or 5672), timeout=2):
+        with socket.create_connection((parts.hostname or "localhost", parts.port or default_port), timeout=2):
             return True
     except OSError:
         return False
@@ -142,10 +142,25 @@ def store(store_factory: Callable[[], ObjectStore]) -> ObjectStore:
     return s
 
 
-@pytest.fixture(params=["sqlite"])
+POSTGRES_URL = os.environ.get("VIDEOCONVERTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
 def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
     store: JobStore
+    schema = ""
     if request.param == "sqlite":
         store = SQLiteJobStore(tmp_path / "jobs.sqlite3")
+    else:
+        require_service(reachable(POSTGRES_URL, 5432), f"no PostgreSQL server at {redact(POSTGRES_URL)}")
+        from videoconverter.jobs.postgres import PostgresJobStore
+
+        schema = f"vc_test_{uuid.uuid4().hex[:12]}"  # a shared server outlives the test
+        store = PostgresJobStore(f"{POSTGRES_URL}?schema={schema}")
     yield store
     store.close()
+    if schema:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -42,24 +42,28 @@ def sample_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Ca
 def pipeline_config_path(request: pytest.FixtureRequest, tiny_config_path: Path, tmp_path: Path) -> Iterator[Path]:
     """The tiny pipeline's TOML, once per broker backend; worker subprocesses read the same file.
 
-    For RabbitMQ the topic and queues get a unique prefix (the server outlives the test) and a short connection
-    heartbeat, so that the server notices a frozen worker within seconds, and are deleted afterwards.
+    The "rabbitmq" case is a cluster's set-up: RabbitMQ and the PostgreSQL job store. The topic, queues and
+    schema get unique names (the servers outlive the test) and are deleted afterwards; the connection heartbeat
+    is short, so that the server notices a frozen worker within seconds.
     """
     if request.param == "sqlite":
         yield tiny_config_path
         return
     from tests.conftest import TINY_RENDITIONS_TOML, require_service
-    from tests.contract.conftest import RABBITMQ_URL, reachable
+    from tests.contract.conftest import POSTGRES_URL, RABBITMQ_URL, reachable
 
     require_service(reachable(RABBITMQ_URL), "no RabbitMQ server")
+    require_service(reachable(POSTGRES_URL, 5432), "no PostgreSQL server")
     prefix = f"p{uuid.uuid4().hex[:8]}-"
     renditions = TINY_RENDITIONS_TOML
     for name in ("smaller", "small"):
         renditions = renditions.replace(f'name = "{name}"\n', f'name = "{name}"\nqueue = "{prefix}{name}"\n')
     path = tmp_path / "videoconverter-rabbitmq.toml"
     url = RABBITMQ_URL + ("&" if "?" in RABBITMQ_URL else "?") + "heartbeat=5"
+    schema = f"vc_test_{uuid.uuid4().hex[:12]}"
     path.write_text(
-        f'data_dir = "{tmp_path / "data"}"\nbroker = "{url}"\n\n[input]\ntopic = "{prefix}topic"\n' + renditions
+        f'data_dir = "{tmp_path / "data"}"\nbroker = "{url}"\njobs = "{POSTGRES_URL}?schema={schema}"\n\n'
+        f'[input]\ntopic = "{prefix}topic"\n' + renditions
     )
     yield path
     from videoconverter.app import topology
@@ -71,6 +75,10 @@ def pipeline_config_path(request: pytest.FixtureRequest, tiny_config_path: Path,
         cleaner.delete(topology(load_config(environ={}, path=path)))
     finally:
         cleaner.close()
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture

@@ -1,16 +1,14 @@
-"""The embedded job store: one SQLite table of jobs and one of their log lines."""
+"""The embedded job store: SQLite (WAL), shared safely by many processes. URL: ``sqlite://PATH``."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from videoconverter import sqlite
-from videoconverter.jobs.base import JobId, JobLogLine, JobRecord, JobState
+from videoconverter.jobs.sql import SqlJobStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -42,10 +40,9 @@ CREATE TABLE IF NOT EXISTS job_logs (
 );
 CREATE INDEX IF NOT EXISTS job_logs_by_key ON job_logs (key, id);
 """
-_ID = "key = ? AND source_etag = ? AND rendition = ?"
 
 
-class SQLiteJobStore:
+class SQLiteJobStore(SqlJobStore):
     """URL: ``sqlite://PATH``."""
 
     def __init__(self, path: Path) -> None:
@@ -54,131 +51,14 @@ class SQLiteJobStore:
         with self._lock:
             self._conn.executescript(_SCHEMA)
 
-    def enqueue(self, job_id: JobId, sequencer: str = "") -> JobRecord:
-        now = time.time()
-        self._write(
-            "INSERT OR IGNORE INTO jobs (key, source_etag, rendition, state, created_at, updated_at, "
-            "sequencer) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
-            (*_key(job_id), now, now, sequencer),
-        )
-        return self._get_or_raise(job_id)
-
-    def start(self, job_id: JobId, attempt: int) -> JobRecord:
-        now = time.time()
-        self._write(
-            "INSERT INTO jobs (key, source_etag, rendition, state, attempts, created_at, updated_at, started_at)"
-            " VALUES (?, ?, ?, 'running', ?, ?, ?, ?) ON CONFLICT (key, source_etag, rendition) DO UPDATE SET "
-            "state = 'running', attempts = MAX(attempts, excluded.attempts), updated_at = excluded.updated_at, "
-            "started_at = excluded.started_at, progress_percent = 0",
-            (*_key(job_id), attempt, now, now, now),
-        )
-        return self._get_or_raise(job_id)
-
-    def progress(self, job_id: JobId, percent: float) -> None:
-        self._write(
-            f"UPDATE jobs SET progress_percent = ?, updated_at = ? WHERE {_ID} AND state = 'running'",
-            (max(0.0, min(100.0, percent)), time.time(), *_key(job_id)),
-        )
-
-    def finish(self, job_id: JobId, output_url: str, note: str = "") -> JobRecord:
-        now = time.time()
-        self._write(
-            f"UPDATE jobs SET state = 'done', progress_percent = 100, output_url = ?, note = ?, "
-            f"error = '', updated_at = ?, finished_at = ? WHERE {_ID}",
-            (output_url, note, now, now, *_key(job_id)),
-        )
-        return self._get_or_raise(job_id)
-
-    def retry(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
-        self._write(
-            f"UPDATE jobs SET state = 'queued', error = ?, stderr_tail = ?, updated_at = ? WHERE {_ID}",
-            (error, stderr_tail, time.time(), *_key(job_id)),
-        )
-        return self._get_or_raise(job_id)
-
-    def fail(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
-        now = time.time()
-        self._write(
-            "INSERT INTO jobs (key, source_etag, rendition, state, created_at, updated_at, finished_at, error, "
-            "stderr_tail) VALUES (?, ?, ?, 'failed', ?, ?, ?, ?, ?) ON CONFLICT (key, source_etag, rendition) "
-            "DO UPDATE SET state = 'failed', updated_at = excluded.updated_at, finished_at = excluded.finished_at,"
-            " error = excluded.error, stderr_tail = excluded.stderr_tail",
-            (*_key(job_id), now, now, now, error, stderr_tail),
-        )
-        return self._get_or_raise(job_id)
-
-    def requeue_failed(self, key: str | None = None, rendition: str | None = None) -> int:
-        sql = "UPDATE jobs SET state = 'queued', updated_at = ?, finished_at = NULL WHERE state = 'failed'"
-        params: list[Any] = [time.time()]
-        if key is not None:
-            sql += " AND key = ?"
-            params.append(key)
-        if rendition is not None:
-            sql += " AND rendition = ?"
-            params.append(rendition)
-        return self._write(sql, tuple(params))
-
-    def get(self, job_id: JobId) -> JobRecord | None:
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:
-            row = self._conn.execute(f"SELECT * FROM jobs WHERE {_ID}", _key(job_id)).fetchone()
-        return _record(row) if row else None
+            return self._conn.execute(sql, tuple(params)).fetchall()
 
-    def find(self, key: str | None = None, states: Sequence[JobState] = ()) -> list[JobRecord]:
-        sql = "SELECT * FROM jobs WHERE 1 = 1"
-        params: list[Any] = []
-        if key is not None:
-            sql += " AND key = ?"
-            params.append(key)
-        if states:
-            sql += f" AND state IN ({', '.join('?' for _ in states)})"
-            params.extend(s.value for s in states)
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY created_at DESC, key, rendition", params).fetchall()
-        return [_record(r) for r in rows]
-
-    def append_log(self, key: str, rendition: str, level: str, message: str) -> None:
-        self._write(
-            "INSERT INTO job_logs (key, rendition, at, level, message) VALUES (?, ?, ?, ?, ?)",
-            (key, rendition, time.time(), level, message),
-        )
-
-    def logs(self, key: str) -> list[JobLogLine]:
-        with self._lock:
-            rows = self._conn.execute("SELECT * FROM job_logs WHERE key = ? ORDER BY id", (key,)).fetchall()
-        return [JobLogLine(r["key"], r["rendition"], r["at"], r["level"], r["message"]) for r in rows]
+    def _write(self, sql: str, params: Sequence[Any]) -> int:
+        with self._lock, sqlite.write_transaction(self._conn) as db:
+            return db.execute(sql, tuple(params)).rowcount
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-    def _write(self, sql: str, params: tuple[Any, ...]) -> int:
-        with self._lock, sqlite.write_transaction(self._conn) as db:
-            return db.execute(sql, params).rowcount
-
-    def _get_or_raise(self, job_id: JobId) -> JobRecord:
-        record = self.get(job_id)
-        if record is None:
-            raise LookupError(f"job {job_id} vanished while being updated")
-        return record
-
-
-def _key(job_id: JobId) -> tuple[str, str, str]:
-    return (job_id.key, job_id.source_etag, job_id.rendition)
-
-
-def _record(row: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        id=JobId(row["key"], row["source_etag"], row["rendition"]),
-        state=JobState(row["state"]),
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        progress_percent=row["progress_percent"],
-        output_url=row["output_url"],
-        error=row["error"],
-        stderr_tail=row["stderr_tail"],
-        note=row["note"],
-        sequencer=row["sequencer"],
-    )
