@@ -41,7 +41,7 @@ def test_unknown_scheme_without_close_match_lists_available() -> None:
 
 def test_unknown_backend_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
-        resolve("job store", JOB_STORES, "postgres://db")
+        resolve("job store", JOB_STORES, "mongodb://db")
 
 
 @pytest.mark.parametrize("url", ["vc-data/broker.sqlite3", "sqlite:x", "://x", ""])
