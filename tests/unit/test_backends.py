@@ -55,3 +55,10 @@ def test_missing_optional_dependency_names_the_extra() -> None:
     registry = {"fancy": "videoconverter_missing_module_for_tests:Backend"}
     with pytest.raises(ConfigError, match=r"videoconverter\[fancy\]"):
         resolve("broker", registry, "fancy://x")
+
+
+def test_postgresql_urls_resolve_to_the_postgres_job_store() -> None:
+    from videoconverter.jobs.postgres import PostgresJobStore
+
+    for url in ("postgresql://u:p@db/videoconverter", "postgres://db/videoconverter?schema=vc"):
+        assert resolve("job store", JOB_STORES, url) is PostgresJobStore
