@@ -164,6 +164,15 @@ def test_a_broker_restart_loses_nothing_confirmed_and_leases_nothing_twice(
     finally:
         _rabbitmqctl("start_app")
     _rabbitmqctl("await_startup")
+
+    def reconnected() -> bool:
+        try:
+            broker.depth(queue)
+        except BrokerUnavailableError:
+            return False  # the listener may open a moment after start-up, and the broker retries with back-off
+        return True
+
+    wait_until(reconnected, 90, interval_seconds=0.2, message="the broker to reconnect")
     for delivery in leased:  # their channel died with the connection: the messages went back to the queue
         with pytest.raises(StaleReceiptError):
             broker.ack(delivery)
