@@ -16,39 +16,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from videoconverter.errors import ConfigError
-from videoconverter.jobs.sql import SqlJobStore
+from videoconverter.jobs.sql import SCHEMA_TEMPLATE, SqlJobStore
 from videoconverter.logs import redact
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    key TEXT NOT NULL,
-    source_etag TEXT NOT NULL,
-    rendition TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created_at DOUBLE PRECISION NOT NULL,
-    updated_at DOUBLE PRECISION NOT NULL,
-    started_at DOUBLE PRECISION,
-    finished_at DOUBLE PRECISION,
-    progress_percent DOUBLE PRECISION NOT NULL DEFAULT 0,
-    output_url TEXT NOT NULL DEFAULT '',
-    error TEXT NOT NULL DEFAULT '',
-    stderr_tail TEXT NOT NULL DEFAULT '',
-    note TEXT NOT NULL DEFAULT '',
-    sequencer TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (key, source_etag, rendition)
-);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
-CREATE TABLE IF NOT EXISTS job_logs (
-    id BIGSERIAL PRIMARY KEY,
-    key TEXT NOT NULL,
-    rendition TEXT NOT NULL,
-    at DOUBLE PRECISION NOT NULL,
-    level TEXT NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS job_logs_by_key ON job_logs (key, id);
-"""
+_SCHEMA = SCHEMA_TEMPLATE.format(real="DOUBLE PRECISION", serial_key="BIGSERIAL PRIMARY KEY")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 

@@ -9,6 +9,37 @@ from typing import Any
 
 from videoconverter.jobs.base import JobId, JobLogLine, JobRecord, JobState
 
+#: The tables, with the two types that differ between dialects left as ``{real}`` and ``{serial_key}``.
+SCHEMA_TEMPLATE = """
+CREATE TABLE IF NOT EXISTS jobs (
+    key TEXT NOT NULL,
+    source_etag TEXT NOT NULL,
+    rendition TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at {real} NOT NULL,
+    updated_at {real} NOT NULL,
+    started_at {real},
+    finished_at {real},
+    progress_percent {real} NOT NULL DEFAULT 0,
+    output_url TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT '',
+    stderr_tail TEXT NOT NULL DEFAULT '',
+    note TEXT NOT NULL DEFAULT '',
+    sequencer TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (key, source_etag, rendition)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
+CREATE TABLE IF NOT EXISTS job_logs (
+    id {serial_key},
+    key TEXT NOT NULL,
+    rendition TEXT NOT NULL,
+    at {real} NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_logs_by_key ON job_logs (key, id);
+"""
 _ID = "key = ? AND source_etag = ? AND rendition = ?"
 
 
