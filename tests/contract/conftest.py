@@ -75,6 +75,17 @@ def names() -> ContractNames:
     return ContractNames(f"t{uuid.uuid4().hex[:10]}-")
 
 
+def delete_rabbitmq_topology(topology: Topology) -> None:
+    """Remove a test's exchange and queues from the shared RabbitMQ server, which outlives the test run."""
+    from videoconverter.brokers.rabbitmq import RabbitMQBroker
+
+    cleaner = RabbitMQBroker(RABBITMQ_URL)
+    try:
+        cleaner.delete(topology)
+    finally:
+        cleaner.close()
+
+
 def reachable(url: str, default_port: int = 5672) -> bool:
     parts = urlsplit(url)
     try:
@@ -109,13 +120,7 @@ def broker_factory(
     for broker in opened:
         broker.close()
     if request.param == "rabbitmq":
-        from videoconverter.brokers.rabbitmq import RabbitMQBroker
-
-        cleaner = RabbitMQBroker(RABBITMQ_URL)
-        try:
-            cleaner.delete(names.topology())
-        finally:
-            cleaner.close()
+        delete_rabbitmq_topology(names.topology())
 
 
 @pytest.fixture

@@ -66,15 +66,11 @@ def pipeline_config_path(request: pytest.FixtureRequest, tiny_config_path: Path,
         f'[input]\ntopic = "{prefix}topic"\n' + renditions
     )
     yield path
+    from tests.contract.conftest import delete_rabbitmq_topology
     from videoconverter.app import topology
-    from videoconverter.brokers.rabbitmq import RabbitMQBroker
     from videoconverter.config import load_config
 
-    cleaner = RabbitMQBroker(RABBITMQ_URL)
-    try:
-        cleaner.delete(topology(load_config(environ={}, path=path)))
-    finally:
-        cleaner.close()
+    delete_rabbitmq_topology(topology(load_config(environ={}, path=path)))
     import psycopg
 
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_until
-from tests.integration.test_pipeline import IN, drain, job, slow_ffmpeg
+from tests.integration.test_pipeline import IN, drain, job, slow_ffmpeg, start_worker
 from videoconverter.app import Services
 from videoconverter.brokers.base import QueueSpec, Topology
 from videoconverter.brokers.sqlite import SQLiteBroker
@@ -35,16 +35,7 @@ def test_a_frozen_worker_past_its_lease_neither_acks_nor_overwrites(
     svc: Services, small_clip: Path, pipeline_config_path: Path, tmp_path: Path
 ) -> None:
     uploaded = svc.store.put_file(IN, "frozen.mp4", small_clip)
-    env = {
-        **os.environ,
-        "VIDEOCONVERTER_CONFIG": str(pipeline_config_path),
-        "IMAGEIO_FFMPEG_EXE": slow_ffmpeg(tmp_path, 2),
-    }
-    frozen = subprocess.Popen(
-        [sys.executable, "-m", "videoconverter", "worker", "small", "--max-jobs", "1"],
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
+    frozen = start_worker(pipeline_config_path, slow_ffmpeg(tmp_path, 2), "small", "--max-jobs", "1")
     try:
         wait_until(lambda: (tmp_path / "ffmpeg.pid").exists(), 30, message="the first worker to start FFmpeg")
         frozen.send_signal(signal.SIGSTOP)

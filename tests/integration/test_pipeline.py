@@ -55,6 +55,14 @@ def slow_ffmpeg(tmp_path: Path, sleep_seconds: float) -> str:
     return str(script)
 
 
+def start_worker(config_path: Path, ffmpeg: str, *args: str) -> subprocess.Popen[bytes]:
+    """`videoconverter worker ARGS` as its own process, on ``config_path``, running ``ffmpeg``."""
+    env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(config_path), "IMAGEIO_FFMPEG_EXE": ffmpeg}
+    return subprocess.Popen(
+        [sys.executable, "-m", "videoconverter", "worker", *args], env=env, stderr=subprocess.DEVNULL
+    )
+
+
 def test_an_upload_becomes_every_rendition(svc: Services, small_clip: Path, tmp_path: Path) -> None:
     uploaded = svc.store.put_file(IN, "holiday clip.mp4", small_clip)
     assert {r.state for r in svc.jobs.find("holiday clip.mp4")} == {JobState.QUEUED}
@@ -204,14 +212,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_leaves_no_ffmpeg(
     svc: Services, small_clip: Path, pipeline_config_path: Path, tmp_path: Path
 ) -> None:
     uploaded = svc.store.put_file(IN, "killed.mp4", small_clip)
-    env = {
-        **os.environ,
-        "VIDEOCONVERTER_CONFIG": str(pipeline_config_path),
-        "IMAGEIO_FFMPEG_EXE": slow_ffmpeg(tmp_path, 60),
-    }
-    victim = subprocess.Popen(
-        [sys.executable, "-m", "videoconverter", "worker", "small"], env=env, stderr=subprocess.DEVNULL
-    )
+    victim = start_worker(pipeline_config_path, slow_ffmpeg(tmp_path, 60), "small")
     pid_file = tmp_path / "ffmpeg.pid"
     wait_until(lambda: pid_file.exists() and pid_file.read_text(), 30, message="FFmpeg to start")
     ffmpeg_pid = int(pid_file.read_text())

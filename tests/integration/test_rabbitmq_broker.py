@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import require_service, wait_until
-from tests.contract.conftest import RABBITMQ_URL, ContractNames, reachable
+from tests.contract.conftest import RABBITMQ_URL, ContractNames, delete_rabbitmq_topology, reachable
 from videoconverter import backends
 from videoconverter.brokers.base import QueueSpec, Topology
 from videoconverter.brokers.rabbitmq import DELAY_LADDER_SECONDS, RabbitMQBroker, attempt_of, delay_rung
@@ -24,11 +24,7 @@ def names() -> Iterator[ContractNames]:
     require_service(reachable(RABBITMQ_URL), "no RabbitMQ server")
     names = ContractNames(f"t{uuid.uuid4().hex[:10]}-")
     yield names
-    cleaner = RabbitMQBroker(RABBITMQ_URL)
-    try:
-        cleaner.delete(names.topology())
-    finally:
-        cleaner.close()
+    delete_rabbitmq_topology(names.topology())
 
 
 @pytest.fixture
