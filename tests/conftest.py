@@ -90,3 +90,7 @@ def other_clip(clip_dir):
     from videoconverter.samples import make_clip
 
     return make_clip(clip_dir / "other.mp4", width=240, height=180, seconds=1, audio=False)
+
+
+# moto's server, for every tier that tests the AWS backends (see tests/aws.py).
+from tests.aws import moto_server  # noqa: E402, F401

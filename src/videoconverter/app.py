@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from videoconverter import backends
+from videoconverter.aws import provision as aws
 from videoconverter.brokers.base import Broker, QueueSpec, Topology
 from videoconverter.config import Config
 from videoconverter.ingest import Ingest
 from videoconverter.jobs.base import JobRecord, JobStore
+from videoconverter.logs import redact
 from videoconverter.sqlite import path_from_url
 from videoconverter.storage.base import Notification, ObjectStore
 
@@ -34,7 +36,13 @@ def topology(config: Config) -> Topology:
     return Topology(
         topic=config.topic,
         queues=tuple(
-            QueueSpec(r.queue, r.dead_letter_queue, config.message_retention_seconds, config.max_receive_count)
+            QueueSpec(
+                r.queue,
+                r.dead_letter_queue,
+                config.message_retention_seconds,
+                config.max_receive_count,
+                config.visibility_timeout_seconds,
+            )
             for r in config.renditions
         ),
     )
@@ -46,10 +54,10 @@ def open_services(config: Config) -> Services:
     jobs: JobStore = _open(config.jobs_url, backends.JOB_STORES, "job store")
     ingest = Ingest(config, broker, jobs)
     notification = Notification(config.input_bucket, config.input_suffixes, ingest.on_object_created)
-    store_class = backends.resolve("storage", backends.STORAGE, config.storage_url)
-    store = store_class(
-        path_from_url(config.storage_url, backends.scheme_of(config.storage_url)), notifications=(notification,)
-    )
+    # With S3 and SNS, S3 itself publishes each upload's event (wired by provision); any other pairing (the
+    # embedded store, an S3-compatible store with RabbitMQ) publishes from the process that uploads.
+    local = () if aws.server_side_notifications(config) else (notification,)
+    store = open_store(config.storage_url, notifications=local)
     return Services(config, store, broker, jobs, ingest)
 
 
@@ -62,15 +70,49 @@ def services(config: Config) -> Iterator[Services]:
         opened.close()
 
 
+def provision_plan(config: Config) -> list[str]:
+    """What :func:`provision` ensures, in words, without touching anything (``provision --dry-run``)."""
+    spec = {q.name: q for q in topology(config).queues}
+    steps = [f"bucket {b}" for b in (config.input_bucket, *(r.output_bucket for r in config.renditions))]
+    steps.append(f"topic {config.topic}")
+    for r in config.renditions:
+        q = spec[r.queue]
+        retention = q.message_retention_seconds
+        if backends.scheme_of(config.broker_url) == "aws":
+            from videoconverter.brokers.sqs import source_retention_seconds  # no boto3 needed for a plan
+
+            retention = source_retention_seconds(q)
+        steps.append(
+            f"queue {r.queue} (subscribed to {config.topic}; keeps messages {retention} s; "
+            f"after {q.max_receive_count} receives -> {r.dead_letter_queue})"
+        )
+        steps.append(f"queue {r.dead_letter_queue}")
+    if aws.server_side_notifications(config):
+        steps.extend(aws.steps(config))
+    steps.append(f"job store {redact(config.jobs_url)}")
+    return steps
+
+
 def provision(svc: Services) -> list[str]:
-    """Create the buckets, topic, queues and dead-letter queues. Idempotent; returns what it ensured."""
+    """Create, or bring into line, the buckets, topic, queues, dead-letter queues and (on AWS) the S3 -> SNS
+    notification. Idempotent; returns what it ensured (as :func:`provision_plan` words it)."""
     config = svc.config
     svc.broker.declare(topology(config))
-    buckets = [config.input_bucket, *(r.output_bucket for r in config.renditions)]
-    for bucket in buckets:
+    for bucket in (config.input_bucket, *(r.output_bucket for r in config.renditions)):
         svc.store.create_bucket(bucket)
-    queues = [q for r in config.renditions for q in (r.queue, r.dead_letter_queue)]
-    return [f"bucket {b}" for b in buckets] + [f"topic {config.topic}"] + [f"queue {q}" for q in queues]
+    if aws.server_side_notifications(config):
+        aws.wire_notifications(config, svc.broker.topic_arn(config.topic))  # type: ignore[attr-defined]
+    return provision_plan(config)
+
+
+def open_store(url: str, notifications: tuple[Notification, ...] = ()) -> ObjectStore:
+    """The object store ``url`` names. Local stores call ``notifications`` after each write; server-side stores
+    (S3) deliver events themselves, as configured by ``provision``, and ignore them."""
+    store_class = backends.resolve("storage", backends.STORAGE, url)
+    from_url = getattr(store_class, "from_url", None)
+    if from_url is not None:
+        return from_url(url, notifications=notifications)  # type: ignore[no-any-return]
+    return store_class(path_from_url(url, backends.scheme_of(url)), notifications=notifications)  # type: ignore[no-any-return]
 
 
 def _open(url: str, registry: dict[str, str], kind: str) -> Any:
@@ -87,6 +129,6 @@ def settled(svc: Services, key: str | None = None) -> tuple[list[JobRecord], boo
     records = svc.jobs.find(key)
     if any(not r.state.terminal for r in records):
         return records, False
-    if key is not None:
-        return records, bool(records)
+    if key is not None:  # every rendition has a job: with S3 -> SNS, none exists before its worker starts
+        return records, {r.name for r in svc.config.renditions} <= {r.id.rendition for r in records}
     return records, all(svc.broker.depth(r.queue).total == 0 for r in svc.config.renditions)

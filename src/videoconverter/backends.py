@@ -8,18 +8,30 @@ from typing import Any
 
 from videoconverter.errors import ConfigError, UnknownBackendError
 
-STORAGE = {"file": "videoconverter.storage.filesystem:FileSystemStore"}
+STORAGE = {
+    "file": "videoconverter.storage.filesystem:FileSystemStore",
+    "s3": "videoconverter.storage.s3:S3Store",
+}
 BROKERS = {
     "sqlite": "videoconverter.brokers.sqlite:SQLiteBroker",
     "amqp": "videoconverter.brokers.rabbitmq:RabbitMQBroker",
     "amqps": "videoconverter.brokers.rabbitmq:RabbitMQBroker",
+    "aws": "videoconverter.brokers.sqs:SQSBroker",
 }
 #: The pip extra that installs a scheme's dependencies, where it is not named after the scheme.
-EXTRAS = {"amqp": "rabbitmq", "amqps": "rabbitmq", "postgresql": "postgres", "postgres": "postgres"}
+EXTRAS = {
+    "amqp": "rabbitmq",
+    "amqps": "rabbitmq",
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "s3": "aws",
+    "dynamodb": "aws",
+}
 JOB_STORES = {
     "sqlite": "videoconverter.jobs.sqlite:SQLiteJobStore",
     "postgresql": "videoconverter.jobs.postgres:PostgresJobStore",
     "postgres": "videoconverter.jobs.postgres:PostgresJobStore",
+    "dynamodb": "videoconverter.jobs.dynamodb:DynamoDBJobStore",
 }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from videoconverter import __version__
-from videoconverter.app import Services, open_services, provision, services, settled
+from videoconverter.app import Services, open_services, provision, provision_plan, services, settled
 from videoconverter.config import ENVIRONMENT, Config, load_config
 from videoconverter.errors import ConfigError, VideoConverterError
 from videoconverter.jobs.base import JobRecord, JobState
@@ -86,10 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["list", "redrive"])
     p.add_argument("rendition", nargs="?", help="only this rendition (default: all)")
     p.add_argument("--json", action="store_true")
-    p = command("provision", cmd_provision, "create the buckets, topic and queues (idempotent)")
+    p = command("provision", cmd_provision, "create, or bring into line, the buckets, topic and queues (idempotent)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be ensured, touching nothing")
     p.add_argument("--json", action="store_true")
     p = command("demo", cmd_demo, "convert generated sample clips with the embedded backends and show the results")
     p.add_argument("--data-dir", type=Path, help="where to keep the demo's buckets and queues (default vc-demo)")
+    p = command("package-lambda", cmd_package_lambda, "build an AWS Lambda function's zip or container-image context")
+    p.add_argument("--function", required=True, choices=["publish", "transcode"], help="which function")
+    p.add_argument("--format", choices=["zip", "image"], help="default: zip for publish, image for transcode")
+    p.add_argument("--output", type=Path, help="default dist/lambda-FUNCTION.zip or dist/lambda-FUNCTION-image/")
+    p.add_argument("--config", type=Path, help="config file to bundle (default: the active one, if any)")
+    p.add_argument(
+        "--skip-glibc-check", action="store_true", help="build even where a wheel needs a newer glibc than Lambda's"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
@@ -327,13 +337,16 @@ def cmd_dlq(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_provision(args: argparse.Namespace, config: Config) -> int:
-    with services(config) as svc:
-        ensured = provision(svc)
-    if args.json:
-        print(json.dumps({"ensured": ensured}))
+    if args.dry_run:
+        steps, field, prefix = provision_plan(config), "planned", "would ensure"
     else:
-        for item in ensured:
-            print(f"ok  {item}")
+        with services(config) as svc:
+            steps, field, prefix = provision(svc), "ensured", "ok"
+    if args.json:
+        print(json.dumps({field: steps}))
+    else:
+        for step in steps:
+            print(f"{prefix}  {step}")
     return 0
 
 
@@ -341,3 +354,17 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from videoconverter.demo import run_demo
 
     return run_demo(args.data_dir)
+
+
+def cmd_package_lambda(args: argparse.Namespace, config: Config) -> int:
+    from videoconverter.aws.package import package_lambda
+
+    artifact = package_lambda(
+        args.function,
+        args.format,
+        output=args.output,
+        config_path=args.config,
+        check_glibc=not args.skip_glibc_check,
+    )
+    print(json.dumps(artifact.to_json()) if args.json else artifact.summary())
+    return 0

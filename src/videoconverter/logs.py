@@ -45,6 +45,10 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Client libraries narrate every connection at INFO ("Found credentials in environment variables"): only
+    # their warnings belong in a job's trail.
+    for chatty in ("botocore", "boto3", "s3transfer", "urllib3", "pika"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
 
 
 class JobLog:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -91,3 +93,36 @@ def _run(args: list[str]) -> None:
         raise TranscodeError(
             "could not generate a sample clip", exit_code=result.returncode, stderr_tail=result.stderr[-2000:]
         )
+
+
+class GeneratedStream:
+    """A non-seekable stream of ``size`` pseudo-random bytes, made as they are read (never all in memory), for
+    measuring uploads of any size.
+
+    The content repeats with a period that divides no power-of-two part size, so parts swapped or dropped on the
+    way change the hash. ``md5`` is the hash of what was read so far.
+    """
+
+    PERIOD = 1024 * 1024 + 7
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.position = 0
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self._pattern = os.urandom(self.PERIOD) * 10  # covers any read up to 9 periods from any offset
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, amount: int = -1) -> bytes:
+        amount = self.size - self.position if amount < 0 else min(amount, self.size - self.position)
+        pieces = []
+        while amount > 0:
+            offset = self.position % self.PERIOD
+            piece = self._pattern[offset : offset + min(amount, 9 * self.PERIOD)]
+            pieces.append(piece)
+            self.position += len(piece)
+            amount -= len(piece)
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self.md5.update(data)
+        return data

@@ -95,13 +95,14 @@ def reachable(url: str, default_port: int = 5672) -> bool:
         return False
 
 
-@pytest.fixture(params=["sqlite", "rabbitmq"])
+@pytest.fixture(params=["sqlite", "rabbitmq", "aws"])
 def broker_factory(
     request: pytest.FixtureRequest, tmp_path: Path, names: ContractNames
 ) -> Iterator[Callable[[], Broker]]:
     opened: list[Broker] = []
     if request.param == "rabbitmq":
         require_service(reachable(RABBITMQ_URL), f"no RabbitMQ server at {redact(RABBITMQ_URL)}")
+    aws_url = request.getfixturevalue("moto_server").url("aws") if request.param == "aws" else ""
 
     def make() -> Broker:
         broker: Broker
@@ -111,12 +112,18 @@ def broker_factory(
             from videoconverter.brokers.rabbitmq import RabbitMQBroker
 
             broker = RabbitMQBroker(RABBITMQ_URL)
+        elif request.param == "aws":
+            from videoconverter.brokers.sqs import SQSBroker
+
+            broker = SQSBroker.from_url(aws_url)
         else:
             raise AssertionError(request.param)
         opened.append(broker)
         return broker
 
     yield make
+    if request.param == "aws":
+        opened[0].delete(names.topology())  # type: ignore[attr-defined]
     for broker in opened:
         broker.close()
     if request.param == "rabbitmq":
@@ -130,14 +137,39 @@ def broker(broker_factory: Callable[[], Broker], names: ContractNames) -> Broker
     return b
 
 
-@pytest.fixture(params=["file"])
-def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], ObjectStore]:
+@pytest.fixture(params=["file", "s3"])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], ObjectStore]]:
+    """The s3 param runs over HTTP against moto's server, which the whole session shares and where bucket names
+    are global: every bucket a test creates is emptied and deleted at its teardown."""
+    created: set[str] = set()
+    s3_url = request.getfixturevalue("moto_server").url("s3") if request.param == "s3" else ""
+
     def make() -> ObjectStore:
         if request.param == "file":
             return FileSystemStore(tmp_path / "buckets")
+        if request.param == "s3":
+            from videoconverter.storage.s3 import S3Store
+
+            class TrackedS3Store(S3Store):
+                def create_bucket(self, bucket: str) -> None:
+                    created.add(bucket)
+                    super().create_bucket(bucket)
+
+            return TrackedS3Store.from_url(s3_url)
         raise AssertionError(request.param)
 
-    return make
+    yield make
+    if created:
+        from videoconverter.aws.clients import AwsLocation
+
+        client = AwsLocation.from_url(s3_url).client("s3")
+        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        for bucket in sorted(created & existing):
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for item in page.get("Contents", []):
+                    client.delete_object(Bucket=bucket, Key=item["Key"])
+            client.delete_bucket(Bucket=bucket)
+        client.close()
 
 
 @pytest.fixture
@@ -150,12 +182,19 @@ def store(store_factory: Callable[[], ObjectStore]) -> ObjectStore:
 POSTGRES_URL = os.environ.get("VIDEOCONVERTER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "dynamodb"])
 def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
     store: JobStore
     schema = ""
+    dynamodb_url = ""
     if request.param == "sqlite":
         store = SQLiteJobStore(tmp_path / "jobs.sqlite3")
+    elif request.param == "dynamodb":
+        from videoconverter.jobs.dynamodb import DynamoDBJobStore
+
+        # A table per test on moto's server (which outlives the test): created by the store, deleted below.
+        dynamodb_url = request.getfixturevalue("moto_server").url("dynamodb", f"vc-test-{uuid.uuid4().hex[:12]}")
+        store = DynamoDBJobStore.from_url(dynamodb_url)
     else:
         require_service(reachable(POSTGRES_URL, 5432), f"no PostgreSQL server at {redact(POSTGRES_URL)}")
         from videoconverter.jobs.postgres import PostgresJobStore
@@ -164,6 +203,13 @@ def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobSto
         store = PostgresJobStore(f"{POSTGRES_URL}?schema={schema}")
     yield store
     store.close()
+    if dynamodb_url:
+        from videoconverter.aws.clients import AwsLocation
+
+        location = AwsLocation.from_url(dynamodb_url)
+        client = location.client("dynamodb")
+        client.delete_table(TableName=location.name)
+        client.close()
     if schema:
         import psycopg
 

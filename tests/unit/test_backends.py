@@ -33,7 +33,7 @@ def test_misspelt_scheme_suggests_the_right_one() -> None:
 
 def test_unknown_scheme_without_close_match_lists_available() -> None:
     with pytest.raises(UnknownBackendError) as info:
-        resolve("storage", STORAGE, "s3://bucket")
+        resolve("storage", STORAGE, "gcs://bucket")
     message = str(info.value)
     assert "Did you mean" not in message
     assert "file://" in message

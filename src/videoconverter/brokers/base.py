@@ -18,6 +18,8 @@ class QueueSpec:
     dead_letter_queue: str
     message_retention_seconds: int
     max_receive_count: int
+    # The lease a receive gets when it names none (SQS's queue attribute; a Lambda trigger relies on it).
+    visibility_timeout_seconds: int = 30
 
 
 @dataclass(frozen=True)

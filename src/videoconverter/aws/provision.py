@@ -1,0 +1,70 @@
+"""The AWS-only part of ``videoconverter provision``: S3 notifies the topic, and only the input bucket may publish.
+
+The generic part (buckets, topic, queues, dead-letter queues, subscriptions) is the backends' own ``declare`` and
+``create_bucket``. What is left crosses two services, so it lives here: the topic policy that lets S3 publish for
+the input bucket only (``aws:SourceArn`` and ``aws:SourceAccount``), and the input bucket's notification
+configuration (``s3:ObjectCreated:*``, one suffix filter per configured suffix) pointing at the topic. Both are
+idempotent, and configurations that are not ours (another Id) are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from videoconverter.aws.clients import AwsLocation
+from videoconverter.aws.policies import topic_policy
+from videoconverter.config import Config
+
+NOTIFICATION_ID_PREFIX = "videoconverter-"
+
+
+def server_side_notifications(config: Config) -> bool:
+    """Whether S3 itself delivers upload events to the topic (S3 storage with the AWS broker)."""
+    return config.storage_url.startswith("s3://") and config.broker_url.startswith("aws://")
+
+
+def steps(config: Config) -> list[str]:
+    """What :func:`wire_notifications` ensures, in words (for ``provision --dry-run`` too)."""
+    suffixes = ", ".join(config.input_suffixes)
+    return [
+        f"topic policy: only bucket {config.input_bucket} may publish to {config.topic}",
+        f"notification: s3:ObjectCreated:* in {config.input_bucket} for keys ending {suffixes} -> topic {config.topic}",
+    ]
+
+
+def notification_configuration(existing: dict[str, Any], topic_arn: str, suffixes: tuple[str, ...]) -> dict[str, Any]:
+    """``existing`` with our topic configurations replaced by one per suffix; everything else kept."""
+    kept = {k: v for k, v in existing.items() if k.endswith("Configurations")}
+    others = [
+        c for c in kept.get("TopicConfigurations", []) if not str(c.get("Id", "")).startswith(NOTIFICATION_ID_PREFIX)
+    ]
+    ours = [
+        {
+            "Id": f"{NOTIFICATION_ID_PREFIX}{suffix.lstrip('.') or 'all'}",
+            "TopicArn": topic_arn,
+            "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
+        }
+        for suffix in suffixes
+    ]
+    return {**kept, "TopicConfigurations": others + ours}
+
+
+def wire_notifications(config: Config, topic_arn: str) -> list[str]:
+    """Let the input bucket publish to the topic, then point its ObjectCreated notifications at it."""
+    sns = AwsLocation.from_url(config.broker_url).client("sns")
+    s3 = AwsLocation.from_url(config.storage_url).client("s3")
+    try:
+        # The policy first: S3 checks that it may publish when the notification is set (and sends a TestEvent).
+        sns.set_topic_attributes(
+            TopicArn=topic_arn, AttributeName="Policy", AttributeValue=topic_policy(topic_arn, config.input_bucket)
+        )
+        existing = s3.get_bucket_notification_configuration(Bucket=config.input_bucket)
+        s3.put_bucket_notification_configuration(
+            Bucket=config.input_bucket,
+            NotificationConfiguration=notification_configuration(existing, topic_arn, config.input_suffixes),
+        )
+    finally:
+        sns.close()
+        s3.close()
+    return steps(config)

@@ -1,0 +1,475 @@
+"""The AWS broker: ``aws://`` (optionally ``aws://?region=eu-west-1&endpoint_url=...``), an SNS topic fanning out
+to one SQS queue per rendition, as in the original design.
+
+How the broker contract maps onto SNS and SQS:
+
+- ``declare`` creates, or brings into line, the topic, each queue and its dead-letter queue (a redrive policy
+  with ``maxReceiveCount`` as the safety net), a queue policy letting only the topic send, and a subscription with
+  raw message delivery, so a queue receives the S3 event itself rather than an SNS envelope.
+- ``publish`` is one SNS publish. SNS gives every copy its own SQS id, so we send our own id as a message
+  attribute (:data:`ID_ATTRIBUTE`) that every copy carries (``capabilities.distinct_copy_ids`` is False).
+- ``receive`` long-polls (at most 20 s a call); ``attempt`` is SQS's ``ApproximateReceiveCount``, plus the
+  deliveries before a delayed retry (:data:`EARLIER_ATTEMPTS_ATTRIBUTE`, since a delayed retry is a new message).
+- ``extend`` is ``ChangeMessageVisibility``, within SQS's 12-hour ceiling from the receive; ``ack`` deletes.
+- ``release(delay)`` with a delay of up to 15 min sends a delayed copy (``DelaySeconds``, counted as *delayed* by
+  SQS) and deletes the original; longer delays keep the message invisible for that long instead (counted
+  *in flight*).
+- ``dead_letter`` sends a copy carrying the reason to the dead-letter queue, then deletes the original; a message
+  moved by the redrive policy has no reason of ours and is reported as having hit the receive limit.
+- ``dead_letters`` peeks by receiving the dead-letter queue's messages and making them visible again at once;
+  ``redrive`` moves them back one by one (``StartMessageMoveTask`` would keep the SQS receive count and needs the
+  queue's ARN permissions; a move by hand gives a fresh attempt count, as the contract asks).
+
+Stale receipts: SQS accepts an old receipt handle for some calls. Every lease this instance hands out is kept
+with its deadline, and a receipt whose lease ran out (the message may be with another worker now) or was
+settled is refused here, before SQS is asked. Receipts of other instances (a Lambda event's) are left to SQS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from videoconverter.aws.clients import AwsLocation, error_code
+from videoconverter.aws.policies import queue_policy
+from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth, QueueSpec, Topology
+from videoconverter.errors import BrokerUnavailableError, QueueNotFoundError, StaleReceiptError
+
+MAX_WAIT_SECONDS = 20  # SQS's longest long poll
+MAX_BATCH_MESSAGES = 10
+MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 3600
+MAX_DELAY_SECONDS = 15 * 60
+MAX_RETENTION_SECONDS = 14 * 24 * 3600
+#: A standard dead-letter queue keeps a message's original enqueue time, so it must keep messages longer than its
+#: source queue: the source keeps at most this much less than the dead-letter queue's 14 days.
+DEAD_LETTER_RETENTION_MARGIN_SECONDS = 2 * 24 * 3600
+MAX_REASON_CHARACTERS = 4000
+PEEK_VISIBILITY_SECONDS = 10
+SHORT_POLL_INTERVAL_SECONDS = 0.2
+
+ID_ATTRIBUTE = "vc-message-id"
+EARLIER_ATTEMPTS_ATTRIBUTE = "vc-earlier-attempts"
+SENT_AT_ATTRIBUTE = "vc-sent-at"
+REASON_ATTRIBUTE = "vc-dead-letter-reason"
+SOURCE_QUEUE_ATTRIBUTE = "vc-source-queue"
+DEAD_LETTERED_AT_ATTRIBUTE = "vc-dead-lettered-at"
+
+_QUEUE_MISSING = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
+_RECEIPT_REFUSED = {
+    "ReceiptHandleIsInvalid",
+    "InvalidParameterValue",
+    "MessageNotInflight",
+    "AWS.SimpleQueueService.MessageNotInflight",
+    "InvalidReceiptHandle",
+}
+
+
+@dataclass
+class _Lease:
+    deadline: float  # time.monotonic() after which the message may be with another worker
+    settled: bool = False
+
+
+def source_retention_seconds(spec: QueueSpec) -> int:
+    """The retention of a source queue: as configured, but shorter than its dead-letter queue's 14 days."""
+    return max(60, min(spec.message_retention_seconds, MAX_RETENTION_SECONDS - DEAD_LETTER_RETENTION_MARGIN_SECONDS))
+
+
+def _string(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
+
+
+class SQSBroker:
+    capabilities = Capabilities(counts_every_lease=True, distinct_copy_ids=False)
+
+    def __init__(self, location: AwsLocation) -> None:
+        self.location = location
+        self._sqs = location.client("sqs")
+        self._sns = location.client("sns")
+        self._lock = threading.Lock()
+        self._queue_urls: dict[str, str] = {}
+        self._topic_arns: dict[str, str] = {}
+        self._dead_letter_queues: dict[str, str] = {}
+        self._leases: dict[str, _Lease] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> SQSBroker:
+        return cls(AwsLocation.from_url(url))
+
+    # --- set-up ---------------------------------------------------------------------------------------------
+
+    def declare(self, topology: Topology) -> None:
+        topic_arn = self._call(self._sns.create_topic, Name=topology.topic)["TopicArn"]
+        with self._lock:
+            self._topic_arns[topology.topic] = topic_arn
+        for spec in topology.queues:
+            dead_letter_url = self._ensure_queue(
+                spec.dead_letter_queue, {"MessageRetentionPeriod": str(MAX_RETENTION_SECONDS)}
+            )
+            redrive = {
+                "deadLetterTargetArn": self.queue_arn(dead_letter_url),
+                "maxReceiveCount": spec.max_receive_count,
+            }
+            url = self._ensure_queue(
+                spec.name,
+                {
+                    "MessageRetentionPeriod": str(source_retention_seconds(spec)),
+                    "VisibilityTimeout": str(min(spec.visibility_timeout_seconds, MAX_VISIBILITY_TIMEOUT_SECONDS)),
+                    "RedrivePolicy": json.dumps(redrive),
+                },
+            )
+            arn = self.queue_arn(url)
+            self._call(
+                self._sqs.set_queue_attributes, QueueUrl=url, Attributes={"Policy": queue_policy(arn, topic_arn)}
+            )
+            self._subscribe(topic_arn, arn)
+            with self._lock:
+                self._dead_letter_queues[spec.name] = spec.dead_letter_queue
+
+    def _ensure_queue(self, name: str, attributes: dict[str, str]) -> str:
+        """Create the queue, or bring an existing one's attributes into line (CreateQueue refuses changes)."""
+        try:
+            url = self._url(name)
+        except QueueNotFoundError:
+            url = self._call(self._sqs.create_queue, QueueName=name, Attributes=attributes)["QueueUrl"]
+            with self._lock:
+                self._queue_urls[name] = url
+            return str(url)
+        self._call(self._sqs.set_queue_attributes, QueueUrl=url, Attributes=attributes)
+        return url
+
+    def _subscribe(self, topic_arn: str, queue_arn: str) -> None:
+        for subscription in self._subscriptions(topic_arn):
+            if subscription["Endpoint"] == queue_arn and subscription["Protocol"] == "sqs":
+                self._call(
+                    self._sns.set_subscription_attributes,
+                    SubscriptionArn=subscription["SubscriptionArn"],
+                    AttributeName="RawMessageDelivery",
+                    AttributeValue="true",
+                )
+                return
+        self._call(
+            self._sns.subscribe,
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes={"RawMessageDelivery": "true"},
+            ReturnSubscriptionArn=True,
+        )
+
+    def queue_arn(self, url: str) -> str:
+        attributes = self._call(self._sqs.get_queue_attributes, QueueUrl=url, AttributeNames=["QueueArn"])
+        return str(attributes["Attributes"]["QueueArn"])
+
+    def topic_arn(self, topic: str) -> str:
+        """The ARN of ``topic``. Raises ``QueueNotFoundError`` when there is no such topic."""
+        with self._lock:
+            known = self._topic_arns.get(topic)
+        if known:
+            return known
+        for page in self._sns.get_paginator("list_topics").paginate():
+            for entry in page.get("Topics", []):
+                if entry["TopicArn"].rsplit(":", 1)[-1] == topic:
+                    with self._lock:
+                        self._topic_arns[topic] = entry["TopicArn"]
+                    return str(entry["TopicArn"])
+        raise QueueNotFoundError(f"no SNS topic named {topic!r}: run `videoconverter provision` first")
+
+    def _subscriptions(self, topic_arn: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        try:
+            for page in self._sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
+                found.extend(page.get("Subscriptions", []))
+        except Exception as exc:
+            if error_code(exc) in {"NotFound", "NotFoundException"}:
+                raise QueueNotFoundError(f"no SNS topic {topic_arn}: run `videoconverter provision` first") from exc
+            raise self._translate(exc) from exc
+        return found
+
+    # --- sending --------------------------------------------------------------------------------------------
+
+    def publish(self, topic: str, body: str) -> list[str]:
+        topic_arn = self.topic_arn(topic)
+        if not any(s["SubscriptionArn"] != "PendingConfirmation" for s in self._subscriptions(topic_arn)):
+            raise QueueNotFoundError(f"no queue is subscribed to topic {topic!r}: the message would be lost")
+        message_id = str(uuid.uuid4())
+        attributes = {ID_ATTRIBUTE: _string(message_id), SENT_AT_ATTRIBUTE: _string(repr(time.time()))}
+        self._call(self._sns.publish, TopicArn=topic_arn, Message=body, MessageAttributes=attributes)
+        return [message_id]
+
+    def send(self, queue: str, body: str) -> str:
+        return self._send(queue, body, {})
+
+    def _send(self, queue: str, body: str, extra: dict[str, str], delay_seconds: int = 0) -> str:
+        message_id = extra.get(ID_ATTRIBUTE) or str(uuid.uuid4())
+        attributes = {SENT_AT_ATTRIBUTE: repr(time.time()), **extra, ID_ATTRIBUTE: message_id}
+        self._call(
+            self._sqs.send_message,
+            QueueUrl=self._url(queue),
+            MessageBody=body,
+            DelaySeconds=delay_seconds,
+            MessageAttributes={name: _string(value) for name, value in attributes.items()},
+        )
+        return message_id
+
+    # --- receiving and settling -----------------------------------------------------------------------------
+
+    def receive(
+        self, queue: str, *, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout_seconds: int = 30
+    ) -> list[Delivery]:
+        url = self._url(queue)
+        visibility = max(0, min(int(visibility_timeout_seconds), MAX_VISIBILITY_TIMEOUT_SECONDS))
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        while True:
+            remaining = deadline - time.monotonic()
+            # SQS waits whole seconds only: the last fraction of a second is polled without waiting.
+            wait = min(MAX_WAIT_SECONDS, int(remaining)) if remaining >= 1 else 0
+            asked_at = time.monotonic()
+            messages = self._receive(url, min(max_messages, MAX_BATCH_MESSAGES), wait, visibility)
+            if messages:
+                return [self._delivery(queue, message, asked_at + visibility) for message in messages]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            if wait == 0:
+                time.sleep(min(SHORT_POLL_INTERVAL_SECONDS, remaining))
+
+    def _receive(self, url: str, count: int, wait: int, visibility: int) -> list[dict[str, Any]]:
+        response = self._call(
+            self._sqs.receive_message,
+            QueueUrl=url,
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=wait,
+            VisibilityTimeout=visibility,
+            AttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            MessageAttributeNames=["All"],
+        )
+        return list(response.get("Messages", []))
+
+    def _delivery(self, queue: str, message: dict[str, Any], deadline: float) -> Delivery:
+        attributes = _attributes(message)
+        receipt = message["ReceiptHandle"]
+        with self._lock:
+            self._leases[receipt] = _Lease(deadline)
+            self._forget_old_leases()
+        system = message.get("Attributes", {})
+        return Delivery(
+            queue=queue,
+            message_id=attributes.get(ID_ATTRIBUTE) or message["MessageId"],
+            body=message["Body"],
+            receipt=receipt,
+            attempt=int(attributes.get(EARLIER_ATTEMPTS_ATTRIBUTE, "0"))
+            + int(system.get("ApproximateReceiveCount", 1)),
+            sent_at=float(attributes.get(SENT_AT_ATTRIBUTE) or int(system.get("SentTimestamp", 0)) / 1000),
+        )
+
+    def ack(self, delivery: Delivery) -> None:
+        self._take_lease(delivery)
+        self._call(self._sqs.delete_message, QueueUrl=self._url(delivery.queue), ReceiptHandle=delivery.receipt)
+
+    def extend(self, delivery: Delivery, visibility_timeout_seconds: int) -> None:
+        seconds = max(0, min(int(visibility_timeout_seconds), MAX_VISIBILITY_TIMEOUT_SECONDS))
+        asked_at = time.monotonic()
+        self._check_lease(delivery)
+        self._change_visibility(delivery, seconds)
+        with self._lock:
+            lease = self._leases.get(delivery.receipt)
+            if lease is not None:
+                lease.deadline = asked_at + seconds
+
+    def release(self, delivery: Delivery, delay_seconds: float = 0.0) -> None:
+        if 0 < delay_seconds <= MAX_DELAY_SECONDS:
+            self._take_lease(delivery)
+            extra = {
+                ID_ATTRIBUTE: delivery.message_id,
+                EARLIER_ATTEMPTS_ATTRIBUTE: str(delivery.attempt),
+                SENT_AT_ATTRIBUTE: repr(delivery.sent_at),
+            }
+            self._send(delivery.queue, delivery.body, extra, delay_seconds=math.ceil(delay_seconds))
+            self._call(self._sqs.delete_message, QueueUrl=self._url(delivery.queue), ReceiptHandle=delivery.receipt)
+            return
+        self._check_lease(delivery)
+        self._change_visibility(delivery, min(math.ceil(max(0.0, delay_seconds)), MAX_VISIBILITY_TIMEOUT_SECONDS))
+        self._take_lease(delivery)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        self._check_lease(delivery)
+        extra = {
+            ID_ATTRIBUTE: delivery.message_id,
+            REASON_ATTRIBUTE: reason[:MAX_REASON_CHARACTERS] or "dead-lettered",
+            SOURCE_QUEUE_ATTRIBUTE: delivery.queue,
+            DEAD_LETTERED_AT_ATTRIBUTE: repr(time.time()),
+            SENT_AT_ATTRIBUTE: repr(delivery.sent_at),
+        }
+        self._take_lease(delivery)
+        self._send(self.dead_letter_queue(delivery.queue), delivery.body, extra)
+        self._call(self._sqs.delete_message, QueueUrl=self._url(delivery.queue), ReceiptHandle=delivery.receipt)
+
+    def _change_visibility(self, delivery: Delivery, seconds: int) -> None:
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=self._url(delivery.queue), ReceiptHandle=delivery.receipt, VisibilityTimeout=seconds
+            )
+        except Exception as exc:
+            if error_code(exc) in _RECEIPT_REFUSED:
+                raise StaleReceiptError(
+                    f"message {delivery.message_id} on {delivery.queue}: SQS refused the receipt ({exc})"
+                ) from exc
+            raise self._translate(exc) from exc
+
+    def _check_lease(self, delivery: Delivery) -> None:
+        with self._lock:
+            lease = self._leases.get(delivery.receipt)
+            if lease is None:
+                return  # not received here (e.g. a Lambda event's receipt): SQS decides
+            if lease.settled or time.monotonic() > lease.deadline:
+                raise StaleReceiptError(
+                    f"message {delivery.message_id} on {delivery.queue}: its lease "
+                    f"{'was settled' if lease.settled else 'ran out'}, so it may be with another worker now"
+                )
+
+    def _take_lease(self, delivery: Delivery) -> None:
+        """Check the lease and mark it settled, so the receipt is refused from now on."""
+        self._check_lease(delivery)
+        with self._lock:
+            lease = self._leases.get(delivery.receipt)
+            if lease is not None:
+                lease.settled = True
+
+    def _forget_old_leases(self) -> None:
+        """Drop leases long past their deadline (called with the lock held), so memory stays bounded."""
+        if len(self._leases) < 10_000:
+            return
+        horizon = time.monotonic() - MAX_VISIBILITY_TIMEOUT_SECONDS
+        for receipt in [r for r, lease in self._leases.items() if lease.deadline < horizon or lease.settled]:
+            del self._leases[receipt]
+
+    # --- dead letters and depth -----------------------------------------------------------------------------
+
+    def dead_letter_queue(self, queue: str) -> str:
+        """The name of ``queue``'s dead-letter queue, from its redrive policy."""
+        with self._lock:
+            known = self._dead_letter_queues.get(queue)
+        if known:
+            return known
+        attributes = self._call(
+            self._sqs.get_queue_attributes, QueueUrl=self._url(queue), AttributeNames=["RedrivePolicy"]
+        ).get("Attributes", {})
+        if "RedrivePolicy" not in attributes:
+            raise QueueNotFoundError(f"queue {queue!r} has no dead-letter queue: run `videoconverter provision`")
+        name = str(json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]).rsplit(":", 1)[-1]
+        with self._lock:
+            self._dead_letter_queues[queue] = name
+        return name
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        url = self._url(self.dead_letter_queue(queue))
+        seen: dict[str, DeadLetter] = {}
+        receipts: list[str] = []
+        while len(seen) < limit:
+            messages = self._receive(url, MAX_BATCH_MESSAGES, 1, PEEK_VISIBILITY_SECONDS)
+            if not messages:
+                break
+            for message in messages:
+                receipts.append(message["ReceiptHandle"])
+                seen.setdefault(message["MessageId"], _dead_letter(queue, message))
+        for receipt in receipts:  # visible again at once: this was only a look
+            self._call(self._sqs.change_message_visibility, QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0)
+        return sorted(seen.values(), key=lambda letter: letter.dead_lettered_at)[:limit]
+
+    def redrive(self, queue: str) -> int:
+        url = self._url(self.dead_letter_queue(queue))
+        moved = 0
+        while messages := self._receive(url, MAX_BATCH_MESSAGES, 1, 60):
+            for message in messages:
+                attributes = _attributes(message)
+                self._send(queue, message["Body"], {ID_ATTRIBUTE: attributes.get(ID_ATTRIBUTE) or message["MessageId"]})
+                self._call(self._sqs.delete_message, QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                moved += 1
+        return moved
+
+    def depth(self, queue: str) -> QueueDepth:
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        found = self._call(self._sqs.get_queue_attributes, QueueUrl=self._url(queue), AttributeNames=names)
+        counts = [int(found.get("Attributes", {}).get(name, 0)) for name in names]
+        return QueueDepth(visible=counts[0], in_flight=counts[1], delayed=counts[2])
+
+    def delete(self, topology: Topology) -> None:
+        """Remove the topic and queues of ``topology`` (tests and tear-down; not part of the contract)."""
+        for spec in topology.queues:
+            for name in (spec.name, spec.dead_letter_queue):
+                with contextlib.suppress(QueueNotFoundError):
+                    self._call(self._sqs.delete_queue, QueueUrl=self._url(name))
+                with self._lock:
+                    self._queue_urls.pop(name, None)
+        with contextlib.suppress(QueueNotFoundError):
+            self._call(self._sns.delete_topic, TopicArn=self.topic_arn(topology.topic))
+
+    def close(self) -> None:
+        self._sqs.close()
+        self._sns.close()
+
+    # --- plumbing -------------------------------------------------------------------------------------------
+
+    def _url(self, queue: str) -> str:
+        with self._lock:
+            known = self._queue_urls.get(queue)
+        if known:
+            return known
+        url = str(self._call(self._sqs.get_queue_url, QueueName=queue)["QueueUrl"])
+        with self._lock:
+            self._queue_urls[queue] = url
+        return url
+
+    def _call(self, operation: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return operation(**kwargs)
+        except Exception as exc:
+            raise self._translate(exc, kwargs.get("QueueName") or kwargs.get("QueueUrl")) from exc
+
+    def _translate(self, exc: Exception, queue: object = None) -> Exception:
+        code = error_code(exc)
+        if code in _QUEUE_MISSING:
+            return QueueNotFoundError(f"no SQS queue {queue!r}: run `videoconverter provision` first")
+        if code in {"NotFound", "NotFoundException"}:
+            return QueueNotFoundError(f"no SNS topic: {exc}; run `videoconverter provision` first")
+        if not code and type(exc).__module__.startswith(("botocore", "urllib3")):
+            where = self.location.endpoint_url or f"AWS in {self.location.region}"
+            return BrokerUnavailableError(f"cannot reach SNS/SQS at {where}: {exc}")
+        return exc
+
+
+def _attributes(message: dict[str, Any]) -> dict[str, str]:
+    return {
+        name: str(value.get("StringValue", ""))
+        for name, value in message.get("MessageAttributes", {}).items()
+        if name.startswith("vc-")
+    }
+
+
+def _dead_letter(queue: str, message: dict[str, Any]) -> DeadLetter:
+    attributes = _attributes(message)
+    system = message.get("Attributes", {})
+    sent_at = int(system.get("SentTimestamp", 0)) / 1000
+    reason = attributes.get(REASON_ATTRIBUTE) or (
+        "received more often than the queue's receive limit (maxReceiveCount) allows without being settled: "
+        "every worker that took it died or lost its lease"
+    )
+    return DeadLetter(
+        message_id=attributes.get(ID_ATTRIBUTE) or message["MessageId"],
+        body=message["Body"],
+        reason=reason,
+        source_queue=attributes.get(SOURCE_QUEUE_ATTRIBUTE, queue),
+        dead_lettered_at=float(attributes.get(DEAD_LETTERED_AT_ATTRIBUTE) or sent_at),
+    )

@@ -1,0 +1,364 @@
+"""The Amazon S3 object store (or any S3-compatible one: moto's server, MinIO). URL: ``s3://``.
+
+Uploads are boto3 managed transfers: one request below :data:`MULTIPART_THRESHOLD_BYTES`, a multipart upload of
+:data:`PART_BYTES` parts above it. A file is sent from disk by up to :data:`MAX_CONCURRENT_PARTS` threads; a
+stream is read one part at a time and at most :data:`MAX_PARTS_IN_MEMORY` parts wait in memory, so memory stays
+flat however large the object (for a stream of unknown size, 10,000 parts of 8 MiB: about 78 GiB at most).
+Downloads are one GET streamed to a temporary file beside the destination and renamed into place, so the bytes
+written are the one version whose info is returned; a broken stream resumes where it stopped (same ETag only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+import os
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import (
+    ClientError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from videoconverter.aws.clients import DEFAULT_REGION, AwsLocation, error_code
+from videoconverter.errors import (
+    BucketNotFoundError,
+    ConfigError,
+    ObjectNotFoundError,
+    TransientError,
+    VideoConverterError,
+)
+from videoconverter.events import ObjectCreated, new_sequencer
+from videoconverter.logs import redact
+from videoconverter.storage.base import Notification, ObjectInfo, ProgressCallback
+from videoconverter.storage.keys import validate_bucket, validate_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MIB = 1024 * 1024
+MULTIPART_THRESHOLD_BYTES = 8 * MIB
+PART_BYTES = 8 * MIB
+MAX_CONCURRENT_PARTS = 8  # threads sending parts of one upload
+MAX_PARTS_IN_MEMORY = 2  # parts of a *stream* read ahead and held in memory while they are sent
+DOWNLOAD_CHUNK_BYTES = MIB
+DOWNLOAD_ATTEMPTS = 5  # GETs per download: the first, then resumptions of a broken stream
+_ACCESS_ERRORS = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+
+
+class S3Store:
+    """Object store on S3. URL: ``s3://`` or ``s3://?endpoint_url=http://host:port&region=eu-west-1``.
+
+    Without parameters boto3's environment applies (``AWS_ENDPOINT_URL``, ``AWS_REGION``, credentials chain).
+    ``notifications`` are called after each put that matches, as the filesystem store does: that is how an
+    S3-compatible store (MinIO, Ceph, R2) feeds the SQLite or RabbitMQ broker. With the AWS broker none are
+    passed (see :func:`videoconverter.app.open_services`): S3 delivers ObjectCreated events itself, through the
+    bucket notification that ``videoconverter provision`` sets up. Objects written by other tools reach the
+    pipeline only through S3's notification, or through ``videoconverter up``'s reconciliation.
+
+    An :class:`ObjectInfo`'s ``etag`` is S3's ETag without quotes: the hex MD5 of the content for an object
+    uploaded in one request, but ``"<hex>-<parts>"`` (an MD5 of the parts' MD5s) for a multipart upload, i.e. any
+    object over :data:`MULTIPART_THRESHOLD_BYTES`. Compare ETags only with ETags, never with a hash of the bytes.
+    User metadata keys come back lowercased (S3 sends them as HTTP headers); values should be ASCII. Objects
+    from :meth:`list` carry no metadata (S3 lists do not return it): :meth:`head` one to read it.
+    """
+
+    def __init__(
+        self, client: S3Client, region: str = DEFAULT_REGION, notifications: tuple[Notification, ...] = ()
+    ) -> None:
+        self._client = client
+        self._region = region
+        self._transfer_config = _transfer_config()
+        self.notifications = notifications
+
+    @classmethod
+    def from_url(cls, url: str, notifications: tuple[Notification, ...] = ()) -> S3Store:
+        """The store ``url`` names, calling ``notifications`` after matching puts (see the class docstring)."""
+        location = AwsLocation.from_url(url)
+        if location.name:
+            raise ConfigError(
+                f"the storage URL {redact(url)!r} names {location.name!r}: an s3:// storage URL names no bucket "
+                "(buckets come from the configuration); use s3:// or s3://?endpoint_url=...&region=..."
+            )
+        return cls(location.client("s3"), location.region, notifications)
+
+    @property
+    def endpoint(self) -> str:
+        """Where requests go (for messages; credentials never appear in it)."""
+        return redact(str(self._client.meta.endpoint_url))
+
+    # --- buckets ----------------------------------------------------------------------------------------
+
+    def create_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` in the store's region; succeed silently when this account already owns it."""
+        validate_bucket(bucket)
+        where: dict[str, Any] = {}
+        if self._region != "us-east-1":  # the one region that refuses to be named
+            where = {"CreateBucketConfiguration": {"LocationConstraint": self._region}}
+        with self._translated(bucket):
+            try:
+                self._client.create_bucket(Bucket=bucket, **where)
+            except ClientError as exc:
+                if error_code(exc) != "BucketAlreadyOwnedByYou":
+                    raise
+
+    def bucket_exists(self, bucket: str) -> bool:
+        """Whether ``bucket`` exists (a HEAD request)."""
+        validate_bucket(bucket)
+        try:
+            with self._translated(bucket):
+                self._client.head_bucket(Bucket=bucket)
+        except BucketNotFoundError:
+            return False
+        return True
+
+    # --- writing ----------------------------------------------------------------------------------------
+
+    def put_file(
+        self,
+        bucket: str,
+        key: str,
+        source: Path,
+        metadata: Mapping[str, str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ObjectInfo:
+        """Upload the file at ``source`` (multipart above 8 MiB, parts sent concurrently from disk)."""
+        validate_bucket(bucket)
+        validate_key(key)
+        tracker = _Progress(progress, os.stat(source).st_size)
+        with self._translated(bucket, key):
+            self._client.upload_file(
+                str(source), bucket, key, ExtraArgs=self._extra_args(key, metadata),
+                Callback=tracker, Config=self._transfer_config,
+            )  # fmt: skip
+        return self._uploaded(bucket, key, tracker)
+
+    def put_stream(
+        self,
+        bucket: str,
+        key: str,
+        stream: BinaryIO,
+        metadata: Mapping[str, str] | None = None,
+        size_hint: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ObjectInfo:
+        """Upload ``stream`` until EOF, one part at a time: at most a few parts are ever held in memory."""
+        validate_bucket(bucket)
+        validate_key(key)
+        tracker = _Progress(progress, size_hint)
+        with self._translated(bucket, key):
+            self._client.upload_fileobj(
+                stream, bucket, key, ExtraArgs=self._extra_args(key, metadata),
+                Callback=tracker, Config=self._transfer_config,
+            )  # fmt: skip
+        return self._uploaded(bucket, key, tracker)
+
+    def _extra_args(self, key: str, metadata: Mapping[str, str] | None) -> dict[str, Any]:
+        extra: dict[str, Any] = {"Metadata": dict(metadata or {})}
+        content_type, _encoding = mimetypes.guess_type(key, strict=False)
+        if content_type:
+            extra["ContentType"] = content_type
+        return extra
+
+    def _uploaded(self, bucket: str, key: str, tracker: _Progress) -> ObjectInfo:
+        info = self.head(bucket, key)
+        if info is None:  # deleted by someone else at once: S3 is strongly consistent, so nothing else explains it
+            raise ObjectNotFoundError(f"s3://{bucket}/{key} vanished right after its upload")
+        tracker.finish(info.size)
+        for notification in self.notifications:
+            if notification.matches(bucket, key):
+                notification.listener(ObjectCreated(bucket, key, info.size, info.etag, new_sequencer()))
+        return info
+
+    # --- reading ----------------------------------------------------------------------------------------
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        """The object's info (one HEAD request), or None. Raises ``BucketNotFoundError`` for a missing bucket."""
+        validate_bucket(bucket)
+        validate_key(key)
+        try:
+            with self._translated(bucket, key):
+                response = self._client.head_object(Bucket=bucket, Key=key)
+        except ObjectNotFoundError:
+            # A HEAD's 404 has no body to tell a missing key from a missing bucket.
+            if not self.bucket_exists(bucket):
+                raise BucketNotFoundError(_no_bucket(bucket)) from None
+            return None
+        return _info(bucket, key, response)
+
+    def get_file(
+        self, bucket: str, key: str, destination: Path, progress: ProgressCallback | None = None
+    ) -> ObjectInfo:
+        """Download to ``destination`` atomically: a temporary file beside it is renamed into place when whole."""
+        validate_bucket(bucket)
+        validate_key(key)
+        destination = Path(destination)
+        fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                info = self._download(bucket, key, out, progress)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp_name, 0o644)
+            os.replace(tmp_name, destination)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return info
+
+    def _download(self, bucket: str, key: str, out: IO[bytes], progress: ProgressCallback | None) -> ObjectInfo:
+        info: ObjectInfo | None = None
+        raw_etag = ""
+        done = 0
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                with self._translated(bucket, key):
+                    if info is None:
+                        response = self._client.get_object(Bucket=bucket, Key=key)
+                        info = _info(bucket, key, response)
+                        raw_etag = response["ETag"]
+                    else:  # resume the very same version where the broken stream stopped
+                        response = self._client.get_object(
+                            Bucket=bucket, Key=key, Range=f"bytes={done}-", IfMatch=raw_etag
+                        )
+            except VideoConverterError as exc:
+                replaced = error_code(exc.__cause__ or exc) in {"PreconditionFailed", "412"}
+                if not replaced or attempt == DOWNLOAD_ATTEMPTS:
+                    raise
+                info, done = None, 0  # replaced meanwhile: start again on the new version
+                out.seek(0)
+                out.truncate()
+                continue
+            body = response["Body"]
+            try:
+                for chunk in body.iter_chunks(DOWNLOAD_CHUNK_BYTES):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, info.size)
+                return info
+            except (HTTPClientError, IncompleteReadError) as exc:
+                if attempt == DOWNLOAD_ATTEMPTS:
+                    raise TransientError(
+                        f"download of s3://{bucket}/{key} from {self.endpoint} broke off after {done} bytes, "
+                        f"{attempt} times: {redact(str(exc))}"
+                    ) from exc
+            finally:
+                body.close()
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` in key order (S3 lists in UTF-8 byte order, which is code point order).
+
+        One request per 1,000 objects; the infos carry no metadata.
+        """
+        validate_bucket(bucket)
+        paginator = self._client.get_paginator("list_objects_v2")
+        with self._translated(bucket):
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(
+                        bucket, item["Key"], item["Size"], item["ETag"].strip('"'), item["LastModified"].timestamp()
+                    )
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete the object; S3 succeeds silently when there is none."""
+        validate_bucket(bucket)
+        validate_key(key)
+        with self._translated(bucket, key):
+            self._client.delete_object(Bucket=bucket, Key=key)
+
+    def url(self, bucket: str, key: str) -> str:
+        return f"s3://{bucket}/{key}"
+
+    # --- errors -----------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translated(self, bucket: str, key: str | None = None) -> Iterator[None]:
+        """Turn botocore's and boto3's errors into videoconverter's, keeping the original as ``__cause__``."""
+        where = f"s3://{bucket}/{key}" if key is not None else f"bucket {bucket!r}"
+        try:
+            yield
+        except S3UploadFailedError as exc:  # upload_file wraps the ClientError it caught
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, ClientError):
+                raise self._from_client_error(cause, bucket, key, where) from cause
+            raise VideoConverterError(f"upload to {where} failed: {redact(str(exc))}") from exc
+        except ClientError as exc:
+            raise self._from_client_error(exc, bucket, key, where) from exc
+        except (BotoConnectionError, HTTPClientError) as exc:
+            raise TransientError(f"cannot reach S3 at {self.endpoint}: {redact(str(exc))}") from exc
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise ConfigError(
+                f"no usable AWS credentials for S3 at {self.endpoint}: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where an IAM role applies"
+            ) from exc
+
+    def _from_client_error(self, exc: Exception, bucket: str, key: str | None, where: str) -> VideoConverterError:
+        code = error_code(exc)
+        if code == "NoSuchBucket" or (key is None and code in {"404", "NotFound"}):
+            return BucketNotFoundError(_no_bucket(bucket))
+        if key is not None and code in {"NoSuchKey", "404", "NotFound"}:
+            return ObjectNotFoundError(f"no object {where}")
+        if code in _ACCESS_ERRORS:
+            return ConfigError(f"S3 at {self.endpoint} refused access to {where} ({code}): check the AWS credentials")
+        if code == "BucketAlreadyExists":
+            return ConfigError(f"bucket {bucket!r} belongs to another AWS account: choose another bucket name")
+        return VideoConverterError(f"S3 request for {where} at {self.endpoint} failed: {redact(str(exc))}")
+
+
+class _Progress:
+    """boto3's ``Callback(bytes_since_last_call)`` (from several threads; negative when a part is retried) as a
+    ProgressCallback that only ever moves forward."""
+
+    def __init__(self, report: ProgressCallback | None, total: int | None) -> None:
+        self._report = report
+        self._total = total
+        self._lock = threading.Lock()
+        self._done = 0
+        self._reported = 0
+
+    def __call__(self, bytes_amount: int) -> None:
+        with self._lock:
+            self._done += bytes_amount
+            if self._report and self._done > self._reported:
+                self._reported = self._done
+                self._report(self._done, self._total)
+
+    def finish(self, size: int) -> None:
+        with self._lock:
+            if self._report and self._reported < size:
+                self._reported = size
+                self._report(size, self._total)
+
+
+def _transfer_config() -> TransferConfig:
+    config = TransferConfig(
+        multipart_threshold=MULTIPART_THRESHOLD_BYTES,
+        multipart_chunksize=PART_BYTES,
+        max_concurrency=MAX_CONCURRENT_PARTS,
+        preferred_transfer_client="classic",
+    )
+    # Not a constructor argument of boto3's TransferConfig, but honoured by its transfer manager.
+    config.max_in_memory_upload_chunks = MAX_PARTS_IN_MEMORY
+    return config
+
+
+def _info(bucket: str, key: str, response: Mapping[str, Any]) -> ObjectInfo:
+    """From a HEAD's or a whole GET's response."""
+    etag, modified = str(response["ETag"]).strip('"'), response["LastModified"].timestamp()
+    return ObjectInfo(bucket, key, response["ContentLength"], etag, modified, dict(response.get("Metadata", {})))
+
+
+def _no_bucket(bucket: str) -> str:
+    return f"bucket {bucket!r} does not exist: run `videoconverter provision` first"

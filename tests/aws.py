@@ -1,0 +1,113 @@
+"""moto's server, started once per test session as a separate process and spoken to over HTTP.
+
+Every AWS test talks to it through boto3 (or the AWS CLI) exactly as it would talk to AWS: no in-process mocks.
+The credentials are moto's fakes, set for this test session only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_service
+
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+@dataclass(frozen=True)
+class MotoServer:
+    endpoint_url: str
+
+    def url(self, scheme: str, name: str = "") -> str:
+        """A backend URL pointing at this server, e.g. ``aws://?endpoint_url=...``."""
+        return f"{scheme}://{name}?endpoint_url={self.endpoint_url}&region={REGION}"
+
+    def environ(self) -> dict[str, str]:
+        """The environment a subprocess (worker, AWS CLI) needs to reach this server."""
+        return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint_url}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _moto_installed() -> bool:
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    require_service(_moto_installed(), "moto[server] is not installed (pip install -e '.[dev]')")
+    port = _free_port()
+    log_path: Path = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **FAKE_CREDENTIALS},
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"moto's server did not start: {log_path.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.1)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in FAKE_CREDENTIALS.items():
+            patch.setenv(name, value)
+        # Clients built from the environment alone (the AWS CLI, a worker started without a URL) reach moto too.
+        patch.setenv("AWS_ENDPOINT_URL", endpoint)
+        yield MotoServer(endpoint)
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def write_aws_config(path: Path, server: MotoServer, data_dir: Path) -> Path:
+    """The tiny pipeline on S3, SNS/SQS and DynamoDB at ``server``, with names of its own (buckets are global on
+    the shared server, and outlive the test)."""
+    from tests.conftest import TINY_RENDITIONS_TOML
+
+    uid = uuid.uuid4().hex[:8]
+    renditions = TINY_RENDITIONS_TOML
+    for name in ("smaller", "small"):
+        renditions = renditions.replace(
+            f'name = "{name}"\n', f'name = "{name}"\nqueue = "q{uid}-{name}"\noutput_bucket = "vc-{uid}-{name}"\n'
+        )
+    path.write_text(
+        f'data_dir = "{data_dir}"\nstorage = "{server.url("s3")}"\nbroker = "{server.url("aws")}"\n'
+        f'jobs = "{server.url("dynamodb", f"jobs-{uid}")}"\n\n'
+        f'[input]\nbucket = "vc-{uid}-input"\ntopic = "t{uid}-topic"\n' + renditions
+    )
+    return path
