@@ -39,6 +39,12 @@ class MotoServer:
         """A backend URL pointing at this server, e.g. ``aws://?endpoint_url=...``."""
         return f"{scheme}://{name}?endpoint_url={self.endpoint_url}&region={REGION}"
 
+    def reset(self) -> None:
+        """Forget every bucket, topic, queue and table (for tests that use the default, fixed names)."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
     def environ(self) -> dict[str, str]:
         """The environment a subprocess (worker, AWS CLI) needs to reach this server."""
         return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint_url}

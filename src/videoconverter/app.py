@@ -53,11 +53,11 @@ def open_services(config: Config) -> Services:
     broker: Broker = _open(config.broker_url, backends.BROKERS, "broker")
     jobs: JobStore = _open(config.jobs_url, backends.JOB_STORES, "job store")
     ingest = Ingest(config, broker, jobs)
-    notification = Notification(config.input_bucket, config.input_suffixes, ingest.on_object_created)
-    # With S3 and SNS, S3 itself publishes each upload's event (wired by provision); any other pairing (the
-    # embedded store, an S3-compatible store with RabbitMQ) publishes from the process that uploads.
-    local = () if aws.server_side_notifications(config) else (notification,)
-    store = open_store(config.storage_url, notifications=local)
+    # With S3 and SNS, S3 itself publishes each upload's event (wired by provision), and the uploading process
+    # only records the queued jobs; any other pairing (the embedded store, an S3-compatible store with
+    # RabbitMQ) publishes from the process that uploads.
+    listener = ingest.record_queued if aws.server_side_notifications(config) else ingest.on_object_created
+    store = open_store(config.storage_url, (Notification(config.input_bucket, config.input_suffixes, listener),))
     return Services(config, store, broker, jobs, ingest)
 
 

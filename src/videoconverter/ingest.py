@@ -28,9 +28,14 @@ class Ingest:
     def on_object_created(self, event: ObjectCreated) -> None:
         """Publish the S3-shaped event to the topic, then record a queued job per rendition."""
         self.broker.publish(self.config.topic, json.dumps(object_created_event(event)))
+        # Publish first: a record without a message would wait for ever; a message without a record is
+        # recorded by the worker when it starts (enqueue never overwrites a running or finished job).
+        self.record_queued(event)
+
+    def record_queued(self, event: ObjectCreated) -> None:
+        """Record a queued job per rendition, without publishing: where S3 itself publishes the event (S3 with
+        SNS), the process that uploaded still shows its jobs at once."""
         for rendition in self.config.renditions:
-            # Publish first: a record without a message would wait for ever; a message without a record is
-            # recorded by the worker when it starts (enqueue never overwrites a running or finished job).
             self.jobs.enqueue(JobId(event.key, event.etag, rendition.name), event.sequencer)
             self.jobs.append_log(
                 event.key,

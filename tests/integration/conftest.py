@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,7 +39,7 @@ def sample_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Ca
     return make
 
 
-@pytest.fixture(params=["sqlite", "rabbitmq"])
+@pytest.fixture(params=["sqlite", "rabbitmq", "aws"])
 def pipeline_config_path(request: pytest.FixtureRequest, tiny_config_path: Path, tmp_path: Path) -> Iterator[Path]:
     """The tiny pipeline's TOML, once per broker backend; worker subprocesses read the same file.
 
@@ -46,10 +47,21 @@ def pipeline_config_path(request: pytest.FixtureRequest, tiny_config_path: Path,
     schema get unique names (the servers outlive the test) and are deleted afterwards; the connection heartbeat
     is short, so that the server notices a frozen worker within seconds.
     """
+    from tests.conftest import TINY_RENDITIONS_TOML, require_service
+
     if request.param == "sqlite":
         yield tiny_config_path
         return
-    from tests.conftest import TINY_RENDITIONS_TOML, require_service
+    if request.param == "aws":  # S3 -> SNS -> SQS and DynamoDB on moto's server, with the default names
+        server = request.getfixturevalue("moto_server")
+        server.reset()
+        path = tmp_path / "videoconverter-aws.toml"
+        path.write_text(
+            f'data_dir = "{tmp_path / "data"}"\nstorage = "{server.url("s3")}"\nbroker = "{server.url("aws")}"\n'
+            f'jobs = "{server.url("dynamodb", "videoconverter-jobs")}"\n' + TINY_RENDITIONS_TOML
+        )
+        yield path
+        return
     from tests.contract.conftest import POSTGRES_URL, RABBITMQ_URL, reachable
 
     require_service(reachable(RABBITMQ_URL), "no RabbitMQ server")
@@ -85,5 +97,10 @@ def svc(pipeline_config_path: Path) -> Iterator[Any]:
 
     services = open_services(load_config(environ={}, path=pipeline_config_path))
     provision(services)
+    if services.config.broker_url.startswith("aws://"):  # S3 sent each queue an s3:TestEvent: take it out
+        for rendition in services.config.renditions:
+            test_events = services.broker.receive(rendition.queue, max_messages=10, wait_seconds=2)
+            assert [json.loads(d.body).get("Event") for d in test_events] == ["s3:TestEvent"]
+            services.broker.ack(test_events[0])
     yield services
     services.close()

@@ -199,9 +199,25 @@ def test_stopping_a_worker_mid_job_hands_the_job_back(svc: Services, small_clip:
 
 
 def test_reconcile_queues_files_that_arrived_without_an_event(svc: Services, small_clip: Path) -> None:
-    bucket_dir = Path(svc.config.storage_url.removeprefix("file://")) / IN
-    (bucket_dir / "dropped.MP4").write_bytes(small_clip.read_bytes())
-    (bucket_dir / "ignored.txt").write_text("not an input")
+    if svc.config.storage_url.startswith("file://"):  # copied into the bucket folder by hand
+        bucket_dir = Path(svc.config.storage_url.removeprefix("file://")) / IN
+        (bucket_dir / "dropped.MP4").write_bytes(small_clip.read_bytes())
+        (bucket_dir / "ignored.txt").write_text("not an input")
+    else:  # on S3: uploaded by another tool while the bucket notification was off
+        import boto3
+
+        s3 = boto3.client("s3")
+        saved = s3.get_bucket_notification_configuration(Bucket=IN)
+        s3.put_bucket_notification_configuration(Bucket=IN, NotificationConfiguration={})
+        s3.put_object(Bucket=IN, Key="dropped.MP4", Body=small_clip.read_bytes())
+        s3.put_object(Bucket=IN, Key="ignored.txt", Body=b"not an input")
+        s3.put_bucket_notification_configuration(
+            Bucket=IN, NotificationConfiguration={k: v for k, v in saved.items() if k.endswith("Configurations")}
+        )
+        for rendition in svc.config.renditions:  # the s3:TestEvent of turning them on again
+            for delivery in svc.broker.receive(rendition.queue, max_messages=10, wait_seconds=2):
+                assert "s3:TestEvent" in delivery.body
+                svc.broker.ack(delivery)
     assert svc.ingest.reconcile(svc.store) == 1
     assert svc.ingest.reconcile(svc.store) == 0
     drain(svc)

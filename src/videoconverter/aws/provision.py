@@ -28,16 +28,20 @@ def steps(config: Config) -> list[str]:
     suffixes = ", ".join(config.input_suffixes)
     return [
         f"topic policy: only bucket {config.input_bucket} may publish to {config.topic}",
-        f"notification: s3:ObjectCreated:* in {config.input_bucket} for keys ending {suffixes} -> topic {config.topic}",
+        f"notification: s3:ObjectCreated:* in {config.input_bucket} for keys ending {suffixes} (lower and upper "
+        f"case) -> topic {config.topic}",
     ]
 
 
 def notification_configuration(existing: dict[str, Any], topic_arn: str, suffixes: tuple[str, ...]) -> dict[str, Any]:
-    """``existing`` with our topic configurations replaced by one per suffix; everything else kept."""
+    """``existing`` with our topic configurations replaced by one per suffix; everything else kept.
+
+    S3's suffix filters are case-sensitive while the pipeline's are not: each suffix is asked for in lower and in
+    upper case (``.mp4`` and ``.MP4``); mixed case (``.Mp4``) is left to ``videoconverter up``'s reconciliation.
+    """
     kept = {k: v for k, v in existing.items() if k.endswith("Configurations")}
-    others = [
-        c for c in kept.get("TopicConfigurations", []) if not str(c.get("Id", "")).startswith(NOTIFICATION_ID_PREFIX)
-    ]
+    others = [c for c in kept.get("TopicConfigurations", []) if not _ours(c)]
+    variants = list(dict.fromkeys(v for suffix in suffixes for v in (suffix.lower(), suffix.upper())))
     ours = [
         {
             "Id": f"{NOTIFICATION_ID_PREFIX}{suffix.lstrip('.') or 'all'}",
@@ -45,9 +49,27 @@ def notification_configuration(existing: dict[str, Any], topic_arn: str, suffixe
             "Events": ["s3:ObjectCreated:*"],
             "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
         }
-        for suffix in suffixes
+        for suffix in variants
     ]
     return {**kept, "TopicConfigurations": others + ours}
+
+
+def _ours(configuration: dict[str, Any]) -> bool:
+    return str(configuration.get("Id", "")).startswith(NOTIFICATION_ID_PREFIX)
+
+
+def _comparable(configuration: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Our topic configurations in a form that ignores what S3 normalises (order, the case of rule names)."""
+    return sorted(
+        (
+            c["Id"],
+            c["TopicArn"],
+            tuple(sorted(c.get("Events", []))),
+            tuple((r["Name"].lower(), r["Value"]) for r in c.get("Filter", {}).get("Key", {}).get("FilterRules", [])),
+        )
+        for c in configuration.get("TopicConfigurations", [])
+        if _ours(c)
+    )
 
 
 def wire_notifications(config: Config, topic_arn: str) -> list[str]:
@@ -60,10 +82,10 @@ def wire_notifications(config: Config, topic_arn: str) -> list[str]:
             TopicArn=topic_arn, AttributeName="Policy", AttributeValue=topic_policy(topic_arn, config.input_bucket)
         )
         existing = s3.get_bucket_notification_configuration(Bucket=config.input_bucket)
-        s3.put_bucket_notification_configuration(
-            Bucket=config.input_bucket,
-            NotificationConfiguration=notification_configuration(existing, topic_arn, config.input_suffixes),
-        )
+        wanted = notification_configuration(existing, topic_arn, config.input_suffixes)
+        # Only when it changes: every put makes S3 send each queue an s3:TestEvent, and workers provision on start.
+        if _comparable(wanted) != _comparable(existing):
+            s3.put_bucket_notification_configuration(Bucket=config.input_bucket, NotificationConfiguration=wanted)
     finally:
         sns.close()
         s3.close()
