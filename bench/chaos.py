@@ -22,7 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
-from videoconverter.app import open_services, settled, topology
+from videoconverter.app import all_topologies, open_services, settled
 from videoconverter.config import load_config
 from videoconverter.jobs.base import JobState
 from videoconverter.samples import make_clip
@@ -33,6 +33,10 @@ log_level = "WARNING"
 {broker}
 [input]
 topic = "{prefix}videoconverter-topic"
+
+[notifications]
+topic = "{prefix}videoconverter-notifications"
+events_queue = "{prefix}videoconverter-events"
 
 [queues]
 visibility_timeout_seconds = 3
@@ -115,7 +119,8 @@ def run(uploads: int, kill_every: float, concurrency: int, timeout: float, broke
             up.wait(timeout=60)
             delete = getattr(svc.broker, "delete", None)  # the RabbitMQ broker's clean-up
             if broker_url and delete is not None:
-                delete(topology(config))
+                for declared in all_topologies(config):
+                    delete(declared)
             svc.close()
 
 

@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from videoconverter.app import open_services, settled, topology
+from videoconverter.app import all_topologies, open_services, settled
 from videoconverter.brokers.base import Broker, QueueSpec, Topology
 from videoconverter.brokers.rabbitmq import RabbitMQBroker
 from videoconverter.brokers.sqlite import SQLiteBroker
@@ -49,6 +49,10 @@ log_level = "INFO"
 
 [input]
 topic = "{prefix}-topic"
+
+[notifications]
+topic = "{prefix}-notifications"
+events_queue = "{prefix}-events"
 
 [queues]
 visibility_timeout_seconds = 30
@@ -258,7 +262,8 @@ def pipeline_run(workers: int, clips: int, clip: Path, amqp_url: str, work: Path
         stop_workers(procs)
         try:
             if isinstance(svc.broker, RabbitMQBroker):
-                svc.broker.delete(topology(config))  # the exchange, the queue, its delay queues and its DLQ
+                for declared in all_topologies(config):  # exchanges, queues, delay queues and DLQs
+                    svc.broker.delete(declared)
         finally:
             svc.close()
 

@@ -15,6 +15,7 @@ from videoconverter.config import Config
 from videoconverter.ingest import Ingest
 from videoconverter.jobs.base import JobRecord, JobStore
 from videoconverter.logs import redact
+from videoconverter.notifications.emitter import NotifyingJobStore
 from videoconverter.sqlite import path_from_url
 from videoconverter.storage.base import Notification, ObjectStore
 
@@ -48,17 +49,55 @@ def topology(config: Config) -> Topology:
     )
 
 
-def open_services(config: Config) -> Services:
-    """Open the three backends. The embedded store emits upload events straight into the ingest."""
+def all_topologies(config: Config) -> list[Topology]:
+    """Everything ``provision`` declares on the broker (what to delete to remove an installation)."""
+    return [topology(config), notifications_topology(config)]
+
+
+def notifications_topology(config: Config) -> Topology:
+    """The notifications topic, with the events queue and (when webhooks are configured) the webhooks queue."""
+    settings = config.notifications
+    names = [settings.events_queue] + ([settings.webhooks_queue] if settings.webhook_urls else [])
+    return Topology(
+        topic=settings.topic,
+        queues=tuple(
+            QueueSpec(name, f"{name}-dlq", config.message_retention_seconds, settings.webhook_max_attempts, 60)
+            for name in names
+        ),
+    )
+
+
+def open_broker(config: Config) -> Broker:
+    """The broker alone (for a process that only watches queues)."""
     broker: Broker = _open(config.broker_url, backends.BROKERS, "broker")
-    jobs: JobStore = _open(config.jobs_url, backends.JOB_STORES, "job store")
+    return broker
+
+
+def open_services(config: Config) -> Services:
+    """Open the three backends. The embedded store emits upload events straight into the ingest; every job
+    state change is announced on the notifications topic."""
+    broker = open_broker(config)
+    notifier = NotifyingJobStore(
+        _open(config.jobs_url, backends.JOB_STORES, "job store"),
+        broker,
+        config.notifications.topic,
+        [r.name for r in config.renditions],
+    )
+    jobs: JobStore = notifier
     ingest = Ingest(config, broker, jobs)
     # With S3 and SNS, S3 itself publishes each upload's event (wired by provision), and the uploading process
     # only records the queued jobs; any other pairing (the embedded store, an S3-compatible store with
     # RabbitMQ) publishes from the process that uploads.
     listener = ingest.record_queued if aws.server_side_notifications(config) else ingest.on_object_created
     store = open_store(config.storage_url, (Notification(config.input_bucket, config.input_suffixes, listener),))
+    notifier.size_of = lambda url: _size_of(store, url)
     return Services(config, store, broker, jobs, ingest)
+
+
+def _size_of(store: ObjectStore, url: str) -> int | None:
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    info = store.head(bucket, key)
+    return info.size if info else None
 
 
 @contextlib.contextmanager
@@ -89,6 +128,8 @@ def provision_plan(config: Config) -> list[str]:
         steps.append(f"queue {r.dead_letter_queue}")
     if aws.server_side_notifications(config):
         steps.extend(aws.steps(config))
+    events = notifications_topology(config)
+    steps.append(f"topic {events.topic} (job events) -> queue {', '.join(q.name for q in events.queues)}")
     steps.append(f"job store {redact(config.jobs_url)}")
     return steps
 
@@ -98,6 +139,7 @@ def provision(svc: Services) -> list[str]:
     notification. Idempotent; returns what it ensured (as :func:`provision_plan` words it)."""
     config = svc.config
     svc.broker.declare(topology(config))
+    svc.broker.declare(notifications_topology(config))
     for bucket in (config.input_bucket, *(r.output_bucket for r in config.renditions)):
         svc.store.create_bucket(bucket)
     if aws.server_side_notifications(config):

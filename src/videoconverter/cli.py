@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from videoconverter import __version__
+from videoconverter import __version__, cli_events, dead_letters
 from videoconverter.app import Services, open_services, provision, provision_plan, services, settled
 from videoconverter.config import ENVIRONMENT, Config, load_config
 from videoconverter.errors import ConfigError, VideoConverterError
@@ -62,12 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("up", cmd_up, "run a worker per rendition (and re-queue missed uploads) until Ctrl-C")
-    p.add_argument("--concurrency", type=int, default=1, help="worker processes per rendition (default 1)")
+    p.add_argument("--concurrency", type=int, default=None, help="same as --workers N")
+    cli_events.add_scaling_arguments(p, workers_option=True)
     p.add_argument("--no-reconcile", action="store_true", help="do not queue input objects that have no job")
+    p.add_argument("--no-web", action="store_true", help="do not serve the web dashboard and HTTP API")
+    _web_arguments(p)
+    p = command("web", cmd_web, "serve the web dashboard and HTTP API (default http://127.0.0.1:8080) until Ctrl-C")
+    _web_arguments(p)
     p = command("worker", cmd_worker, "run one worker for one rendition until Ctrl-C")
     p.add_argument("rendition", help="rendition name, e.g. 720p")
     p.add_argument("--max-jobs", type=int, help="exit after handling this many messages")
     p.add_argument("--exit-when-idle", action="store_true", help="exit once the queue is empty")
+    p.add_argument(
+        "--no-provision", action="store_true", help="do not create or change queues and buckets (e.g. on ECS)"
+    )
+    cli_events.add_scaling_arguments(p, workers_option=False)
+    cli_events.add_commands(command, cmd_events, cmd_webhooks)
     p = command("cp", cmd_cp, "copy a file to or from a bucket (like `aws s3 cp`)")
     p.add_argument("source", help="local path or s3://BUCKET/KEY")
     p.add_argument("destination", help="local path or s3://BUCKET/[KEY] (a trailing / keeps the file name)")
@@ -85,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("dlq", cmd_dlq, "inspect or redrive the dead-letter queues")
     p.add_argument("action", choices=["list", "redrive"])
     p.add_argument("rendition", nargs="?", help="only this rendition (default: all)")
+    p.add_argument("--message-id", metavar="ID", help="redrive only this dead letter (its id as `dlq list` shows it)")
     p.add_argument("--json", action="store_true")
     p = command("provision", cmd_provision, "create, or bring into line, the buckets, topic and queues (idempotent)")
     p.add_argument("--dry-run", action="store_true", help="print what would be ensured, touching nothing")
@@ -101,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
+
+
+def _web_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="address to serve the dashboard on (default 127.0.0.1, or [web] host)")
+    p.add_argument("--port", type=int, help="port (default 8080, or VIDEOCONVERTER_PORT, or [web] port)")
 
 
 # --- long-running ------------------------------------------------------------------------------------------
@@ -135,8 +151,44 @@ def cmd_up(args: argparse.Namespace, config: Config) -> int:
     print(
         f"videoconverter up: workers for {', '.join(r.name for r in config.renditions)}; Ctrl-C stops", file=sys.stderr
     )
-    supervise(config, stop, concurrency=max(1, args.concurrency))
+    web = None if args.no_web else _start_web(config, args, required=False)
+    try:
+        workers = args.workers or (str(args.concurrency) if args.concurrency is not None else "1")
+        if workers == "auto":
+            supervise(config, stop, autoscaling=cli_events.autoscaling(args, config, len(config.renditions)))
+        elif workers.isdigit() and int(workers) >= 1:
+            supervise(config, stop, concurrency=int(workers))
+        else:
+            raise ConfigError(f"--workers: expected a number of workers or auto, got {workers!r}")
+    finally:
+        if web is not None:
+            web.stop()
     return 0
+
+
+def cmd_web(args: argparse.Namespace, config: Config) -> int:
+    stop = _stop_on_signals()
+    web = _start_web(config, args, required=True)
+    try:
+        stop.wait()
+    finally:
+        if web is not None:
+            web.stop()
+    return 0
+
+
+def _start_web(config: Config, args: argparse.Namespace, *, required: bool) -> Any:
+    try:
+        from videoconverter.web.server import WebServer
+    except ImportError as exc:
+        if required:
+            raise ConfigError(f"the dashboard needs the web extra: pip install 'videoconverter[web]' ({exc})") from exc
+        print("videoconverter up: no web dashboard (pip install 'videoconverter[web]' for it)", file=sys.stderr)
+        return None
+    web = WebServer(config, args.host, args.port)
+    web.start()
+    print(f"videoconverter: dashboard and HTTP API on {web.url}", file=sys.stderr)
+    return web
 
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
@@ -144,13 +196,34 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
 
     rendition = config.rendition(args.rendition)
     stop = _stop_on_signals()
+    if args.max is not None:  # a pool of this rendition's workers that follows its queue
+        from videoconverter.supervisor import supervise
+
+        if not args.no_provision:
+            with services(config) as svc:
+                provision(svc)
+        scaling = cli_events.autoscaling(args, config, 1)
+        supervise(config, stop, autoscaling=scaling, renditions=[rendition.name], deliver_webhooks=False)
+        return 0
+    drain = threading.Event()  # SIGUSR1 (from `up --workers auto` scaling in): exit after the current job
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: drain.set())
     svc = open_services(config)
     try:
-        provision(svc)
-        Worker(svc, rendition, stop).run(max_messages=args.max_jobs, exit_when_idle=args.exit_when_idle)
+        if not args.no_provision:
+            provision(svc)
+        worker = Worker(svc, rendition, stop, drain=drain)
+        worker.run(max_messages=args.max_jobs, exit_when_idle=args.exit_when_idle)
     finally:
         svc.close()
     return 0
+
+
+def cmd_events(args: argparse.Namespace, config: Config) -> int:
+    return cli_events.print_events(args, config, _stop_on_signals())
+
+
+def cmd_webhooks(args: argparse.Namespace, config: Config) -> int:
+    return cli_events.deliver_webhooks(config, _stop_on_signals())
 
 
 # --- storage -----------------------------------------------------------------------------------------------
@@ -304,14 +377,14 @@ def cmd_logs(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_dlq(args: argparse.Namespace, config: Config) -> int:
     renditions = [config.rendition(args.rendition)] if args.rendition else list(config.renditions)
+    if args.message_id is not None and args.action != "redrive":
+        raise ConfigError("--message-id goes with `dlq redrive` only")
     output: list[dict[str, Any]] = []
     with services(config) as svc:
-        for rendition in renditions:
-            if args.action == "redrive":
-                moved = svc.broker.redrive(rendition.queue)
-                requeued = svc.jobs.requeue_failed(rendition=rendition.name) if moved else 0
-                output.append({"rendition": rendition.name, "redriven": moved, "jobs_requeued": requeued})
-            else:
+        if args.action == "redrive":
+            output = dead_letters.redrive(svc, renditions, args.message_id)
+        else:
+            for rendition in renditions:
                 for letter in svc.broker.dead_letters(rendition.queue):
                     output.append(
                         {
@@ -333,6 +406,9 @@ def cmd_dlq(args: argparse.Namespace, config: Config) -> int:
         for item in output:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item["dead_lettered_at"]))
             print(f"{stamp} {item['rendition']:6} {item['message_id']}  {item['reason']}")
+    if args.action == "redrive" and args.message_id is not None and not any(item["redriven"] for item in output):
+        print(f"videoconverter: error: no dead letter with id {args.message_id!r}", file=sys.stderr)
+        return EXIT_ERROR
     return 0
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from videoconverter.errors import ConfigError
+from videoconverter.notifications.settings import ENVIRONMENT as NOTIFICATION_ENVIRONMENT
+from videoconverter.notifications.settings import NotificationSettings, notification_settings
 
 MIN_RETENTION_SECONDS = 60
 MAX_RETENTION_SECONDS = 1_209_600  # 14 days, as on SQS
@@ -31,6 +33,10 @@ ENVIRONMENT = {
     "VIDEOCONVERTER_BROKER": "broker URL (default sqlite://<data dir>/broker.sqlite3)",
     "VIDEOCONVERTER_JOBS": "job store URL (default sqlite://<data dir>/jobs.sqlite3)",
     "VIDEOCONVERTER_LOG_LEVEL": "DEBUG, INFO (default), WARNING or ERROR",
+    "VIDEOCONVERTER_PORT": "port of the web dashboard and HTTP API (default 8080)",
+    "VIDEOCONVERTER_API_TOKEN": "bearer token that guards the HTTP API's writes and media (default: none)",
+    "VIDEOCONVERTER_FFMPEG_THREADS": "threads of each FFmpeg run (0: FFmpeg decides; `up --workers auto` sets it)",
+    **NOTIFICATION_ENVIRONMENT,
 }
 
 #: Elastic Transcoder's Generic presets' video bitrates: our caps, so outputs are never larger than theirs.
@@ -74,6 +80,17 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The web dashboard and HTTP API (``[web]``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_token: str = field(default="", repr=False)  # a secret: never logged, never shown
+    max_upload_bytes: int = 20 * 1024**3
+    check_content: bool = True  # refuse uploads that do not start like an MP4, MOV, MKV or WebM file
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("vc-data")
     storage_url: str = ""
@@ -91,6 +108,8 @@ class Config:
     ffmpeg_threads: int = 0  # 0: FFmpeg's own choice
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
     def rendition(self, name: str) -> Rendition:
         for rendition in self.renditions:
@@ -147,7 +166,20 @@ def _config_path(env: Mapping[str, str]) -> Path | None:
 
 
 def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
-    known = {"data_dir", "storage", "broker", "jobs", "log_level", "input", "queues", "ffmpeg", "limits", "renditions"}
+    known = {
+        "data_dir",
+        "storage",
+        "broker",
+        "jobs",
+        "log_level",
+        "input",
+        "queues",
+        "ffmpeg",
+        "limits",
+        "renditions",
+        "notifications",
+    }
+    known.add("web")
     _reject_unknown("", data, known)
     data_dir = Path(env.get("VIDEOCONVERTER_DATA_DIR") or _typed(data, "data_dir", str, "data_dir", "vc-data"))
     inp = _table(data, "input")
@@ -212,13 +244,28 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
                 Config.retry_base_delay_seconds,
             )
         ),
-        ffmpeg_threads=_typed(ffmpeg, "threads", int, "ffmpeg.threads", 0),
+        ffmpeg_threads=_ffmpeg_threads(env, ffmpeg),
         log_level=(
             env.get("VIDEOCONVERTER_LOG_LEVEL") or _typed(data, "log_level", str, "log_level", "INFO") or "INFO"
         ).upper(),
         limits=_limits(_table(data, "limits")),
+        web=_web(_table(data, "web"), env),
+        notifications=notification_settings(_table(data, "notifications"), env),
     )
     return config
+
+
+def _ffmpeg_threads(env: Mapping[str, str], table: dict[str, Any]) -> int:
+    text = env.get("VIDEOCONVERTER_FFMPEG_THREADS")
+    if text is None:
+        threads: int = _typed(table, "threads", int, "ffmpeg.threads", 0)
+    elif text.strip().isdigit():
+        threads = int(text)
+    else:
+        raise ConfigError(f"VIDEOCONVERTER_FFMPEG_THREADS: expected a whole number, got {text!r}")
+    if threads < 0:
+        raise ConfigError("ffmpeg.threads: must be 0 (FFmpeg decides) or more")
+    return threads
 
 
 def _renditions(raw: Any) -> tuple[Rendition, ...]:
@@ -261,6 +308,35 @@ def _limits(table: dict[str, Any]) -> Limits:
             raise ConfigError(f"limits.{name}: expected a number, got {value!r}")
         values[name] = value
     return replace(base, **values)
+
+
+def _web(table: dict[str, Any], env: Mapping[str, str]) -> WebSettings:
+    _reject_unknown("web.", table, set(WebSettings.__dataclass_fields__))
+    port: Any = _typed(table, "port", int, "web.port", WebSettings.port)
+    if env.get("VIDEOCONVERTER_PORT"):
+        try:
+            port = int(env["VIDEOCONVERTER_PORT"])
+        except ValueError:
+            text = env["VIDEOCONVERTER_PORT"]
+            raise ConfigError(f"VIDEOCONVERTER_PORT: expected a port number, got {text!r}") from None
+    settings = WebSettings(
+        host=_typed(table, "host", str, "web.host", WebSettings.host),
+        port=port,
+        api_token=env.get("VIDEOCONVERTER_API_TOKEN") or _typed(table, "api_token", str, "web.api_token", ""),
+        max_upload_bytes=_typed(table, "max_upload_bytes", int, "web.max_upload_bytes", WebSettings.max_upload_bytes),
+        check_content=table.get("check_content", WebSettings.check_content),
+    )
+    if not isinstance(settings.check_content, bool):
+        raise ConfigError(f"web.check_content: expected true or false, got {settings.check_content!r}")
+    if not 1 <= settings.port <= 65535:
+        raise ConfigError(f"web.port (or VIDEOCONVERTER_PORT): expected 1 to 65535, got {settings.port}")
+    if not settings.host:
+        raise ConfigError("web.host: expected an address such as 127.0.0.1")
+    if settings.max_upload_bytes <= 0:
+        raise ConfigError("web.max_upload_bytes: must be positive")
+    if settings.api_token and (len(settings.api_token) < 16 or any(c.isspace() for c in settings.api_token)):
+        raise ConfigError("web.api_token (or VIDEOCONVERTER_API_TOKEN): use at least 16 characters, no spaces")
+    return settings
 
 
 def _validate(config: Config) -> Config:

@@ -1,4 +1,10 @@
-"""`videoconverter up`: worker processes for every rendition, restarted if they die, stopped gracefully."""
+"""`videoconverter up`: worker processes for every rendition, restarted if they die, stopped gracefully.
+
+A fixed number of workers per rendition, or (with :class:`AutoScaling`) a number that follows each queue's depth
+(see :mod:`videoconverter.scaling`): new workers start at once; surplus ones get SIGUSR1, which makes a worker
+exit after its current job, so scaling in never interrupts a transcode. With webhooks configured, a webhook
+deliverer runs beside the workers.
+"""
 
 from __future__ import annotations
 
@@ -9,59 +15,132 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from videoconverter.app import open_broker
+from videoconverter.brokers.base import Broker
 from videoconverter.config import Config
 from videoconverter.processes import parent_death_signal
+from videoconverter.scaling import Scaler, ScalingPolicy
 
 log = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = 1.0
+POLL_SECONDS = 0.5
+SCALE_EVERY_SECONDS = 1.0
 _STOP_WITH_PARENT = parent_death_signal(signal.SIGTERM)
 STOP_GRACE_SECONDS = 30.0
+DRAIN_SIGNAL = signal.SIGUSR1  # a worker that gets it exits after its current job
+DELIVERER = "webhooks"
+
+
+@dataclass(frozen=True)
+class AutoScaling:
+    policy: ScalingPolicy
+    ffmpeg_threads: int  # for every worker started, so that threads x workers stays within the cores
 
 
 @dataclass
 class _Child:
-    rendition: str
+    role: str  # a rendition's name, or DELIVERER
     process: subprocess.Popen[bytes]
     restarts: int = 0
+    draining: bool = False
     started_at: float = field(default_factory=time.monotonic)
 
 
 def worker_command(rendition: str) -> list[str]:
-    return [sys.executable, "-m", "videoconverter", "worker", rendition]
+    # The supervisor provisioned before starting anything: a worker it starts (often, when scaling) need not.
+    return [sys.executable, "-m", "videoconverter", "worker", rendition, "--no-provision"]
 
 
-def supervise(config: Config, stop: threading.Event, concurrency: int = 1) -> None:
-    """Run ``concurrency`` worker processes per rendition until ``stop`` is set; restart any that dies."""
-    children = [_spawn(r.name) for r in config.renditions for _ in range(concurrency)]
-    log.info("up: %d worker processes for %s", len(children), ", ".join(r.name for r in config.renditions))
+def deliverer_command() -> list[str]:
+    return [sys.executable, "-m", "videoconverter", "webhooks"]
+
+
+def supervise(
+    config: Config,
+    stop: threading.Event,
+    concurrency: int = 1,
+    autoscaling: AutoScaling | None = None,
+    renditions: Sequence[str] | None = None,
+    deliver_webhooks: bool = True,
+) -> None:
+    """Run workers for ``renditions`` (default: all) until ``stop`` is set; restart any that dies."""
+    names = list(renditions or [r.name for r in config.renditions])
+    env = os.environ.copy()
+    if autoscaling is not None:
+        env["VIDEOCONVERTER_FFMPEG_THREADS"] = str(autoscaling.ffmpeg_threads)
+    start = 0 if autoscaling else concurrency
+    children = [_spawn(name, env) for name in names for _ in range(start)]
+    if deliver_webhooks and config.notifications.webhook_urls:
+        children.append(_spawn(DELIVERER, env))
+    log.info("up: %d processes for %s", len(children), ", ".join(names))
+    broker = open_broker(config) if autoscaling else None
+    scaler = Scaler(autoscaling.policy) if autoscaling else None
+    next_scale = time.monotonic()
     try:
-        while not stop.wait(0.5):
-            for i, child in enumerate(children):
-                code = child.process.poll()
-                if code is None:
-                    continue
-                log.warning("worker for %s exited with code %s; restarting", child.rendition, code)
-                if time.monotonic() - child.started_at < RESTART_DELAY_SECONDS:
-                    time.sleep(RESTART_DELAY_SECONDS)  # a worker that dies at once must not spin
-                replacement = _spawn(child.rendition)
-                replacement.restarts = child.restarts + 1
-                children[i] = replacement
+        while not stop.wait(POLL_SECONDS):
+            children = _replace_dead(children, env)
+            if broker is not None and scaler is not None and time.monotonic() >= next_scale:
+                next_scale = time.monotonic() + SCALE_EVERY_SECONDS
+                _scale(config, names, children, broker, scaler, env)
     finally:
+        if broker is not None:
+            broker.close()
         _stop_all(children)
 
 
-def _spawn(rendition: str) -> _Child:
-    # Own session: a terminal's Ctrl-C reaches only `up`, which stops each worker once, gracefully; the
-    # parent-death signal stops the workers gracefully too if `up` itself is killed.
+def _replace_dead(children: list[_Child], env: dict[str, str]) -> list[_Child]:
+    alive = []
+    for child in children:
+        code = child.process.poll()
+        if code is None:
+            alive.append(child)
+        elif child.draining:
+            log.info("a %s worker finished its job and stopped (scaled in)", child.role)
+        else:
+            log.warning("%s process exited with code %s; restarting", child.role, code)
+            if time.monotonic() - child.started_at < RESTART_DELAY_SECONDS:
+                time.sleep(RESTART_DELAY_SECONDS)  # a process that dies at once must not spin
+            replacement = _spawn(child.role, env)
+            replacement.restarts = child.restarts + 1
+            alive.append(replacement)
+    return alive
+
+
+def _scale(
+    config: Config, names: list[str], children: list[_Child], broker: Broker, scaler: Scaler, env: dict[str, str]
+) -> None:
+    try:
+        depths = {name: broker.depth(config.rendition(name).queue) for name in names}
+    except Exception as exc:  # a broker hiccup: keep the workers there are, try again in a second
+        log.warning("cannot read queue depths to scale: %s", exc)
+        return
+    active = {name: [c for c in children if c.role == name and not c.draining] for name in names}
+    decided = scaler.decide(depths, {name: len(group) for name, group in active.items()}, time.monotonic())
+    for name, count in decided.items():
+        group = active[name]
+        if count == len(group):
+            continue
+        log.info("scaling %s: %d -> %d workers (queue: %s)", name, len(group), count, depths[name])
+        for _ in range(count - len(group)):
+            children.append(_spawn(name, env))
+        for child in reversed(group[count:]):  # the newest first
+            child.draining = True
+            child.process.send_signal(DRAIN_SIGNAL)
+
+
+def _spawn(role: str, env: dict[str, str]) -> _Child:
+    # Own session: a terminal's Ctrl-C reaches only `up`, which stops each child once, gracefully; the
+    # parent-death signal stops them gracefully too if `up` itself is killed.
     process = subprocess.Popen(
-        worker_command(rendition),
-        env=os.environ.copy(),
+        deliverer_command() if role == DELIVERER else worker_command(role),
+        env=env,
         start_new_session=True,
         preexec_fn=_STOP_WITH_PARENT,  # one libc call in the child: safe after fork
     )
-    return _Child(rendition, process)
+    return _Child(role, process)
 
 
 def _stop_all(children: list[_Child]) -> None:

@@ -41,6 +41,7 @@ from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 1.0
 STOP_CHECK_SECONDS = 1.0  # how long one receive waits before the stop flag is looked at again
+IDLE_CONFIRM_SECONDS = 0.3  # with exit_when_idle: how long an empty queue is watched before leaving
 
 
 class LeaseLost(Exception):
@@ -55,12 +56,18 @@ class Outcome:
 
 class Worker:
     def __init__(
-        self, services: Services, rendition: Rendition, stop: threading.Event | None = None, ffmpeg: str | None = None
+        self,
+        services: Services,
+        rendition: Rendition,
+        stop: threading.Event | None = None,
+        ffmpeg: str | None = None,
+        drain: threading.Event | None = None,
     ) -> None:
         self.svc = services
         self.config = services.config
         self.rendition = rendition
-        self.stop = stop or threading.Event()
+        self.stop = stop or threading.Event()  # set: hand the current job back and stop
+        self.drain = drain or threading.Event()  # set: stop after the current job (scaling in)
         self.ffmpeg = ffmpeg or ffmpeg_executable()
 
     # --- the loop -----------------------------------------------------------------------------------------
@@ -70,10 +77,14 @@ class Worker:
         ``exit_when_idle``); return how many were handled."""
         handled = 0
         log.info("worker for %s listening on %s", self.rendition.name, self.rendition.queue)
-        while not self.stop.is_set() and (max_messages is None or handled < max_messages):
-            if self.run_once(min(self.config.receive_wait_seconds, STOP_CHECK_SECONDS)):
+        while not self.stop.is_set() and not self.drain.is_set() and (max_messages is None or handled < max_messages):
+            wait = min(self.config.receive_wait_seconds, STOP_CHECK_SECONDS)
+            idle = exit_when_idle and self.svc.broker.depth(self.rendition.queue).total == 0
+            # An empty count is confirmed by a short receive: a message released a moment ago (RabbitMQ
+            # requeues asynchronously) may not be counted yet.
+            if self.run_once(IDLE_CONFIRM_SECONDS if idle else wait):
                 handled += 1
-            elif exit_when_idle and self.svc.broker.depth(self.rendition.queue).total == 0:
+            elif idle:
                 break
         log.info("worker for %s stopped after %d messages", self.rendition.name, handled)
         return handled

@@ -84,6 +84,31 @@ def test_failed_jobs_show_in_the_dlq_and_jobs_wait_exits_3(env: dict[str, str], 
     assert redriven == [{"rendition": "small", "redriven": 1, "jobs_requeued": 1}]
 
 
+def test_dlq_redrive_of_one_message_id_moves_it_and_requeues_only_its_job(env: dict[str, str], tmp_path: Path) -> None:
+    run(env, "provision")
+    for name in ("junk-a.mp4", "junk-b.mp4"):
+        (tmp_path / name).write_text("definitely not a video")
+        run(env, "cp", str(tmp_path / name), f"s3://videoconverter-input/{name}")
+    run(env, "worker", "small", "--exit-when-idle")
+    letters = json.loads(run(env, "dlq", "list", "small", "--json").stdout)
+    by_key = {json.loads(d["body"])["Records"][0]["s3"]["object"]["key"]: d["message_id"] for d in letters}
+    assert sorted(by_key) == ["junk-a.mp4", "junk-b.mp4"]
+
+    redriven = run(env, "dlq", "redrive", "small", "--message-id", by_key["junk-b.mp4"], "--json")
+    assert json.loads(redriven.stdout) == [{"rendition": "small", "redriven": 1, "jobs_requeued": 1}]
+    assert [d["message_id"] for d in json.loads(run(env, "dlq", "list", "--json").stdout)] == [by_key["junk-a.mp4"]]
+    states = {(j["key"], j["rendition"]): j["state"] for j in json.loads(run(env, "jobs", "--json").stdout)["jobs"]}
+    assert states[("junk-b.mp4", "small")] == "queued"
+    assert states[("junk-a.mp4", "small")] == "failed"
+
+    unknown = run(env, "dlq", "redrive", "--message-id", "no-such-id", "--json", check=False)
+    assert unknown.returncode == 1 and "no dead letter with id 'no-such-id'" in unknown.stderr
+    assert json.loads(unknown.stdout) == [
+        {"rendition": "small", "redriven": 0, "jobs_requeued": 0},
+        {"rendition": "smaller", "redriven": 0, "jobs_requeued": 0},
+    ]
+
+
 def test_jobs_wait_times_out_with_exit_4(env: dict[str, str], small_clip: Path) -> None:
     run(env, "provision")
     run(env, "cp", str(small_clip), "s3://videoconverter-input/waiting.mp4")  # no worker runs

@@ -149,6 +149,32 @@ def test_dead_letter_keeps_the_reason_and_redrive_brings_it_back(broker: Broker,
     assert (back.body, back.attempt) == ("poison", 1)
 
 
+def test_redrive_of_one_message_id_moves_only_that_dead_letter(broker: Broker, names: ContractNames) -> None:
+    broker.send(names.a, "first")
+    broker.send(names.a, "second")
+    for _ in range(2):
+        delivery = receive_one(broker, names.a)
+        broker.dead_letter(delivery, f"{delivery.body} is broken")
+    letters = {d.body: d for d in broker.dead_letters(names.a)}
+    assert set(letters) == {"first", "second"}
+    assert broker.redrive(names.a, message_id=letters["second"].message_id) == 1
+    assert [(d.body, d.reason, d.message_id) for d in broker.dead_letters(names.a)] == [
+        ("first", "first is broken", letters["first"].message_id)
+    ]
+    back = receive_one(broker, names.a)
+    assert (back.body, back.attempt) == ("second", 1)
+    assert broker.receive(names.a, wait_seconds=0.5) == []
+
+
+def test_redrive_of_an_unknown_message_id_moves_nothing(broker: Broker, names: ContractNames) -> None:
+    broker.send(names.a, "poison")
+    broker.dead_letter(receive_one(broker, names.a), "not a video")
+    assert broker.redrive(names.a, message_id="no-such-message") == 0
+    assert [(d.body, d.reason) for d in broker.dead_letters(names.a)] == [("poison", "not a video")]
+    assert broker.receive(names.a, wait_seconds=0.5) == []
+    assert broker.redrive(names.b, message_id="no-such-message") == 0
+
+
 def test_the_receive_limit_dead_letters_a_message_nobody_acks(broker: Broker, names: ContractNames) -> None:
     broker.send(names.a, "crashes every worker")
     for attempt in range(1, MAX_RECEIVE_COUNT + 1):

@@ -112,6 +112,18 @@ def test_list_filters_by_prefix_in_key_order(store: ObjectStore, tmp_path: Path)
     assert [o.key for o in store.list(BUCKET, "a/")] == ["a/1.mp4", "a/2.mp4"]
 
 
+def test_read_range_streams_the_asked_bytes(store: ObjectStore, tmp_path: Path) -> None:
+    content = bytes(range(256)) * 12_000  # 3 MB: several chunks
+    store.put_file(BUCKET, "ranged.mp4", write(tmp_path, "src", content))
+    assert b"".join(store.read_range(BUCKET, "ranged.mp4", 0, len(content))) == content
+    assert b"".join(store.read_range(BUCKET, "ranged.mp4", 1000, 2_000_000)) == content[1000:2_001_000]
+    assert b"".join(store.read_range(BUCKET, "ranged.mp4", len(content) - 5, 100)) == content[-5:]
+    assert b"".join(store.read_range(BUCKET, "ranged.mp4", 10, 0)) == b""
+    assert all(len(chunk) <= 1024 * 1024 for chunk in store.read_range(BUCKET, "ranged.mp4", 0, len(content)))
+    with pytest.raises(ObjectNotFoundError):
+        store.read_range(BUCKET, "missing.mp4", 0, 10)
+
+
 def test_delete_is_idempotent(store: ObjectStore, tmp_path: Path) -> None:
     store.put_file(BUCKET, "gone.mp4", write(tmp_path, "src", b"x"))
     store.delete(BUCKET, "gone.mp4")

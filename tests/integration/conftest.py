@@ -75,14 +75,16 @@ def pipeline_config_path(request: pytest.FixtureRequest, tiny_config_path: Path,
     schema = f"vc_test_{uuid.uuid4().hex[:12]}"
     path.write_text(
         f'data_dir = "{tmp_path / "data"}"\nbroker = "{url}"\njobs = "{POSTGRES_URL}?schema={schema}"\n\n'
-        f'[input]\ntopic = "{prefix}topic"\n' + renditions
+        f'[input]\ntopic = "{prefix}topic"\n\n'
+        f'[notifications]\ntopic = "{prefix}notifications"\nevents_queue = "{prefix}events"\n' + renditions
     )
     yield path
     from tests.contract.conftest import delete_rabbitmq_topology
-    from videoconverter.app import topology
+    from videoconverter.app import all_topologies
     from videoconverter.config import load_config
 
-    delete_rabbitmq_topology(topology(load_config(environ={}, path=path)))
+    for declared in all_topologies(load_config(environ={}, path=path)):
+        delete_rabbitmq_topology(declared)
     import psycopg
 
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import TINY_RENDITIONS_TOML, require_service, wait_until
 from tests.contract.conftest import RABBITMQ_URL, reachable
 from tests.integration.test_pipeline import slow_ffmpeg
-from videoconverter.app import Services, open_services, provision, topology
+from videoconverter.app import Services, all_topologies, open_services, provision
 from videoconverter.brokers.rabbitmq import RabbitMQBroker
 from videoconverter.config import load_config
 from videoconverter.jobs.base import JobState
@@ -35,7 +35,8 @@ def config_path(tmp_path: Path) -> Path:
     )
     path = tmp_path / "videoconverter.toml"
     path.write_text(
-        f'data_dir = "{tmp_path / "data"}"\nbroker = "{RABBITMQ_URL}"\n[input]\ntopic = "{prefix}topic"\n{renditions}'
+        f'data_dir = "{tmp_path / "data"}"\nbroker = "{RABBITMQ_URL}"\n[input]\ntopic = "{prefix}topic"\n'
+        f'[notifications]\ntopic = "{prefix}notifications"\nevents_queue = "{prefix}events"\n{renditions}'
     )
     return path
 
@@ -50,7 +51,8 @@ def svc(config_path: Path) -> Iterator[Services]:
         provision(services)
         yield services
     finally:
-        services.broker.delete(topology(config))  # type: ignore[attr-defined]
+        for declared in all_topologies(config):
+            services.broker.delete(declared)  # type: ignore[attr-defined]
         services.close()
 
 

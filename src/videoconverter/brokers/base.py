@@ -120,10 +120,12 @@ class Broker(Protocol):
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         """The messages in ``queue``'s dead-letter queue, oldest first, without removing them."""
 
-    def redrive(self, queue: str) -> int:
-        """Move every message in ``queue``'s dead-letter queue back to ``queue`` with a fresh attempt count.
+    def redrive(self, queue: str, message_id: str | None = None) -> int:
+        """Move every message in ``queue``'s dead-letter queue back to ``queue`` with a fresh attempt count, or
+        only the one whose id is ``message_id`` (the id ``dead_letters`` reports); the others stay where they
+        are, with their reasons.
 
-        Returns how many were moved.
+        Returns how many were moved (0 when there is no such message). Raises ``QueueNotFoundError``.
         """
 
     def depth(self, queue: str) -> QueueDepth:

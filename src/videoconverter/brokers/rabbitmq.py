@@ -15,7 +15,9 @@ How the broker contract maps onto AMQP 0-9-1:
 - ``release(delay)`` puts a copy in a delay queue whose fixed TTL (the delay rounded up to
   :data:`DELAY_LADDER_SECONDS`) dead-letters it back into the work queue, then acks the original. A per-message
   TTL would only expire at the head of a queue, so there is one delay queue per queue and rung.
-- ``dead_letter`` puts a copy with the reason in the dead-letter queue, then acks the original.
+- ``dead_letter`` puts a copy with the reason in the dead-letter queue, then acks the original. ``redrive`` takes
+  the dead-letter queue's messages unacknowledged, moves the matching ones back the same way and hands the others
+  back by closing its channel.
 - Long polls: AMQP 0-9-1 has no "get, waiting up to N seconds", so ``receive`` asks again at intervals growing
   from :data:`POLL_MIN_SECONDS` to :data:`POLL_MAX_SECONDS`. A consumer would prefetch messages that other
   workers then could not have, and each one handed back unused would count as a delivery.
@@ -67,10 +69,12 @@ from videoconverter.brokers.rabbitmq_messages import (
     SOURCE_QUEUE_HEADER,
     attempt_of,
     dead_letter_from,
+    dead_letter_id,
     dead_letter_queue_arguments,
     delay_queue_arguments,
     delay_queue_name,
     delay_rung,
+    redriven_headers,
     version_tuple,
     work_queue_arguments,
 )
@@ -413,7 +417,11 @@ class RabbitMQBroker:
 
         return self._call(peek)
 
-    def redrive(self, queue: str) -> int:
+    def redrive(self, queue: str, message_id: str | None = None) -> int:
+        """Each match is published to ``queue`` (confirmed), then acked; every other message taken on the way stays
+        unacknowledged and goes back to the dead-letter queue, in order and unchanged, when the channel closes (or
+        when the connection dies): at least once, nothing lost."""
+
         def redrive() -> int:
             source = self._dead_letter_queue(queue)
             self._count(source)
@@ -425,17 +433,14 @@ class RabbitMQBroker:
                     method, properties, body = channel.basic_get(source, auto_ack=False)
                     if method is None:
                         return moved
-                    headers = {
-                        k: v
-                        for k, v in self._own_headers(properties.headers).items()
-                        if k not in {REASON_HEADER, SOURCE_QUEUE_HEADER, DEAD_LETTERED_AT_HEADER}
-                    }
-                    headers[PRIOR_DELIVERIES_HEADER] = 0
+                    if message_id is not None and dead_letter_id(properties) != message_id:
+                        continue  # left unacknowledged: handed back below
+                    headers = redriven_headers(self._own_headers(properties.headers))
                     self._publish("", queue, body, self._properties(properties.message_id, headers), f"queue {queue!r}")
                     channel.basic_ack(method.delivery_tag)
                     moved += 1
             finally:
-                channel.close()
+                channel.close()  # hands back every message not acked, in order
 
         return self._call(redrive)
 

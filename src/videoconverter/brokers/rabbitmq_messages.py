@@ -89,6 +89,19 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+def dead_letter_id(properties: Any) -> str:
+    """The id ``dead_letters`` reports for a dead-lettered message, and ``redrive`` matches on."""
+    return str(properties.message_id or "")
+
+
+def redriven_headers(headers: dict[str, Any]) -> dict[str, Any]:
+    """The headers of a message moved back from its dead-letter queue (given the ones a copy keeps): no reason,
+    and no deliveries before, so its attempt count starts again at 1."""
+    moved = {k: v for k, v in headers.items() if k not in {REASON_HEADER, SOURCE_QUEUE_HEADER, DEAD_LETTERED_AT_HEADER}}
+    moved[PRIOR_DELIVERIES_HEADER] = 0
+    return moved
+
+
 def dead_letter_from(queue: str, properties: Any, body: bytes) -> DeadLetter:
     """A dead letter from our headers, or from RabbitMQ's ``x-death`` when the delivery limit moved it."""
     headers = properties.headers or {}
@@ -110,7 +123,7 @@ def dead_letter_from(queue: str, properties: Any, body: bytes) -> DeadLetter:
         at = when.timestamp() if isinstance(when, datetime) else properties.timestamp or 0.0
     dead_lettered_at = float(at) if isinstance(at, (int, float, str)) and _is_number(str(at)) else 0.0
     return DeadLetter(
-        properties.message_id or "",
+        dead_letter_id(properties),
         body.decode("utf-8", errors="replace"),
         str(reason),
         str(source or death.get("queue") or queue),

@@ -259,14 +259,15 @@ class SQLiteBroker:
             for r in rows
         ]
 
-    def redrive(self, queue: str) -> int:
+    def redrive(self, queue: str, message_id: str | None = None) -> int:
         spec = self._spec(queue)
         now = time.time()
         with self._lock, sqlite.write_transaction(self._conn) as db:
             moved = db.execute(
                 "UPDATE messages SET queue = ?, source_queue = NULL, reason = NULL, dead_lettered_at = NULL, "
-                "sent_at = ?, visible_at = ?, receipt = NULL, receive_count = 0 WHERE queue = ?",
-                (spec.name, now, now, spec.dead_letter_queue),
+                "sent_at = ?, visible_at = ?, receipt = NULL, receive_count = 0 "
+                "WHERE queue = ? AND (? IS NULL OR message_id = ?)",
+                (spec.name, now, now, spec.dead_letter_queue, message_id, message_id),
             ).rowcount
         if moved:
             self._doorbell.ring()

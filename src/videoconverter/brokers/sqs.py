@@ -18,7 +18,8 @@ How the broker contract maps onto SNS and SQS:
   moved by the redrive policy has no reason of ours and is reported as having hit the receive limit.
 - ``dead_letters`` peeks by receiving the dead-letter queue's messages and making them visible again at once;
   ``redrive`` moves them back one by one (``StartMessageMoveTask`` would keep the SQS receive count and needs the
-  queue's ARN permissions; a move by hand gives a fresh attempt count, as the contract asks).
+  queue's ARN permissions; a move by hand gives a fresh attempt count, as the contract asks). Redriving one message
+  receives them all the same and makes the others visible again at once.
 
 Stale receipts: SQS accepts an old receipt handle for some calls. Every lease this instance hands out is kept
 with its deadline, and a receipt whose lease ran out (the message may be with another worker now) or was
@@ -52,6 +53,8 @@ MAX_RETENTION_SECONDS = 14 * 24 * 3600
 DEAD_LETTER_RETENTION_MARGIN_SECONDS = 2 * 24 * 3600
 MAX_REASON_CHARACTERS = 4000
 PEEK_VISIBILITY_SECONDS = 10
+#: How long a redrive holds the dead-letter queue's messages it received: ample time to move one.
+REDRIVE_VISIBILITY_SECONDS = 60
 SHORT_POLL_INTERVAL_SECONDS = 0.2
 
 ID_ATTRIBUTE = "vc-message-id"
@@ -98,6 +101,7 @@ class SQSBroker:
         self._topic_arns: dict[str, str] = {}
         self._dead_letter_queues: dict[str, str] = {}
         self._leases: dict[str, _Lease] = {}
+        self._account: tuple[str, str] | None = None  # (partition, account id), for topic ARNs
 
     @classmethod
     def from_url(cls, url: str) -> SQSBroker:
@@ -169,18 +173,30 @@ class SQSBroker:
         return str(attributes["Attributes"]["QueueArn"])
 
     def topic_arn(self, topic: str) -> str:
-        """The ARN of ``topic``. Raises ``QueueNotFoundError`` when there is no such topic."""
+        """The ARN of ``topic`` (whether the topic exists shows when it is used: ``QueueNotFoundError``).
+
+        Built from the caller's account (STS GetCallerIdentity needs no permission) rather than by listing
+        topics, so a worker's role needs no ``sns:ListTopics`` on every topic of the account.
+        """
         with self._lock:
             known = self._topic_arns.get(topic)
+            account = self._account
         if known:
             return known
-        for page in self._sns.get_paginator("list_topics").paginate():
-            for entry in page.get("Topics", []):
-                if entry["TopicArn"].rsplit(":", 1)[-1] == topic:
-                    with self._lock:
-                        self._topic_arns[topic] = entry["TopicArn"]
-                    return str(entry["TopicArn"])
-        raise QueueNotFoundError(f"no SNS topic named {topic!r}: run `videoconverter provision` first")
+        if account is None:
+            sts = self.location.client("sts")
+            try:
+                caller = self._call(sts.get_caller_identity)["Arn"]  # arn:PARTITION:iam::ACCOUNT:...
+            finally:
+                sts.close()
+            partition, account_id = caller.split(":")[1], caller.split(":")[4]
+            account = (partition, account_id)
+            with self._lock:
+                self._account = account
+        arn = f"arn:{account[0]}:sns:{self.location.region}:{account[1]}:{topic}"
+        with self._lock:
+            self._topic_arns[topic] = arn
+        return arn
 
     def _subscriptions(self, topic_arn: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -384,15 +400,28 @@ class SQSBroker:
             self._call(self._sqs.change_message_visibility, QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0)
         return sorted(seen.values(), key=lambda letter: letter.dead_lettered_at)[:limit]
 
-    def redrive(self, queue: str) -> int:
+    def redrive(self, queue: str, message_id: str | None = None) -> int:
+        """Each match is sent to ``queue``, then deleted from the dead-letter queue; the others received on the way
+        are made visible again at once (as ``dead_letters`` peeks), or when their
+        :data:`REDRIVE_VISIBILITY_SECONDS` end if this process dies first: at least once, nothing lost."""
         url = self._url(self.dead_letter_queue(queue))
         moved = 0
-        while messages := self._receive(url, MAX_BATCH_MESSAGES, 1, 60):
-            for message in messages:
-                attributes = _attributes(message)
-                self._send(queue, message["Body"], {ID_ATTRIBUTE: attributes.get(ID_ATTRIBUTE) or message["MessageId"]})
-                self._call(self._sqs.delete_message, QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                moved += 1
+        skipped: list[str] = []
+        try:
+            while messages := self._receive(url, MAX_BATCH_MESSAGES, 1, REDRIVE_VISIBILITY_SECONDS):
+                for message in messages:
+                    letter_id = _dead_letter_id(message)
+                    if message_id is not None and letter_id != message_id:
+                        skipped.append(message["ReceiptHandle"])
+                        continue
+                    self._send(queue, message["Body"], {ID_ATTRIBUTE: letter_id})
+                    self._call(self._sqs.delete_message, QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    moved += 1
+        finally:
+            for receipt in skipped:
+                self._call(
+                    self._sqs.change_message_visibility, QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0
+                )
         return moved
 
     def depth(self, queue: str) -> QueueDepth:
@@ -458,6 +487,11 @@ def _attributes(message: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _dead_letter_id(message: dict[str, Any]) -> str:
+    """The id ``dead_letters`` reports for a dead-letter queue's message, and ``redrive`` matches on."""
+    return _attributes(message).get(ID_ATTRIBUTE) or str(message["MessageId"])
+
+
 def _dead_letter(queue: str, message: dict[str, Any]) -> DeadLetter:
     attributes = _attributes(message)
     system = message.get("Attributes", {})
@@ -467,7 +501,7 @@ def _dead_letter(queue: str, message: dict[str, Any]) -> DeadLetter:
         "every worker that took it died or lost its lease"
     )
     return DeadLetter(
-        message_id=attributes.get(ID_ATTRIBUTE) or message["MessageId"],
+        message_id=_dead_letter_id(message),
         body=message["Body"],
         reason=reason,
         source_queue=attributes.get(SOURCE_QUEUE_ATTRIBUTE, queue),

@@ -81,6 +81,13 @@ class ObjectStore(Protocol):
         Raises ``ObjectNotFoundError`` when there is no such object.
         """
 
+    def read_range(self, bucket: str, key: str, start: int, length: int) -> Iterator[bytes]:
+        """Stream ``length`` bytes of the object from byte ``start`` (0-based), in chunks of at most 1 MiB.
+
+        The object is opened before this returns, so a missing one raises ``ObjectNotFoundError`` at once; the
+        bytes come from that one version even if it is replaced meanwhile. A range past the end is cut short.
+        """
+
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         """The object's info, or None when it does not exist."""
 

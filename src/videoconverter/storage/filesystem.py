@@ -152,6 +152,14 @@ class FileSystemStore:
         metadata = sidecar["metadata"] if sidecar and sidecar.get("inode") == stat.st_ino else {}
         return ObjectInfo(bucket, key, done, digest.hexdigest(), stat.st_mtime, metadata)
 
+    def read_range(self, bucket: str, key: str, start: int, length: int) -> Iterator[bytes]:
+        path = self._object_path(bucket, key)
+        try:
+            source = open(path, "rb")  # noqa: SIM115 - closed by the generator
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise ObjectNotFoundError(f"no object s3://{bucket}/{key}") from exc
+        return _read_chunks(source, start, length)
+
     def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         base = self._bucket_dir(validate_bucket(bucket))
         if not base.is_dir():
@@ -217,6 +225,15 @@ def _atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _read_chunks(source: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    with source:
+        source.seek(start)
+        left = length
+        while left > 0 and (chunk := source.read(min(CHUNK_BYTES, left))):
+            left -= len(chunk)
+            yield chunk
 
 
 def _md5_of(path: Path) -> str:

@@ -197,6 +197,23 @@ class S3Store:
             return None
         return _info(bucket, key, response)
 
+    def read_range(self, bucket: str, key: str, start: int, length: int) -> Iterator[bytes]:
+        """One ranged GET, streamed."""
+        validate_bucket(bucket)
+        validate_key(key)
+        if length <= 0:
+            if self.head(bucket, key) is None:
+                raise ObjectNotFoundError(f"no object s3://{bucket}/{key}")
+            return iter(())
+        try:
+            with self._translated(bucket, key):
+                response = self._client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
+        except VideoConverterError as exc:
+            if error_code(exc.__cause__ or exc) == "InvalidRange":  # starts past the end: nothing to read
+                return iter(())
+            raise
+        return _body_chunks(response["Body"])
+
     def get_file(
         self, bucket: str, key: str, destination: Path, progress: ProgressCallback | None = None
     ) -> ObjectInfo:
@@ -316,6 +333,13 @@ class S3Store:
         if code == "BucketAlreadyExists":
             return ConfigError(f"bucket {bucket!r} belongs to another AWS account: choose another bucket name")
         return VideoConverterError(f"S3 request for {where} at {self.endpoint} failed: {redact(str(exc))}")
+
+
+def _body_chunks(body: Any) -> Iterator[bytes]:
+    try:
+        yield from body.iter_chunks(DOWNLOAD_CHUNK_BYTES)
+    finally:
+        body.close()
 
 
 class _Progress:

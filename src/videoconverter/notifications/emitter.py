@@ -1,0 +1,125 @@
+"""The job store, announcing every state change: a decorator around any :class:`JobStore` backend.
+
+Each transition is recorded first, then its event is published to the notifications topic (the broker fans it
+out to the events queue, the webhooks queue and, on AWS, to whatever else subscribed to the SNS topic). A
+failure to publish never fails the job: it is logged, and kept in the job's own log lines, where
+``videoconverter logs`` shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from videoconverter.brokers.base import Broker
+from videoconverter.jobs.base import JobId, JobLogLine, JobRecord, JobState, JobStore
+from videoconverter.notifications.events import EventType, job_event, upload_done_event
+
+log = logging.getLogger(__name__)
+
+#: The size of the object at an ``s3://BUCKET/KEY`` URL, or None (looked up for ``job.done`` events).
+SizeOf = Callable[[str], "int | None"]
+
+
+class NotifyingJobStore:
+    def __init__(self, inner: JobStore, broker: Broker, topic: str, renditions: Sequence[str]) -> None:
+        self.inner = inner
+        self.broker = broker
+        self.topic = topic
+        self.renditions = tuple(renditions)
+        self.size_of: SizeOf = lambda _url: None  # set once the object store is open
+
+    # --- transitions: recorded, then announced --------------------------------------------------------------
+
+    def enqueue(self, job_id: JobId, sequencer: str = "") -> JobRecord:
+        new = self.inner.get(job_id) is None
+        record = self.inner.enqueue(job_id, sequencer)
+        if new and record.state is JobState.QUEUED:
+            self._emit(job_event(EventType.QUEUED, record), job_id)
+        return record
+
+    def start(self, job_id: JobId, attempt: int) -> JobRecord:
+        record = self.inner.start(job_id, attempt)
+        self._emit(job_event(EventType.RUNNING, record), job_id)
+        return record
+
+    def finish(self, job_id: JobId, output_url: str, note: str = "") -> JobRecord:
+        record = self.inner.finish(job_id, output_url, note)
+        self._emit(job_event(EventType.DONE, record, self._size(output_url)), job_id)
+        self._announce_upload_if_done(job_id)
+        return record
+
+    def retry(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
+        record = self.inner.retry(job_id, error, stderr_tail)
+        self._emit(job_event(EventType.RETRYING, record), job_id)
+        return record
+
+    def fail(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
+        record = self.inner.fail(job_id, error, stderr_tail)
+        self._emit(job_event(EventType.FAILED, record), job_id)
+        return record
+
+    def requeue_failed(self, key: str | None = None, rendition: str | None = None) -> int:
+        failed = [
+            r for r in self.inner.find(key, (JobState.FAILED,)) if rendition is None or r.id.rendition == rendition
+        ]
+        count = self.inner.requeue_failed(key, rendition)
+        for before in failed:
+            after = self.inner.get(before.id)
+            if after is not None and after.state is JobState.QUEUED:
+                self._emit(job_event(EventType.REDRIVEN, after), after.id)
+        return count
+
+    # --- reads and the rest, unchanged ----------------------------------------------------------------------
+
+    def progress(self, job_id: JobId, percent: float) -> None:
+        self.inner.progress(job_id, percent)
+
+    def get(self, job_id: JobId) -> JobRecord | None:
+        return self.inner.get(job_id)
+
+    def find(self, key: str | None = None, states: Sequence[JobState] = ()) -> list[JobRecord]:
+        return self.inner.find(key, states)
+
+    def append_log(self, key: str, rendition: str, level: str, message: str) -> None:
+        self.inner.append_log(key, rendition, level, message)
+
+    def logs(self, key: str) -> list[JobLogLine]:
+        return self.inner.logs(key)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    # --- plumbing -------------------------------------------------------------------------------------------
+
+    def _announce_upload_if_done(self, job_id: JobId) -> None:
+        records = {r.id.rendition: r for r in self.inner.find(job_id.key) if r.id.source_etag == job_id.source_etag}
+        if not all(name in records and records[name].state is JobState.DONE for name in self.renditions):
+            return
+        outputs = {name: (records[name].output_url, self._size(records[name].output_url)) for name in self.renditions}
+        # Two workers finishing the last renditions at once may both get here: the event id is the same.
+        self._emit(upload_done_event(job_id.key, job_id.source_etag, outputs), job_id)
+
+    def _size(self, url: str) -> int | None:
+        if not url:
+            return None
+        try:
+            return self.size_of(url)
+        except Exception:  # the size is a courtesy: never worth failing a job over
+            log.warning("could not read the size of %s", url, exc_info=True)
+            return None
+
+    def _emit(self, event: dict[str, Any], job_id: JobId) -> None:
+        try:
+            self.broker.publish(self.topic, json.dumps(event))
+        except Exception as exc:
+            context = {"key": job_id.key, "rendition": job_id.rendition}
+            log.warning("event %s not published: %s", event["type"], exc, extra=context)
+            try:
+                self.inner.append_log(
+                    job_id.key, job_id.rendition, "WARNING", f"notification {event['type']} not published: {exc}"
+                )
+            except Exception:
+                log.warning("could not keep the unpublished notification in the job log", exc_info=True)

@@ -1,0 +1,86 @@
+"""The ``[notifications]`` table of the configuration, and its environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from videoconverter.errors import ConfigError
+
+ENVIRONMENT = {
+    "VIDEOCONVERTER_WEBHOOK_URLS": "webhook URLs for job events, comma-separated",
+    "VIDEOCONVERTER_WEBHOOK_SECRET": "shared secret that signs webhook requests (HMAC-SHA256)",
+}
+_KNOWN = {
+    "topic",
+    "events_queue",
+    "webhooks_queue",
+    "webhook_urls",
+    "webhook_secret",
+    "webhook_timeout_seconds",
+    "webhook_max_attempts",
+    "webhook_retry_base_delay_seconds",
+}
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    topic: str = "videoconverter-notifications"  # every event is published here (SNS topic, fanout exchange, ...)
+    events_queue: str = "videoconverter-events"  # subscribed to the topic; `videoconverter events` reads it
+    webhooks_queue: str = "videoconverter-webhooks"  # subscribed when there are webhooks; the deliverer reads it
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str = field(default="", repr=False)  # a secret: never in a repr or a log line
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_attempts: int = 10  # then the delivery is kept in the webhooks dead-letter queue
+    webhook_retry_base_delay_seconds: float = 5.0  # doubles with every attempt, at most 900 s
+
+    def retry_delay_seconds(self, attempt: int) -> float:
+        return float(min(900.0, self.webhook_retry_base_delay_seconds * 2 ** min(max(attempt - 1, 0), 16)))
+
+
+def notification_settings(table: Mapping[str, Any], env: Mapping[str, str]) -> NotificationSettings:
+    """Parse and validate the ``[notifications]`` table; the environment overrides the webhook settings."""
+    unknown = set(table) - _KNOWN
+    if unknown:
+        raise ConfigError(f"notifications: unknown setting(s) {', '.join(sorted(unknown))}")
+    defaults = NotificationSettings()
+    urls: Any = table.get("webhook_urls", [])
+    if env.get("VIDEOCONVERTER_WEBHOOK_URLS") is not None:
+        urls = [u.strip() for u in env["VIDEOCONVERTER_WEBHOOK_URLS"].split(",") if u.strip()]
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise ConfigError("notifications.webhook_urls: expected a list of URLs")
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ConfigError(f"notifications.webhook_urls: {parts.scheme}://{parts.hostname} is not an http(s) URL")
+    settings = NotificationSettings(
+        topic=_value(table, "topic", str, defaults.topic),
+        events_queue=_value(table, "events_queue", str, defaults.events_queue),
+        webhooks_queue=_value(table, "webhooks_queue", str, defaults.webhooks_queue),
+        webhook_urls=tuple(urls),
+        webhook_secret=env.get("VIDEOCONVERTER_WEBHOOK_SECRET") or _value(table, "webhook_secret", str, ""),
+        webhook_timeout_seconds=float(_value(table, "webhook_timeout_seconds", (int, float), 10.0)),
+        webhook_max_attempts=_value(table, "webhook_max_attempts", int, defaults.webhook_max_attempts),
+        webhook_retry_base_delay_seconds=float(
+            _value(table, "webhook_retry_base_delay_seconds", (int, float), defaults.webhook_retry_base_delay_seconds)
+        ),
+    )
+    if settings.webhook_urls and len(settings.webhook_secret) < 16:
+        raise ConfigError(
+            "notifications.webhook_secret: webhooks are signed; set a secret of at least 16 characters in "
+            "VIDEOCONVERTER_WEBHOOK_SECRET (or the TOML)"
+        )
+    if not 0 < settings.webhook_timeout_seconds <= 300 or not 1 <= settings.webhook_max_attempts <= 1000:
+        raise ConfigError("notifications: webhook_timeout_seconds must be in (0, 300], webhook_max_attempts 1-1000")
+    if not 0 <= settings.webhook_retry_base_delay_seconds <= 900:
+        raise ConfigError("notifications.webhook_retry_base_delay_seconds: must be between 0 and 900")
+    return settings
+
+
+def _value(table: Mapping[str, Any], key: str, kind: Any, default: Any) -> Any:
+    value = table.get(key, default)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ConfigError(f"notifications.{key}: expected {getattr(kind, '__name__', 'a number')}, got {value!r}")
+    return value

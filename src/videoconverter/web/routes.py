@@ -1,0 +1,187 @@
+"""Jobs, live updates, queues, dead letters, the dashboard's settings and the sign-in cookie."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from videoconverter import dead_letters as dead_letter_ops
+from videoconverter.app import Services
+from videoconverter.events import parse_event
+from videoconverter.jobs.base import JobState
+from videoconverter.storage.keys import validate_key
+from videoconverter.web.auth import TOKEN_COOKIE, is_authorized, require_token, token_matches
+from videoconverter.web.errors import ApiError
+from videoconverter.web.live import LiveJobs, job_json, queue_depths
+from videoconverter.web.media import OutputInspector
+from videoconverter.web.uploads import services
+
+router = APIRouter()
+MAX_PAGE = 500
+Svc = Annotated[Services, Depends(services)]
+
+
+@router.get("/api/jobs", tags=["jobs"])
+async def list_jobs(
+    svc: Svc,
+    state: JobState | None = None,
+    rendition: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Jobs, newest first: ``{"jobs": [...], "total", "limit", "offset"}``; filter by ``state`` and ``rendition``."""
+    if rendition is not None:
+        svc.config.rendition(rendition)  # 400 for an unknown one
+    records = await run_in_threadpool(svc.jobs.find, None, (state,) if state else ())
+    if rendition is not None:
+        records = [r for r in records if r.id.rendition == rendition]
+    page = records[offset : offset + limit]
+    return {"jobs": [job_json(r) for r in page], "total": len(records), "limit": limit, "offset": offset}
+
+
+@router.get("/api/jobs/{key:path}", tags=["jobs"])
+async def job_detail(key: str, request: Request, svc: Svc) -> dict[str, Any]:
+    """Every job of one uploaded key with timings, output (size, probe summary, URLs) and the log lines."""
+    validate_key(key)
+    inspector: OutputInspector = request.app.state.inspector
+
+    def gather() -> dict[str, Any]:
+        records = svc.jobs.find(key)
+        lines = svc.jobs.logs(key)
+        if not records and not lines:
+            raise ApiError(404, "not_found", f"no jobs for key {key!r}")
+        jobs = []
+        for record in records:
+            data = job_json(record)
+            data["timings"] = _timings(record.created_at, record.started_at, record.finished_at)
+            data["output_object"] = None
+            if record.state is JobState.DONE and record.output_url:
+                bucket = svc.config.rendition(record.id.rendition).output_bucket
+                info = svc.store.head(bucket, key)
+                if (
+                    info is not None
+                    and info.metadata.get("source-etag", record.id.source_etag) == record.id.source_etag
+                ):
+                    data["output_object"] = {
+                        "size": info.size,
+                        "etag": info.etag,
+                        "url": f"/api/outputs/{record.id.rendition}/{key}",
+                        "poster_url": f"/api/posters/{record.id.rendition}/{key}",
+                        "probe": inspector.summary(bucket, info),
+                    }
+            jobs.append(data)
+        logs = [
+            {"key": x.key, "rendition": x.rendition, "time": x.at, "level": x.level, "message": x.message}
+            for x in lines
+        ]
+        return {"key": key, "jobs": jobs, "logs": logs}
+
+    return await run_in_threadpool(gather)
+
+
+def _timings(created: float, started: float | None, finished: float | None) -> dict[str, float | None]:
+    return {
+        "waited_seconds": round(max(0.0, started - created), 3) if started is not None else None,
+        "ran_seconds": round(finished - started, 3) if finished is not None and started is not None else None,
+    }
+
+
+@router.get("/api/events", tags=["jobs"])
+async def events(request: Request) -> StreamingResponse:
+    """Server-Sent Events: ``jobs`` (the jobs that changed), ``queues`` (depths), ``reload``; heartbeats."""
+    live: LiveJobs = request.app.state.live
+    return StreamingResponse(
+        live.stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+@router.get("/api/queues", tags=["queues"])
+async def queues(svc: Svc) -> dict[str, Any]:
+    """Per rendition: ``{"rendition", "queue", "visible", "in_flight", "delayed", "dead_letters"}``."""
+    return {"queues": await run_in_threadpool(queue_depths, svc)}
+
+
+@router.get("/api/dead-letters", tags=["dead letters"])
+async def dead_letters(svc: Svc, rendition: str | None = None) -> dict[str, Any]:
+    """Dead-lettered messages: ``{"rendition", "message_id", "key", "reason", "dead_lettered_at", "body"}``."""
+    chosen = [svc.config.rendition(rendition)] if rendition else list(svc.config.renditions)
+
+    def gather() -> list[dict[str, Any]]:
+        out = []
+        for r in chosen:
+            for letter in svc.broker.dead_letters(r.queue):
+                out.append(
+                    {
+                        "rendition": r.name,
+                        "message_id": letter.message_id,
+                        "key": _key_of(letter.body),
+                        "reason": letter.reason,
+                        "dead_lettered_at": letter.dead_lettered_at,
+                        "body": letter.body,
+                    }
+                )
+        return out
+
+    return {"dead_letters": await run_in_threadpool(gather)}
+
+
+def _key_of(body: str) -> str | None:
+    try:
+        records = parse_event(body)
+    except Exception:
+        return None
+    return records[0].key if records else None
+
+
+@router.post("/api/dead-letters/redrive", dependencies=[Depends(require_token)], tags=["dead letters"])
+async def redrive(svc: Svc, rendition: str | None = None, message_id: str | None = None) -> dict[str, Any]:
+    """Move one rendition's (or every) dead-lettered message back to its queue, or only the one whose id is
+    ``message_id`` (404 when there is none): ``{"redriven": [{"rendition", "redriven", "jobs_requeued"}]}`` as
+    ``dlq redrive --json``."""
+    chosen = [svc.config.rendition(rendition)] if rendition else list(svc.config.renditions)
+    moved = await run_in_threadpool(dead_letter_ops.redrive, svc, chosen, message_id)
+    if message_id is not None and not any(item["redriven"] for item in moved):
+        raise ApiError(404, "not_found", f"no dead letter with id {message_id!r}")
+    return {"redriven": moved}
+
+
+@router.get("/api/settings", tags=["dashboard"])
+async def settings(request: Request, svc: Svc) -> dict[str, Any]:
+    """What the dashboard needs: renditions, accepted suffixes, the upload limit, whether a token is needed."""
+    config = svc.config
+    return {
+        "renditions": [{"name": r.name, "short_side": r.short_side} for r in config.renditions],
+        "input_bucket": config.input_bucket,
+        "suffixes": list(config.input_suffixes),
+        "max_upload_bytes": config.web.max_upload_bytes,
+        "token_required": bool(config.web.api_token),
+        "authorized": is_authorized(request),
+    }
+
+
+class SignIn(BaseModel):
+    token: str
+
+
+@router.post("/api/session", status_code=204, tags=["dashboard"])
+async def sign_in(body: SignIn, request: Request) -> Response:
+    """Check the token and keep it in an HttpOnly cookie, so that ``<video>`` and ``<img>`` carry it."""
+    expected: str = request.app.state.config.web.api_token
+    if expected and not token_matches(body.token, expected):
+        raise ApiError(401, "unauthorized", "the API token is wrong")
+    response = Response(status_code=204)
+    response.set_cookie(
+        TOKEN_COOKIE, body.token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
+    return response
+
+
+@router.delete("/api/session", status_code=204, tags=["dashboard"])
+async def sign_out() -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(TOKEN_COOKIE)
+    return response

@@ -1,0 +1,170 @@
+"""Streaming uploads: ``PUT /api/uploads/{key}`` with the raw file as the body, of any size, in flat memory.
+
+The event loop reads the body and hands it in 1 MiB batches through a bounded pipe to a thread that runs the
+store's ``put_stream``; the store's write notifies the ingest, which queues the jobs (workers need not run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from typing import Annotated, Any, BinaryIO, cast
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Request
+from starlette.requests import ClientDisconnect
+
+from videoconverter.app import Services
+from videoconverter.jobs.base import JobRecord
+from videoconverter.progress import human_bytes
+from videoconverter.storage.base import ObjectInfo
+from videoconverter.storage.keys import validate_key
+from videoconverter.web.auth import require_token
+from videoconverter.web.errors import ApiError
+from videoconverter.web.live import job_json
+
+router = APIRouter()
+BATCH_BYTES = 1024 * 1024
+PIPE_BATCHES = 4  # at most this many batches wait between the event loop and the writer thread
+SIGNATURE_BYTES = 12
+_WAIT_SECONDS = 0.2
+
+
+class UploadAborted(Exception):
+    """The upload stopped before its end (client gone, too large); nothing is stored."""
+
+
+class ChunkPipe:
+    """A bounded pipe of byte batches, read like a file by the writer thread."""
+
+    def __init__(self, max_batches: int = PIPE_BATCHES) -> None:
+        self._batches: queue.Queue[bytes | None] = queue.Queue(max_batches)
+        self._buffer = bytearray()
+        self._eof = False
+        self._aborted: BaseException | None = None
+        self.reader_done = threading.Event()
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._eof and (size < 0 or len(self._buffer) < size):
+            if self._aborted is not None:
+                raise UploadAborted(str(self._aborted))
+            try:
+                batch = self._batches.get(timeout=_WAIT_SECONDS)
+            except queue.Empty:
+                continue
+            if batch is None:
+                self._eof = True
+            else:
+                self._buffer += batch
+        count = len(self._buffer) if size < 0 else min(size, len(self._buffer))
+        out = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return out
+
+    def put(self, batch: bytes | None) -> None:
+        """Hand over a batch (None: the end), blocking while the pipe is full. Called from a worker thread."""
+        while not self.reader_done.is_set():
+            try:
+                self._batches.put(batch, timeout=_WAIT_SECONDS)
+                return
+            except queue.Full:
+                continue
+        raise UploadAborted("the writer stopped early")
+
+    def abort(self, reason: BaseException) -> None:
+        self._aborted = reason
+
+
+def looks_like_video(head: bytes) -> bool:
+    """Whether the first bytes are those of an MP4/MOV (an ISO BMFF box) or a Matroska/WebM (EBML) file."""
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return True
+    return len(head) >= 8 and head[4:8] in {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"}
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.svc
+    return svc
+
+
+@router.put("/api/uploads/{key:path}", status_code=201, dependencies=[Depends(require_token)], tags=["uploads"])
+async def upload(key: str, request: Request, svc: Annotated[Services, Depends(services)]) -> dict[str, Any]:
+    """Store the request body under ``key`` in the input bucket (streamed), which queues one job per rendition.
+
+    Answers ``{"bucket", "key", "size", "etag", "jobs": [...]}``. Errors: 400 bad key or empty body, 401 token,
+    411/413 size, 415 not a video (by suffix or by content).
+    """
+    config = svc.config
+    validate_key(key)
+    if not config.matches_input(key):
+        raise ApiError(
+            415,
+            "unsupported_type",
+            f"{key!r} does not end with {' or '.join(config.input_suffixes)}: only those uploads are converted",
+        )
+    limit = config.web.max_upload_bytes
+    declared = _content_length(request)
+    if declared is not None and declared > limit:
+        raise ApiError(413, "too_large", f"the upload is {human_bytes(declared)}; the limit is {human_bytes(limit)}")
+    pipe = ChunkPipe()
+    writer: asyncio.Task[ObjectInfo] | None = None
+    received = 0
+    batch = bytearray()
+
+    def write() -> ObjectInfo:
+        try:
+            return svc.store.put_stream(config.input_bucket, key, cast(BinaryIO, pipe), size_hint=declared)
+        finally:
+            pipe.reader_done.set()
+
+    async def start_writer() -> None:
+        nonlocal writer
+        if config.web.check_content and not looks_like_video(bytes(batch[:SIGNATURE_BYTES])):
+            raise ApiError(
+                415, "not_a_video", "the file does not start like an MP4, MOV, MKV or WebM video: nothing was stored"
+            )
+        writer = asyncio.get_running_loop().create_task(anyio.to_thread.run_sync(write))
+
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise ApiError(413, "too_large", f"the upload is over the limit of {human_bytes(limit)}")
+            batch += chunk
+            if writer is None and len(batch) >= SIGNATURE_BYTES:
+                await start_writer()
+            if writer is not None and len(batch) >= BATCH_BYTES:
+                await anyio.to_thread.run_sync(pipe.put, bytes(batch))
+                batch.clear()
+        if received == 0:
+            raise ApiError(400, "empty", "the upload is empty: send the file as the request body")
+        if writer is None:
+            await start_writer()
+        assert writer is not None
+        if batch:
+            await anyio.to_thread.run_sync(pipe.put, bytes(batch))
+        await anyio.to_thread.run_sync(pipe.put, None)
+        info = await writer
+    except BaseException as exc:
+        if writer is not None:
+            pipe.abort(exc)
+            with contextlib.suppress(BaseException):
+                await writer
+        if isinstance(exc, ClientDisconnect):
+            raise ApiError(400, "incomplete", "the client went away before the end of the upload") from exc
+        raise
+    records: list[JobRecord] = await anyio.to_thread.run_sync(svc.jobs.find, key)
+    jobs = [job_json(r) for r in records if r.id.source_etag == info.etag]
+    return {"bucket": info.bucket, "key": info.key, "size": info.size, "etag": info.etag, "jobs": jobs}
+
+
+def _content_length(request: Request) -> int | None:
+    text = request.headers.get("content-length")
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ApiError(400, "bad_request", "Content-Length is not a number") from None

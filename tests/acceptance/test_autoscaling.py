@@ -1,0 +1,71 @@
+"""`videoconverter up --workers auto` as a user runs it: out on a burst, back to the minimum when idle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.test_cli import _alive, _children, run
+from tests.conftest import wait_until
+from videoconverter.app import open_services
+from videoconverter.config import load_config
+
+pytestmark = [pytest.mark.ffmpeg, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
+
+ONE_RENDITION = """
+[queues]
+visibility_timeout_seconds = 5
+retry_base_delay_seconds = 0
+receive_wait_seconds = 1
+
+[[renditions]]
+name = "small"
+short_side = 120
+x264_preset = "ultrafast"
+"""
+
+
+def test_up_scales_out_on_a_burst_and_back_to_the_minimum_when_idle(tmp_path: Path, small_clip: Path) -> None:
+    config_path = tmp_path / "videoconverter.toml"
+    config_path.write_text(f'data_dir = "{tmp_path / "data"}"\n{ONE_RENDITION}')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOCONVERTER_")}
+    env["VIDEOCONVERTER_CONFIG"] = str(config_path)
+    peak = min(2, len(os.sched_getaffinity(0)))  # the CPU budget: threads x workers <= cores
+    log_path = tmp_path / "up.log"
+    with open(log_path, "w") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "videoconverter", "up", "--workers", "auto", "--min", "0", "--max", "2",
+             "--scale-in-after", "1", "--no-web", "--no-reconcile"],
+            env=env, stderr=log,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: "autoscaling: 0-2 workers" in log_path.read_text(), 30, message="`up` to start")
+        wait_until(lambda: run(env, "ls", "s3://videoconverter-input", check=False).returncode == 0, 30)
+        assert _children(up.pid) == set()  # the minimum is 0: no worker while nothing is queued
+        svc = open_services(load_config(environ={}, path=config_path))
+        try:
+            for i in range(6):
+                svc.store.put_file("videoconverter-input", f"burst-{i}.mp4", small_clip)
+        finally:
+            svc.close()
+        wait_until(lambda: len(_children(up.pid)) == peak, 30, message=f"{peak} workers for the burst")
+        waited = run(env, "jobs", "--wait", "120", "--json")
+        assert {j["state"] for j in json.loads(waited.stdout)["jobs"]} == {"done"}
+        workers = _children(up.pid)
+        wait_until(lambda: not _children(up.pid), 30, message="scaling back to no worker when idle")
+        assert not any(_alive(p) for p in workers)
+        log = log_path.read_text()
+        assert f"scaling small: 0 -> {peak} workers" in log and f"scaling small: {peak} -> 0 workers" in log
+        assert "restarting" not in log  # scaled-in workers stopped on request, they did not die
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            up.kill()

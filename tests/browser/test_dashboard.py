@@ -1,0 +1,135 @@
+"""The dashboard in real headless Chromium (Debian's, driven by Playwright), against `videoconverter up`:
+sign in, upload through the page, watch both renditions finish, play the 720p output, redrive a dead letter."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import require_service, wait_until
+from tests.web.conftest import TOKEN
+from tests.web.test_streamed_upload import free_port, healthy
+
+CHROMIUM = os.environ.get("VIDEOCONVERTER_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs"
+CONFIG = """
+[queues]
+visibility_timeout_seconds = 10
+max_receive_count = 2
+retry_base_delay_seconds = 0
+receive_wait_seconds = 1
+
+[[renditions]]
+short_side = 720
+x264_preset = "ultrafast"
+
+[[renditions]]
+name = "small"
+short_side = 120
+x264_preset = "ultrafast"
+"""
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> Iterator[str]:
+    config = tmp_path / "videoconverter.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n' + CONFIG)
+    port = free_port()
+    env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(config), "VIDEOCONVERTER_API_TOKEN": TOKEN}
+    up = subprocess.Popen([sys.executable, "-m", "videoconverter", "up", "--port", str(port)], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: healthy(url) or up.poll() is not None, 30, 0.1, "videoconverter up")
+        assert up.poll() is None
+        yield url
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(30)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+    assert up.returncode == 0
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    require_service(shutil.which(CHROMIUM) is not None, f"no Chromium at {CHROMIUM}")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.mark.ffmpeg
+@pytest.mark.slow
+def test_upload_watch_play_and_redrive(dashboard: str, browser: Any, tmp_path: Path) -> None:
+    from videoconverter.samples import make_clip
+
+    clip = make_clip(tmp_path / "beach.mp4", width=1280, height=720, seconds=1)
+    fake = tmp_path / "broken.mp4"
+    fake.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 4000)  # looks like an MP4, is none
+    shots = SCREENSHOTS if os.environ.get("VIDEOCONVERTER_SCREENSHOTS") else tmp_path
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(dashboard)
+
+    page.fill("#token", TOKEN)
+    page.click("#signin-form button")
+    page.wait_for_selector("#signin", state="hidden")
+    page.set_input_files("#file", str(clip))
+    page.wait_for_selector("text=uploaded: 2 job(s) queued")
+    row = page.locator('tr[data-key="beach.mp4"]')
+    for rendition in ("720p", "small"):
+        row.locator(f'.rendition[data-rendition="{rendition}"][data-state="done"]').wait_for(timeout=30_000)
+
+    page.set_input_files("#file", str(fake))
+    page.locator('tr[data-key="broken.mp4"] .rendition[data-state="failed"]').first.wait_for(timeout=30_000)
+    page.wait_for_function("document.querySelectorAll('tr[data-key=\"broken.mp4\"] [data-state=failed]').length == 2")
+    page.screenshot(path=str(shots / "dashboard.png"))
+
+    page.click('tr[data-key="beach.mp4"] a')
+    video = page.locator('video[data-rendition="720p"]')
+    video.wait_for()
+    page.evaluate("document.querySelector('video[data-rendition=\"720p\"]').muted = true")
+    page.evaluate("document.querySelector('video[data-rendition=\"720p\"]').play()")
+    page.wait_for_function("document.querySelector('video[data-rendition=\"720p\"]').currentTime > 0.3", timeout=15_000)
+    assert video.evaluate("v => v.videoWidth") == 1280
+    assert video.evaluate("v => v.videoHeight") == 720
+    assert page.locator(".facts", has_text="1280x720 h264").count() == 1
+    page.evaluate("document.querySelectorAll('video').forEach(v => { v.pause(); v.currentTime = 0.5; })")
+    page.wait_for_timeout(300)  # let the seek paint the frame for the screenshot only
+    page.screenshot(path=str(shots / "dashboard-job.png"), full_page=True)
+
+    page.goto(dashboard + "/#/job/broken.mp4")
+    page.wait_for_selector("text=This is not a video we can read")
+
+    page.goto(dashboard + "/#/dead-letters")
+    page.wait_for_selector("#dead-letters td >> text=broken.mp4")
+    page.wait_for_function("document.querySelectorAll('#dead-letters tbody tr').length == 2")
+    with page.expect_request(lambda request: "message_id=" in request.url and request.method == "POST"):
+        page.locator("#dead-letters tbody tr").first.locator("button.redrive-one").click()
+    page.wait_for_selector("text=Moved 1 message(s) back to their queues.")
+    # The workers fail the redriven message again soon: redrive all moves one or two.
+    page.evaluate("document.querySelector('#redrive-result').textContent = ''")
+    page.click("#redrive-all")
+    page.wait_for_function("/^Moved [12] message/.test(document.querySelector('#redrive-result').textContent)")
+
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    phone.goto(dashboard)
+    phone.wait_for_selector('tr[data-key="beach.mp4"] [data-state="done"]')
+    phone.screenshot(path=str(shots / "dashboard-phone.png"))
+    assert errors == []

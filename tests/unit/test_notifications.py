@@ -1,0 +1,109 @@
+"""Notification settings, the event schema and webhook signatures (including the README's receiver sample)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from videoconverter.config import load_config
+from videoconverter.errors import ConfigError
+from videoconverter.jobs.base import JobId, JobRecord, JobState
+from videoconverter.notifications.events import EventType, job_event, upload_done_event
+from videoconverter.notifications.webhooks import sign, verify
+
+SECRET = "a-shared-secret-of-some-length"
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def record(**changes: Any) -> JobRecord:
+    fields: dict[str, Any] = dict(
+        id=JobId("holiday.mp4", "abc123", "720p"),
+        state=JobState.DONE,
+        attempts=1,
+        created_at=100.0,
+        updated_at=142.5,
+        started_at=101.0,
+        finished_at=142.5,
+        output_url="s3://videoconverter-output-720p/holiday.mp4",
+    )
+    fields.update(changes)
+    return JobRecord(**fields)
+
+
+def test_webhooks_come_from_the_environment_and_need_a_secret() -> None:
+    env = {
+        "VIDEOCONVERTER_WEBHOOK_URLS": "https://a.example/hook, http://b.example:8000/x",
+        "VIDEOCONVERTER_WEBHOOK_SECRET": SECRET,
+    }
+    settings = load_config(environ=env).notifications
+    assert settings.webhook_urls == ("https://a.example/hook", "http://b.example:8000/x")
+    assert SECRET not in repr(settings)  # a secret never shows in a repr, hence never in a log line
+    with pytest.raises(ConfigError, match="secret"):
+        load_config(environ={"VIDEOCONVERTER_WEBHOOK_URLS": "https://a.example/hook"})
+    with pytest.raises(ConfigError, match="http"):
+        load_config(environ={**env, "VIDEOCONVERTER_WEBHOOK_URLS": "file:///etc/passwd"})
+
+
+def test_an_unknown_notification_setting_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "videoconverter.toml"
+    path.write_text("[notifications]\nwebhook_url = 'https://typo.example'\n")
+    with pytest.raises(ConfigError, match="webhook_url"):
+        load_config(environ={}, path=path)
+
+
+def test_a_job_event_has_the_documented_shape_and_a_stable_id() -> None:
+    event = job_event(EventType.DONE, record(), output_size=1234)
+    assert set(event) == {
+        "schema_version", "id", "type", "time", "key", "rendition", "source_etag", "state", "attempt", "output",
+        "output_size", "duration_seconds", "error", "note",
+    }  # fmt: skip
+    assert (event["type"], event["state"], event["duration_seconds"], event["output_size"]) == (
+        "job.done", "done", 41.5, 1234,
+    )  # fmt: skip
+    assert json.loads(json.dumps(event)) == event
+    assert job_event(EventType.DONE, record())["id"] == event["id"]  # every copy of one event: one id
+    assert job_event(EventType.DONE, record(updated_at=200.0))["id"] != event["id"]  # another transition
+    assert job_event(EventType.RUNNING, record())["id"] != event["id"]
+
+
+def test_the_upload_done_event_lists_every_rendition() -> None:
+    event = upload_done_event("k.mp4", "etag", {"720p": ("s3://o7/k.mp4", 10), "1080p": ("s3://o10/k.mp4", 20)})
+    assert event["type"] == "upload.done" and "rendition" not in event
+    assert event["renditions"]["1080p"] == {"output": "s3://o10/k.mp4", "output_size": 20}
+    assert upload_done_event("k.mp4", "etag", {})["id"] == event["id"]  # two workers may both announce it
+
+
+def test_a_signature_verifies_only_the_same_body_secret_and_a_recent_time() -> None:
+    body = b'{"type":"job.done"}'
+    now = int(time.time())
+    header = sign(SECRET, body, now)
+    assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64}", header)
+    assert verify(SECRET, body, header)
+    assert not verify(SECRET, body + b" ", header)
+    assert not verify("another-secret-entirely", body, header)
+    assert not verify(SECRET, body, sign(SECRET, body, now - 3600))  # a replay an hour later
+    assert not verify(SECRET, body, "v1=deadbeef") and not verify(SECRET, body, "")
+
+
+def readme_receiver_sample() -> dict[str, Any]:
+    text = README.read_text()
+    marker = text.index("<!-- webhook receiver sample -->")
+    code = re.search(r"```python\n(.*?)```", text[marker:], re.S)
+    assert code, "the README's webhook receiver sample is missing"
+    namespace: dict[str, Any] = {}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)  # our own documentation
+    return namespace
+
+
+def test_the_readme_receiver_sample_accepts_our_signatures_and_rejects_forgeries() -> None:
+    check = readme_receiver_sample()["verify_videoconverter_signature"]
+    body = json.dumps({"id": "x", "type": "job.done"}).encode()
+    header = sign(SECRET, body, int(time.time()))
+    assert check(body, header, SECRET) is True
+    assert check(body.replace(b"done", b"fail"), header, SECRET) is False
+    assert check(body, sign(SECRET, body, int(time.time()) - 3600), SECRET) is False
