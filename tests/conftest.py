@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -18,6 +21,16 @@ def require_service(available: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: services must be available)")
     pytest.skip(reason)
+
+
+def interrupt(process: subprocess.Popen[Any], timeout_seconds: float = 30.0) -> int:
+    """Stop a `videoconverter` process as Ctrl-C would (killed if it does not stop in time); its exit code."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(timeout_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def wait_until(

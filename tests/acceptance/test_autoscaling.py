@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,23 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.test_cli import _alive, _children, run
-from tests.conftest import wait_until
+from tests.conftest import TINY_RENDITIONS_TOML, interrupt, wait_until
 from videoconverter.app import open_services
 from videoconverter.config import load_config
 
 pytestmark = [pytest.mark.ffmpeg, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
 
-ONE_RENDITION = """
-[queues]
-visibility_timeout_seconds = 5
-retry_base_delay_seconds = 0
-receive_wait_seconds = 1
-
-[[renditions]]
-name = "small"
-short_side = 120
-x264_preset = "ultrafast"
-"""
+#: The tiny pipeline's first rendition only, so that a burst can take the whole CPU budget.
+ONE_RENDITION = TINY_RENDITIONS_TOML.split('[[renditions]]\nname = "smaller"')[0]
 
 
 def test_up_scales_out_on_a_burst_and_back_to_the_minimum_when_idle(tmp_path: Path, small_clip: Path) -> None:
@@ -64,8 +54,4 @@ def test_up_scales_out_on_a_burst_and_back_to_the_minimum_when_idle(tmp_path: Pa
         assert f"scaling small: 0 -> {peak} workers" in log and f"scaling small: {peak} -> 0 workers" in log
         assert "restarting" not in log  # scaled-in workers stopped on request, they did not die
     finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            up.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            up.kill()
+        interrupt(up)

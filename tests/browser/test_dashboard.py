@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_service, wait_until
+from tests.conftest import interrupt, require_service, wait_until
 from tests.web.conftest import TOKEN
 from tests.web.test_streamed_upload import free_port, healthy
 
@@ -51,13 +50,8 @@ def dashboard(tmp_path: Path) -> Iterator[str]:
         assert up.poll() is None
         yield url
     finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            up.wait(30)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
-    assert up.returncode == 0
+        code = interrupt(up)
+    assert code == 0
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import boto3
 import pytest
 
 from tests.aws import MotoServer, write_aws_config
+from tests.conftest import interrupt
 from videoconverter.config import Config, load_config
 from videoconverter.transcode.probe import probe
 
@@ -54,11 +54,7 @@ def running_pipeline(config_path: Path, tmp_path: Path) -> Iterator[subprocess.P
     env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(config_path)}
     process = subprocess.Popen([sys.executable, "-m", "videoconverter", "up"], env=env, stderr=log, stdout=log)
     yield process
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    interrupt(process)
     log.close()
 
 

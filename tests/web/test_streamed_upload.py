@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import interrupt, wait_until
 from tests.web.conftest import TOKEN
 
 UPLOAD_BYTES = 300 * 1024 * 1024
@@ -87,10 +86,4 @@ def test_a_300_mb_upload_streams_with_bounded_memory(tiny_config_path: Path, tmp
         )
         assert growth < PEAK_GROWTH_LIMIT_BYTES
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-    assert server.returncode == 0
+        assert interrupt(server, 20) == 0
