@@ -11,6 +11,7 @@ from typing import Any
 from videoconverter import backends
 from videoconverter.aws import provision as aws
 from videoconverter.brokers.base import Broker, QueueSpec, Topology
+from videoconverter.brokers.sqs_messages import source_retention_seconds
 from videoconverter.config import Config
 from videoconverter.ingest import Ingest
 from videoconverter.jobs.base import JobRecord, JobStore
@@ -118,8 +119,6 @@ def provision_plan(config: Config) -> list[str]:
         q = spec[r.queue]
         retention = q.message_retention_seconds
         if backends.scheme_of(config.broker_url) == "aws":
-            from videoconverter.brokers.sqs import source_retention_seconds  # no boto3 needed for a plan
-
             retention = source_retention_seconds(q)
         steps.append(
             f"queue {r.queue} (subscribed to {config.topic}; keeps messages {retention} s; "

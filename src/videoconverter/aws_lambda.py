@@ -33,7 +33,7 @@ from typing import Any
 
 from videoconverter.app import Services, open_services
 from videoconverter.brokers.base import Broker, Delivery
-from videoconverter.brokers.sqs import EARLIER_ATTEMPTS_ATTRIBUTE, ID_ATTRIBUTE, SENT_AT_ATTRIBUTE
+from videoconverter.brokers.sqs_messages import EARLIER_ATTEMPTS_ATTRIBUTE, ID_ATTRIBUTE, SENT_AT_ATTRIBUTE
 from videoconverter.config import Config, load_config
 from videoconverter.errors import InvalidEventError
 from videoconverter.events import parse_event

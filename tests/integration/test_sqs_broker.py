@@ -12,7 +12,8 @@ import pytest
 
 from tests.aws import MotoServer
 from videoconverter.brokers.base import QueueSpec, Topology
-from videoconverter.brokers.sqs import MAX_DELAY_SECONDS, SQSBroker
+from videoconverter.brokers.sqs import SQSBroker
+from videoconverter.brokers.sqs_messages import MAX_DELAY_SECONDS
 from videoconverter.errors import BrokerUnavailableError, QueueNotFoundError, StaleReceiptError
 
 

@@ -12,7 +12,7 @@ from videoconverter.aws.policies import topic_policy
 from videoconverter.aws.provision import notification_configuration, server_side_notifications
 from videoconverter.aws_lambda import delivery_from_record
 from videoconverter.brokers.base import QueueSpec
-from videoconverter.brokers.sqs import source_retention_seconds
+from videoconverter.brokers.sqs_messages import source_retention_seconds
 from videoconverter.config import load_config
 from videoconverter.errors import ConfigError, InvalidEventError
 

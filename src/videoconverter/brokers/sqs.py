@@ -40,53 +40,38 @@ from typing import Any
 
 from videoconverter.aws.clients import AwsLocation, error_code
 from videoconverter.aws.policies import queue_policy
-from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth, QueueSpec, Topology
+from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth, Topology
+from videoconverter.brokers.sqs_messages import (
+    DEAD_LETTERED_AT_ATTRIBUTE,
+    EARLIER_ATTEMPTS_ATTRIBUTE,
+    ID_ATTRIBUTE,
+    MAX_BATCH_MESSAGES,
+    MAX_DELAY_SECONDS,
+    MAX_REASON_CHARACTERS,
+    MAX_RETENTION_SECONDS,
+    MAX_VISIBILITY_TIMEOUT_SECONDS,
+    MAX_WAIT_SECONDS,
+    PEEK_VISIBILITY_SECONDS,
+    QUEUE_MISSING_CODES,
+    REASON_ATTRIBUTE,
+    RECEIPT_REFUSED_CODES,
+    REDRIVE_VISIBILITY_SECONDS,
+    SENT_AT_ATTRIBUTE,
+    SHORT_POLL_INTERVAL_SECONDS,
+    SOURCE_QUEUE_ATTRIBUTE,
+    dead_letter_id,
+    dead_letter_of,
+    our_attributes,
+    source_retention_seconds,
+    string_attribute,
+)
 from videoconverter.errors import BrokerUnavailableError, QueueNotFoundError, StaleReceiptError
-
-MAX_WAIT_SECONDS = 20  # SQS's longest long poll
-MAX_BATCH_MESSAGES = 10
-MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 3600
-MAX_DELAY_SECONDS = 15 * 60
-MAX_RETENTION_SECONDS = 14 * 24 * 3600
-#: A standard dead-letter queue keeps a message's original enqueue time, so it must keep messages longer than its
-#: source queue: the source keeps at most this much less than the dead-letter queue's 14 days.
-DEAD_LETTER_RETENTION_MARGIN_SECONDS = 2 * 24 * 3600
-MAX_REASON_CHARACTERS = 4000
-PEEK_VISIBILITY_SECONDS = 10
-#: How long a redrive holds the dead-letter queue's messages it received: ample time to move one.
-REDRIVE_VISIBILITY_SECONDS = 60
-SHORT_POLL_INTERVAL_SECONDS = 0.2
-
-ID_ATTRIBUTE = "vc-message-id"
-EARLIER_ATTEMPTS_ATTRIBUTE = "vc-earlier-attempts"
-SENT_AT_ATTRIBUTE = "vc-sent-at"
-REASON_ATTRIBUTE = "vc-dead-letter-reason"
-SOURCE_QUEUE_ATTRIBUTE = "vc-source-queue"
-DEAD_LETTERED_AT_ATTRIBUTE = "vc-dead-lettered-at"
-
-_QUEUE_MISSING = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
-_RECEIPT_REFUSED = {
-    "ReceiptHandleIsInvalid",
-    "InvalidParameterValue",
-    "MessageNotInflight",
-    "AWS.SimpleQueueService.MessageNotInflight",
-    "InvalidReceiptHandle",
-}
 
 
 @dataclass
 class _Lease:
     deadline: float  # time.monotonic() after which the message may be with another worker
     settled: bool = False
-
-
-def source_retention_seconds(spec: QueueSpec) -> int:
-    """The retention of a source queue: as configured, but shorter than its dead-letter queue's 14 days."""
-    return max(60, min(spec.message_retention_seconds, MAX_RETENTION_SECONDS - DEAD_LETTER_RETENTION_MARGIN_SECONDS))
-
-
-def _string(value: str) -> dict[str, str]:
-    return {"DataType": "String", "StringValue": value}
 
 
 class SQSBroker:
@@ -216,7 +201,10 @@ class SQSBroker:
         if not any(s["SubscriptionArn"] != "PendingConfirmation" for s in self._subscriptions(topic_arn)):
             raise QueueNotFoundError(f"no queue is subscribed to topic {topic!r}: the message would be lost")
         message_id = str(uuid.uuid4())
-        attributes = {ID_ATTRIBUTE: _string(message_id), SENT_AT_ATTRIBUTE: _string(repr(time.time()))}
+        attributes = {
+            ID_ATTRIBUTE: string_attribute(message_id),
+            SENT_AT_ATTRIBUTE: string_attribute(repr(time.time())),
+        }
         self._call(self._sns.publish, TopicArn=topic_arn, Message=body, MessageAttributes=attributes)
         return [message_id]
 
@@ -231,7 +219,7 @@ class SQSBroker:
             QueueUrl=self._url(queue),
             MessageBody=body,
             DelaySeconds=delay_seconds,
-            MessageAttributes={name: _string(value) for name, value in attributes.items()},
+            MessageAttributes={name: string_attribute(value) for name, value in attributes.items()},
         )
         return message_id
 
@@ -270,7 +258,7 @@ class SQSBroker:
         return list(response.get("Messages", []))
 
     def _delivery(self, queue: str, message: dict[str, Any], deadline: float) -> Delivery:
-        attributes = _attributes(message)
+        attributes = our_attributes(message)
         receipt = message["ReceiptHandle"]
         with self._lock:
             self._leases[receipt] = _Lease(deadline)
@@ -334,7 +322,7 @@ class SQSBroker:
                 QueueUrl=self._url(delivery.queue), ReceiptHandle=delivery.receipt, VisibilityTimeout=seconds
             )
         except Exception as exc:
-            if error_code(exc) in _RECEIPT_REFUSED:
+            if error_code(exc) in RECEIPT_REFUSED_CODES:
                 raise StaleReceiptError(
                     f"message {delivery.message_id} on {delivery.queue}: SQS refused the receipt ({exc})"
                 ) from exc
@@ -395,7 +383,7 @@ class SQSBroker:
                 break
             for message in messages:
                 receipts.append(message["ReceiptHandle"])
-                seen.setdefault(message["MessageId"], _dead_letter(queue, message))
+                seen.setdefault(message["MessageId"], dead_letter_of(queue, message))
         for receipt in receipts:  # visible again at once: this was only a look
             self._call(self._sqs.change_message_visibility, QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0)
         return sorted(seen.values(), key=lambda letter: letter.dead_lettered_at)[:limit]
@@ -410,7 +398,7 @@ class SQSBroker:
         try:
             while messages := self._receive(url, MAX_BATCH_MESSAGES, 1, REDRIVE_VISIBILITY_SECONDS):
                 for message in messages:
-                    letter_id = _dead_letter_id(message)
+                    letter_id = dead_letter_id(message)
                     if message_id is not None and letter_id != message_id:
                         skipped.append(message["ReceiptHandle"])
                         continue
@@ -469,7 +457,7 @@ class SQSBroker:
 
     def _translate(self, exc: Exception, queue: object = None) -> Exception:
         code = error_code(exc)
-        if code in _QUEUE_MISSING:
+        if code in QUEUE_MISSING_CODES:
             return QueueNotFoundError(f"no SQS queue {queue!r}: run `videoconverter provision` first")
         if code in {"NotFound", "NotFoundException"}:
             return QueueNotFoundError(f"no SNS topic: {exc}; run `videoconverter provision` first")
@@ -477,33 +465,3 @@ class SQSBroker:
             where = self.location.endpoint_url or f"AWS in {self.location.region}"
             return BrokerUnavailableError(f"cannot reach SNS/SQS at {where}: {exc}")
         return exc
-
-
-def _attributes(message: dict[str, Any]) -> dict[str, str]:
-    return {
-        name: str(value.get("StringValue", ""))
-        for name, value in message.get("MessageAttributes", {}).items()
-        if name.startswith("vc-")
-    }
-
-
-def _dead_letter_id(message: dict[str, Any]) -> str:
-    """The id ``dead_letters`` reports for a dead-letter queue's message, and ``redrive`` matches on."""
-    return _attributes(message).get(ID_ATTRIBUTE) or str(message["MessageId"])
-
-
-def _dead_letter(queue: str, message: dict[str, Any]) -> DeadLetter:
-    attributes = _attributes(message)
-    system = message.get("Attributes", {})
-    sent_at = int(system.get("SentTimestamp", 0)) / 1000
-    reason = attributes.get(REASON_ATTRIBUTE) or (
-        "received more often than the queue's receive limit (maxReceiveCount) allows without being settled: "
-        "every worker that took it died or lost its lease"
-    )
-    return DeadLetter(
-        message_id=_dead_letter_id(message),
-        body=message["Body"],
-        reason=reason,
-        source_queue=attributes.get(SOURCE_QUEUE_ATTRIBUTE, queue),
-        dead_lettered_at=float(attributes.get(DEAD_LETTERED_AT_ATTRIBUTE) or sent_at),
-    )

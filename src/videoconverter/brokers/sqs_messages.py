@@ -1,0 +1,81 @@
+"""The SQS broker's messages: SQS's limits, our message attributes, and what a dead letter says.
+
+Every message this broker sends carries its own attributes (prefix ``vc-``): the id every copy of a publish
+shares, the deliveries before a delayed retry, the first send time, and for a dead letter its reason, source
+queue and time. Messages S3 or SNS sent without them fall back to SQS's own attributes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from videoconverter.brokers.base import DeadLetter, QueueSpec
+
+MAX_WAIT_SECONDS = 20  # SQS's longest long poll
+MAX_BATCH_MESSAGES = 10
+MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 3600
+MAX_DELAY_SECONDS = 15 * 60
+MAX_RETENTION_SECONDS = 14 * 24 * 3600
+#: A standard dead-letter queue keeps a message's original enqueue time, so it must keep messages longer than its
+#: source queue: the source keeps at most this much less than the dead-letter queue's 14 days.
+DEAD_LETTER_RETENTION_MARGIN_SECONDS = 2 * 24 * 3600
+MAX_REASON_CHARACTERS = 4000
+PEEK_VISIBILITY_SECONDS = 10
+#: How long a redrive holds the dead-letter queue's messages it received: ample time to move one.
+REDRIVE_VISIBILITY_SECONDS = 60
+SHORT_POLL_INTERVAL_SECONDS = 0.2
+
+ID_ATTRIBUTE = "vc-message-id"
+EARLIER_ATTEMPTS_ATTRIBUTE = "vc-earlier-attempts"
+SENT_AT_ATTRIBUTE = "vc-sent-at"
+REASON_ATTRIBUTE = "vc-dead-letter-reason"
+SOURCE_QUEUE_ATTRIBUTE = "vc-source-queue"
+DEAD_LETTERED_AT_ATTRIBUTE = "vc-dead-lettered-at"
+
+QUEUE_MISSING_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
+RECEIPT_REFUSED_CODES = {
+    "ReceiptHandleIsInvalid",
+    "InvalidParameterValue",
+    "MessageNotInflight",
+    "AWS.SimpleQueueService.MessageNotInflight",
+    "InvalidReceiptHandle",
+}
+
+
+def source_retention_seconds(spec: QueueSpec) -> int:
+    """The retention of a source queue: as configured, but shorter than its dead-letter queue's 14 days."""
+    return max(60, min(spec.message_retention_seconds, MAX_RETENTION_SECONDS - DEAD_LETTER_RETENTION_MARGIN_SECONDS))
+
+
+def string_attribute(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
+
+
+def our_attributes(message: dict[str, Any]) -> dict[str, str]:
+    return {
+        name: str(value.get("StringValue", ""))
+        for name, value in message.get("MessageAttributes", {}).items()
+        if name.startswith("vc-")
+    }
+
+
+def dead_letter_id(message: dict[str, Any]) -> str:
+    """The id ``dead_letters`` reports for a dead-letter queue's message, and ``redrive`` matches on."""
+    return our_attributes(message).get(ID_ATTRIBUTE) or str(message["MessageId"])
+
+
+def dead_letter_of(queue: str, message: dict[str, Any]) -> DeadLetter:
+    attributes = our_attributes(message)
+    system = message.get("Attributes", {})
+    sent_at = int(system.get("SentTimestamp", 0)) / 1000
+    reason = attributes.get(REASON_ATTRIBUTE) or (
+        "received more often than the queue's receive limit (maxReceiveCount) allows without being settled: "
+        "every worker that took it died or lost its lease"
+    )
+    return DeadLetter(
+        message_id=dead_letter_id(message),
+        body=message["Body"],
+        reason=reason,
+        source_queue=attributes.get(SOURCE_QUEUE_ATTRIBUTE, queue),
+        dead_lettered_at=float(attributes.get(DEAD_LETTERED_AT_ATTRIBUTE) or sent_at),
+    )
