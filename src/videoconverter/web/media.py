@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import collections
 import mimetypes
-import os
 import re
-import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ from videoconverter.errors import ObjectNotFoundError, VideoConverterError
 from videoconverter.storage.base import ObjectInfo
 from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.probe import probe
-from videoconverter.transcode.runner import ffmpeg_executable
+from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
 from videoconverter.web.auth import require_token
 from videoconverter.web.errors import ApiError
 from videoconverter.web.uploads import services
@@ -185,17 +183,10 @@ class OutputInspector:
                 "poster.jpg",
             ]
             try:
-                subprocess.run(
-                    args,
-                    cwd=workdir,
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    timeout=POSTER_TIMEOUT_SECONDS,
-                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                    check=True,
-                )
+                # The converter's own runner: its own process group killed on timeout, a minimal environment.
+                run_ffmpeg(args, workdir=workdir, timeout_seconds=POSTER_TIMEOUT_SECONDS)
                 jpeg = (workdir / "poster.jpg").read_bytes()
-            except (subprocess.SubprocessError, OSError) as exc:
+            except (VideoConverterError, OSError) as exc:
                 raise ApiError(422, "no_poster", "no frame could be extracted from this output") from exc
         self._remember(self._posters, ident, jpeg)
         return jpeg
