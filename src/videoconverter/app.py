@@ -19,6 +19,7 @@ from videoconverter.logs import redact
 from videoconverter.notifications.emitter import NotifyingJobStore
 from videoconverter.sqlite import path_from_url
 from videoconverter.storage.base import Notification, ObjectStore
+from videoconverter.storage.keys import split_s3_url
 
 
 @dataclass
@@ -96,8 +97,7 @@ def open_services(config: Config) -> Services:
 
 
 def _size_of(store: ObjectStore, url: str) -> int | None:
-    bucket, _, key = url.removeprefix("s3://").partition("/")
-    info = store.head(bucket, key)
+    info = store.head(*split_s3_url(url))
     return info.size if info else None
 
 

@@ -22,6 +22,7 @@ from videoconverter.errors import ConfigError, VideoConverterError
 from videoconverter.jobs.base import JobRecord, JobState
 from videoconverter.logs import configure_logging, redact
 from videoconverter.progress import ProgressBar, human_bytes
+from videoconverter.storage.keys import split_s3_url
 
 EXIT_ERROR, EXIT_USAGE, EXIT_JOBS_FAILED, EXIT_TIMEOUT = 1, 2, 3, 4
 
@@ -229,15 +230,6 @@ def cmd_webhooks(args: argparse.Namespace, config: Config) -> int:
 # --- storage -----------------------------------------------------------------------------------------------
 
 
-def parse_s3_url(text: str) -> tuple[str, str]:
-    if not text.startswith("s3://"):
-        raise ConfigError(f"{text!r} is not an s3://BUCKET/KEY location")
-    bucket, _, key = text[len("s3://") :].partition("/")
-    if not bucket:
-        raise ConfigError(f"{text!r} names no bucket")
-    return bucket, key
-
-
 def cmd_cp(args: argparse.Namespace, config: Config) -> int:
     src_remote, dst_remote = args.source.startswith("s3://"), args.destination.startswith("s3://")
     with services(config) as svc:
@@ -250,11 +242,11 @@ def cmd_cp(args: argparse.Namespace, config: Config) -> int:
             source = Path(args.source)
             if not source.is_file():
                 raise VideoConverterError(f"{source} is not a file")
-            bucket, key = parse_s3_url(args.destination)
+            bucket, key = split_s3_url(args.destination)
             key = key + source.name if not key or key.endswith("/") else key
             info = svc.store.put_file(bucket, key, source, progress=progress)
         elif src_remote and not dst_remote:
-            bucket, key = parse_s3_url(args.source)
+            bucket, key = split_s3_url(args.source)
             destination = Path(args.destination)
             if destination.is_dir() or args.destination.endswith("/"):
                 destination = destination / Path(key).name
@@ -274,7 +266,7 @@ def cmd_cp(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_ls(args: argparse.Namespace, config: Config) -> int:
-    bucket, prefix = parse_s3_url(args.location)
+    bucket, prefix = split_s3_url(args.location)
     with services(config) as svc:
         objects = list(svc.store.list(bucket, prefix))
     if args.json:

@@ -5,10 +5,20 @@ from __future__ import annotations
 import string
 import unicodedata
 
-from videoconverter.errors import InvalidKeyError
+from videoconverter.errors import ConfigError, InvalidKeyError
 
 MAX_KEY_BYTES = 1024  # as on S3
 _BUCKET_CHARS = frozenset(string.ascii_lowercase + string.digits + ".-")
+
+
+def split_s3_url(text: str) -> tuple[str, str]:
+    """``s3://BUCKET/KEY`` -> (bucket, key); the key may be empty. Raises ConfigError for anything else."""
+    if not text.startswith("s3://"):
+        raise ConfigError(f"{text!r} is not an s3://BUCKET/KEY location")
+    bucket, _, key = text[len("s3://") :].partition("/")
+    if not bucket:
+        raise ConfigError(f"{text!r} names no bucket")
+    return bucket, key
 
 
 def validate_key(key: str) -> str:
