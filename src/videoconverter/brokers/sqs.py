@@ -59,6 +59,7 @@ from videoconverter.brokers.sqs_messages import (
     SENT_AT_ATTRIBUTE,
     SHORT_POLL_INTERVAL_SECONDS,
     SOURCE_QUEUE_ATTRIBUTE,
+    SUBSCRIPTIONS_CHECK_SECONDS,
     dead_letter_id,
     dead_letter_of,
     our_attributes,
@@ -86,6 +87,7 @@ class SQSBroker:
         self._topic_arns: dict[str, str] = {}
         self._dead_letter_queues: dict[str, str] = {}
         self._leases: dict[str, _Lease] = {}
+        self._subscribed_until: dict[str, float] = {}  # topic ARN -> until when its subscribers need no check
         self._account: tuple[str, str] | None = None  # (partition, account id), for topic ARNs
 
     @classmethod
@@ -198,8 +200,14 @@ class SQSBroker:
 
     def publish(self, topic: str, body: str) -> list[str]:
         topic_arn = self.topic_arn(topic)
-        if not any(s["SubscriptionArn"] != "PendingConfirmation" for s in self._subscriptions(topic_arn)):
-            raise QueueNotFoundError(f"no queue is subscribed to topic {topic!r}: the message would be lost")
+        # Every job state change publishes an event: a topic seen with subscribers is not listed again for a while.
+        with self._lock:
+            checked = self._subscribed_until.get(topic_arn, 0.0) > time.monotonic()
+        if not checked:
+            if not any(s["SubscriptionArn"] != "PendingConfirmation" for s in self._subscriptions(topic_arn)):
+                raise QueueNotFoundError(f"no queue is subscribed to topic {topic!r}: the message would be lost")
+            with self._lock:
+                self._subscribed_until[topic_arn] = time.monotonic() + SUBSCRIPTIONS_CHECK_SECONDS
         message_id = str(uuid.uuid4())
         attributes = {
             ID_ATTRIBUTE: string_attribute(message_id),

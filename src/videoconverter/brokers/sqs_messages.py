@@ -24,6 +24,7 @@ PEEK_VISIBILITY_SECONDS = 10
 #: How long a redrive holds the dead-letter queue's messages it received: ample time to move one.
 REDRIVE_VISIBILITY_SECONDS = 60
 SHORT_POLL_INTERVAL_SECONDS = 0.2
+SUBSCRIPTIONS_CHECK_SECONDS = 60.0  # how long a topic seen with subscribers is trusted to keep them
 
 ID_ATTRIBUTE = "vc-message-id"
 EARLIER_ATTEMPTS_ATTRIBUTE = "vc-earlier-attempts"
