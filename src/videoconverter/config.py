@@ -19,6 +19,13 @@ from videoconverter.errors import ConfigError
 from videoconverter.notifications.settings import ENVIRONMENT as NOTIFICATION_ENVIRONMENT
 from videoconverter.notifications.settings import NotificationSettings, notification_settings
 
+# Re-exported: these names lived here before renditions had a module of their own.
+from videoconverter.renditions import DEFAULT_RENDITIONS as DEFAULT_RENDITIONS
+from videoconverter.renditions import GENERIC_PRESET_VIDEO_KBPS as GENERIC_PRESET_VIDEO_KBPS
+from videoconverter.renditions import Rendition as Rendition
+from videoconverter.renditions import default_rendition as default_rendition
+from videoconverter.renditions import parse_renditions
+
 MIN_RETENTION_SECONDS = 60
 MAX_RETENTION_SECONDS = 1_209_600  # 14 days, as on SQS
 MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200  # 12 hours, as on SQS
@@ -39,31 +46,8 @@ ENVIRONMENT = {
     **NOTIFICATION_ENVIRONMENT,
 }
 
-#: Elastic Transcoder's Generic presets' video bitrates: our caps, so outputs are never larger than theirs.
-GENERIC_PRESET_VIDEO_KBPS = {480: 1200, 720: 2400, 1080: 5400, 1440: 9000, 2160: 16000}
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # + "-dlq" stays within SQS's 80 characters
-
-
-@dataclass(frozen=True)
-class Rendition:
-    """One output of every upload: a queue, a worker pool and an output bucket."""
-
-    name: str  # "720p"
-    short_side: int  # the short side of the displayed picture, in pixels
-    queue: str
-    output_bucket: str
-    max_video_bitrate_kbps: int
-    crf: int = 23
-    x264_preset: str = "medium"
-    audio_bitrate_kbps: int = 160
-    max_frame_rate: int = 60
-    keyframe_interval_seconds: float = 2.0
-    upscale: bool = False
-
-    @property
-    def dead_letter_queue(self) -> str:
-        return f"{self.queue}-dlq"
 
 
 @dataclass(frozen=True)
@@ -126,21 +110,6 @@ class Config:
     def matches_input(self, key: str) -> bool:
         """Whether an upload under ``key`` should be converted (suffixes match case-insensitively)."""
         return key.lower().endswith(tuple(s.lower() for s in self.input_suffixes))
-
-
-def default_rendition(short_side: int, name: str | None = None) -> Rendition:
-    name = name or f"{short_side}p"
-    kbps = GENERIC_PRESET_VIDEO_KBPS.get(short_side) or max(300, round(short_side * short_side * 0.0047))
-    return Rendition(
-        name=name,
-        short_side=short_side,
-        queue=f"videoconverter_{name}",
-        output_bucket=f"videoconverter-output-{name}",
-        max_video_bitrate_kbps=kbps,
-    )
-
-
-DEFAULT_RENDITIONS = (default_rendition(720), default_rendition(1080))
 
 
 def load_config(environ: Mapping[str, str] | None = None, path: Path | None = None) -> Config:
@@ -212,7 +181,7 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
         input_bucket=_typed(inp, "bucket", str, "input.bucket", Config.input_bucket),
         input_suffixes=tuple(_typed(inp, "suffixes", list, "input.suffixes", list(Config.input_suffixes))),
         topic=_typed(inp, "topic", str, "input.topic", Config.topic),
-        renditions=_renditions(data.get("renditions")),
+        renditions=parse_renditions(data.get("renditions")),
         message_retention_seconds=_typed(
             queues,
             "message_retention_seconds",
@@ -266,32 +235,6 @@ def _ffmpeg_threads(env: Mapping[str, str], table: dict[str, Any]) -> int:
     if threads < 0:
         raise ConfigError("ffmpeg.threads: must be 0 (FFmpeg decides) or more")
     return threads
-
-
-def _renditions(raw: Any) -> tuple[Rendition, ...]:
-    if raw is None:
-        return DEFAULT_RENDITIONS
-    if not isinstance(raw, list) or not raw:
-        raise ConfigError("renditions: expected a non-empty array of tables ([[renditions]])")
-    out = []
-    allowed = {f for f in Rendition.__dataclass_fields__}
-    for i, item in enumerate(raw):
-        where = f"renditions[{i}]"
-        if not isinstance(item, dict):
-            raise ConfigError(f"{where}: expected a table")
-        _reject_unknown(f"{where}.", item, allowed)
-        short_side = _typed(item, "short_side", int, f"{where}.short_side", None)
-        if short_side is None:
-            raise ConfigError(f"{where}.short_side is required (e.g. 720)")
-        base = default_rendition(short_side, item.get("name"))
-        values = {k: v for k, v in item.items() if k != "short_side"}
-        for name, value in values.items():
-            expected = type(getattr(base, name))
-            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
-            if not ok or isinstance(value, bool) != (expected is bool):
-                raise ConfigError(f"{where}.{name}: expected {expected.__name__}, got {value!r}")
-        out.append(replace(base, **values))
-    return tuple(out)
 
 
 def _limits(table: dict[str, Any]) -> Limits:
@@ -369,11 +312,9 @@ def _validate(config: Config) -> Config:
     buckets = {config.input_bucket}
     for i, r in enumerate(config.renditions):
         where = f"renditions[{i}]"
-        if not _NAME_RE.match(r.name) or r.name in names:
-            raise ConfigError(f"{where}.name: {r.name!r} is invalid or used twice")
+        if r.name in names:
+            raise ConfigError(f"{where}.name: {r.name!r} is used twice")
         names.add(r.name)
-        if not 16 <= r.short_side <= 4320 or r.short_side % 2:
-            raise ConfigError(f"{where}.short_side: expected an even number of pixels from 16 to 4320")
         if not _valid_bucket(r.output_bucket) or r.output_bucket in buckets:
             # An output written into a bucket whose uploads trigger the pipeline would loop for ever.
             raise ConfigError(
@@ -381,16 +322,10 @@ def _validate(config: Config) -> Config:
                 "from the input bucket and the other outputs"
             )
         buckets.add(r.output_bucket)
-        if not _NAME_RE.match(r.queue):
-            raise ConfigError(f"{where}.queue: {r.queue!r} is not a valid queue name")
         if r.queue in queues:
             # Two renditions sharing a queue would each take only some of the uploads.
             raise ConfigError(f"{where}.queue: {r.queue!r} is already the queue of another rendition")
         queues.add(r.queue)
-        if not 0 <= r.crf <= 51:
-            raise ConfigError(f"{where}.crf: expected 0 to 51")
-        if r.max_video_bitrate_kbps < 50 or r.audio_bitrate_kbps < 16 or not 1 <= r.max_frame_rate <= 240:
-            raise ConfigError(f"{where}: bitrates or max_frame_rate out of range")
     if config.limits.transcode_timeout_seconds <= 0 or config.limits.max_pixels <= 0:
         raise ConfigError("limits: transcode_timeout_seconds and max_pixels must be positive")
     return config

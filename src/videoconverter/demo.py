@@ -77,6 +77,11 @@ def _show(svc: Services, config: Config, keys: set[str], elapsed: float) -> int:
             print(f"{record.id.key:22} {record.id.rendition:9} {record.state.value:6} {record.error}")
             continue
         rendition = config.rendition(record.id.rendition)
+        if rendition.kind != "mp4":  # a ladder or thumbnails: many files under KEY/
+            files = list(svc.store.list(rendition.output_bucket, record.id.key + "/"))
+            size = sum(f.size for f in files)
+            print(f"{record.id.key:22} {record.id.rendition:9} {record.state.value:6} {size:>10} {len(files)} files")
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "out.mp4"
             info = svc.store.get_file(rendition.output_bucket, record.id.key, local)

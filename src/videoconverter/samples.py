@@ -87,6 +87,42 @@ def make_clip(
     return destination
 
 
+def make_hdr_clip(
+    destination: Path,
+    *,
+    transfer: str = "arib-std-b67",
+    width: int = 320,
+    height: int = 180,
+    seconds: float = 1.0,
+    ffmpeg: str | None = None,
+) -> Path:
+    """Write a 10-bit HEVC HDR clip, as phones record: the test pattern converted to BT.2020 with ``transfer``
+    ``arib-std-b67`` (HLG, iPhone's default) or ``smpte2084`` (PQ, HDR10), SDR white at 203 nits, and tagged so."""
+    hdr = f"zscale=tin=bt709:min=bt709:pin=bt709:rin=tv:t={transfer}:p=bt2020:m=bt2020nc:r=tv:npl=203"
+    _run([
+        ffmpeg or ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=30:duration={seconds}",
+        "-vf", f"format=yuv420p,{hdr},format=yuv420p10le",
+        "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error", "-tag:v", "hvc1",
+        "-color_primaries", "bt2020", "-color_trc", transfer, "-colorspace", "bt2020nc", str(destination),
+    ])  # fmt: skip
+    return destination
+
+
+def make_vfr_clip(destination: Path, *, seconds: float = 3.0, ffmpeg: str | None = None) -> Path:
+    """Write a variable-frame-rate clip as a phone does when light is low: nominally 30 fps, but every seventh
+    frame dropped and every other frame 4 ms late, with continuous audio."""
+    video = "settb=1/90000,select='not(eq(mod(n,7),3))',setpts='PTS+0.004*mod(N,2)/TB'"
+    _run([
+        ffmpeg or ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=30:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+        "-vf", video, "-fps_mode", "vfr", "-enc_time_base:v", "1/90000", "-video_track_timescale", "90000",
+        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(destination),
+    ])  # fmt: skip
+    return destination
+
+
 def _run(args: list[str]) -> None:
     result = subprocess.run(args, capture_output=True, text=True, check=False)
     if result.returncode != 0:

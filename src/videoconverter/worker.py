@@ -8,6 +8,7 @@ until ``max_receive_count`` attempts, then dead-lettered.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import threading
@@ -33,10 +34,10 @@ from videoconverter.events import ObjectCreated, parse_event
 from videoconverter.jobs.base import JobId
 from videoconverter.logs import JobLog
 from videoconverter.storage.keys import validate_key
-from videoconverter.transcode.command import build_command
-from videoconverter.transcode.geometry import output_size
-from videoconverter.transcode.probe import probe
-from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
+from videoconverter.transcode.outputs import marker_name, output_key, output_version, produce
+from videoconverter.transcode.probe import MediaInfo, probe
+from videoconverter.transcode.products import Produced, Runner
+from videoconverter.transcode.runner import RunResult, ffmpeg_executable, run_ffmpeg
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 1.0
@@ -186,8 +187,9 @@ class Worker:
             validate_key(record.key)
         except InvalidKeyError as exc:
             raise InvalidEventError(exc.message) from exc
-        existing = store.head(rendition.output_bucket, record.key)
-        skip = self._already_handled(record, existing.metadata if existing else None)
+        marker_key = output_key(record.key, marker_name(rendition))
+        existing = store.head(rendition.output_bucket, marker_key)
+        skip = self._already_handled(record, existing.metadata if existing else None, marker_key)
         if skip is not None:
             job_log.info(skip.note)
             return skip
@@ -200,40 +202,70 @@ class Worker:
             raise LimitExceededError(f"the upload is {source.size} bytes; the limit is {config.limits.max_input_bytes}")
         with tempfile.TemporaryDirectory(prefix="videoconverter-") as tmp:  # mode 0700: private
             workdir = Path(tmp)
-            source_path, output_path = workdir / "source", workdir / "output.mp4"
+            source_path = workdir / "source"
             fetched = store.get_file(config.input_bucket, record.key, source_path)
             if fetched.etag != record.etag:
                 return self._superseded(job_log, fetched.etag)
             info = probe(source_path, config.limits)
-            size = output_size(*info.display_size, rendition)
             job_log.info(
                 f"probed: {info.width}x{info.height} {info.video_codec}, rotation "
                 f"{info.rotation_degrees}, {info.duration_seconds or 0:.1f} s, "
-                f"{'with' if info.has_audio else 'no'} audio -> {size.width}x{size.height}"
+                f"{'with' if info.has_audio else 'no'} audio"
+                + (f", HDR ({info.color_transfer}, tone-mapped)" if info.is_hdr and rendition.hdr != "keep" else "")
+                + (f", variable frame rate (avg {info.frame_rate:.2f} fps)" if info.variable_frame_rate else "")
             )
-            args = build_command(
-                self.ffmpeg, source_path, output_path, info, size, rendition, config.limits, config.ffmpeg_threads
+            produced = self._produce(info, source_path, workdir, delivery, record)
+            job_log.info(
+                f"FFmpeg finished in {produced.elapsed_seconds:.1f} s ({len(produced.files)} file(s) to write)"
             )
-            result = self._transcode(args, workdir, info.duration_seconds, delivery, record)
-            job_log.info(f"FFmpeg finished in {result:.1f} s")
             self._check_lease(delivery)  # a worker that lost its lease must not write
-            written = store.put_file(
-                rendition.output_bucket,
-                record.key,
-                output_path,
-                metadata={
-                    "source-etag": record.etag,
-                    "source-sequencer": record.sequencer,
-                    "rendition": rendition.name,
-                },
-            )
-            job_log.info(f"wrote {store.url(rendition.output_bucket, record.key)} ({written.size} bytes)")
-        return Outcome(store.url(rendition.output_bucket, record.key), size.note)
+            self._publish(record, produced, job_log)
+        return Outcome(store.url(rendition.output_bucket, marker_key), produced.note)
 
-    def _already_handled(self, record: ObjectCreated, output_metadata: Mapping[str, str] | None) -> Outcome | None:
+    def _produce(
+        self, info: MediaInfo, source_path: Path, workdir: Path, delivery: Delivery, record: ObjectCreated
+    ) -> Produced:
+        started = time.monotonic()
+        with Heartbeat(self.svc, delivery, self.config.visibility_timeout_seconds) as heartbeat:
+            try:
+                produced = produce(
+                    self.rendition, ffmpeg=self.ffmpeg, source=source_path, info=info, workdir=workdir,
+                    limits=self.config.limits, threads=self.config.ffmpeg_threads,
+                    run=self._runner(workdir, record, heartbeat), version=output_version(record.etag),
+                )  # fmt: skip
+            except ShutdownRequested:
+                if heartbeat.lost.is_set():
+                    raise LeaseLost() from None
+                raise
+        return dataclasses.replace(produced, elapsed_seconds=time.monotonic() - started)
+
+    def _publish(self, record: ObjectCreated, produced: Produced, job_log: JobLog) -> None:
+        """Write every file, the marker last with the source's identity; then remove what an earlier version
+        of this upload left under the key (multi-file outputs only)."""
+        store, bucket = self.svc.store, self.rendition.output_bucket
+        metadata = {"source-etag": record.etag, "source-sequencer": record.sequencer, "rendition": self.rendition.name}
+        for file in produced.files[:-1]:
+            store.put_file(bucket, output_key(record.key, file.name), file.path)
+        marker = produced.marker
+        written = store.put_file(bucket, output_key(record.key, marker.name), marker.path, metadata=metadata)
+        job_log.info(
+            f"wrote {store.url(bucket, output_key(record.key, marker.name))} ({written.size} bytes"
+            + (f", after {len(produced.files) - 1} other files)" if len(produced.files) > 1 else ")")
+        )
+        if marker.name:
+            kept = {output_key(record.key, f.name) for f in produced.files}
+            stale = [o.key for o in store.list(bucket, record.key + "/") if o.key not in kept]
+            for key in stale:
+                store.delete(bucket, key)
+            if stale:
+                job_log.info(f"removed {len(stale)} files of an earlier version of this upload")
+
+    def _already_handled(
+        self, record: ObjectCreated, output_metadata: Mapping[str, str] | None, marker_key: str
+    ) -> Outcome | None:
         if output_metadata is None:
             return None
-        url = self.svc.store.url(self.rendition.output_bucket, record.key)
+        url = self.svc.store.url(self.rendition.output_bucket, marker_key)
         if output_metadata.get("source-etag") == record.etag:
             return Outcome(url, "output already existed for this upload (event delivered again)")
         newer = output_metadata.get("source-sequencer", "")
@@ -247,33 +279,30 @@ class Worker:
         job_log.info(note)
         return Outcome("", note)
 
-    def _transcode(
-        self, args: list[str], workdir: Path, duration: float | None, delivery: Delivery, record: ObjectCreated
-    ) -> float:
+    def _runner(self, workdir: Path, record: ObjectCreated, heartbeat: Heartbeat) -> Runner:
         job = JobId(record.key, record.etag, self.rendition.name)
         last_report = 0.0
+        lock = threading.Lock()  # a ladder's rungs may run side by side
 
         def on_progress(percent: float) -> None:
             nonlocal last_report
-            if time.monotonic() - last_report >= PROGRESS_INTERVAL_SECONDS:
+            with lock:
+                if time.monotonic() - last_report < PROGRESS_INTERVAL_SECONDS:
+                    return
                 last_report = time.monotonic()
-                self.svc.jobs.progress(job, percent)
+            self.svc.jobs.progress(job, percent)
 
-        with Heartbeat(self.svc, delivery, self.config.visibility_timeout_seconds) as heartbeat:
-            try:
-                result = run_ffmpeg(
-                    args,
-                    workdir=workdir,
-                    timeout_seconds=self.config.limits.transcode_timeout_seconds,
-                    duration_seconds=duration,
-                    on_progress=on_progress,
-                    should_stop=lambda: self.stop.is_set() or heartbeat.lost.is_set(),
-                )
-            except ShutdownRequested:
-                if heartbeat.lost.is_set():
-                    raise LeaseLost() from None
-                raise
-        return result.elapsed_seconds
+        def run(args: list[str], duration_seconds: float | None) -> RunResult:
+            return run_ffmpeg(
+                args,
+                workdir=workdir,
+                timeout_seconds=self.config.limits.transcode_timeout_seconds,
+                duration_seconds=duration_seconds,
+                on_progress=on_progress,
+                should_stop=lambda: self.stop.is_set() or heartbeat.lost.is_set(),
+            )
+
+        return run
 
     def _check_lease(self, delivery: Delivery) -> None:
         try:

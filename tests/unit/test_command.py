@@ -193,7 +193,8 @@ def test_scale_filter_uses_the_given_size(size: OutputSize) -> None:
     args = command(size=size)
     vf = value_of(args, "-vf")
     filters = vf.split(",")
-    assert filters[0].startswith(f"scale={size.width}:{size.height}")
+    assert filters[0].startswith("fps=")  # constant frame rate before anything else
+    assert filters[1].startswith(f"scale={size.width}:{size.height}")
     assert "setsar=1" in filters
     assert "format=yuv420p" in filters
     assert vf.count("scale=") == 1
@@ -202,33 +203,38 @@ def test_scale_filter_uses_the_given_size(size: OutputSize) -> None:
 def test_scale_filter_follows_the_display_size_of_a_rotated_source() -> None:
     info = media_info(rotation_degrees=90)
     args = command(info)
-    assert value_of(args, "-vf").startswith("scale=720:1280")
+    assert value_of(args, "-vf").split(",")[1].startswith("scale=720:1280")
 
 
 @pytest.mark.parametrize(
-    ("frame_rate", "max_frame_rate", "interval", "expected_gop"),
+    ("frame_rate", "max_frame_rate", "interval", "expected_fps", "expected_gop"),
     [
-        (30.0, 60, 2.0, 60),
-        (25.0, 60, 2.0, 50),
-        (29.97, 60, 2.0, 60),
-        (23.976, 60, 2.0, 48),
-        (60.0, 60, 2.0, 120),
-        (120.0, 60, 2.0, 120),  # capped at the rendition's frame rate
-        (60.0, 30, 2.0, 60),
-        (None, 60, 2.0, 120),  # unknown: the rendition's maximum
-        (24.0, 60, 1.0, 24),
+        (30.0, 60, 2.0, "30", 60),
+        (25.0, 60, 2.0, "25", 50),
+        (29.97, 60, 2.0, "30000/1001", 60),
+        (23.976, 60, 2.0, "24000/1001", 48),
+        (60.0, 60, 2.0, "60", 120),
+        (120.0, 60, 2.0, "60", 120),  # above the cap: halved
+        (100.0, 60, 2.0, "50", 100),  # halved, not clipped to 60: every output frame is a source frame
+        (240.0, 60, 2.0, "60", 120),  # halved twice
+        (60.0, 30, 2.0, "30", 60),
+        (29.2, 60, 2.0, "30000/1001", 60),  # a variable-rate phone clip averaging 29.2: the nearest standard
+        (41.0, 60, 2.0, "41", 82),  # no standard rate within 5 %: kept
+        (None, 60, 2.0, "30", 60),  # unknown: 30
+        (24.0, 60, 1.0, "24", 24),
     ],
 )
-def test_keyframe_interval(frame_rate: float | None, max_frame_rate: int, interval: float, expected_gop: int) -> None:
+def test_frame_rate_and_keyframe_interval(
+    frame_rate: float | None, max_frame_rate: int, interval: float, expected_fps: str, expected_gop: int
+) -> None:
     rendition = dataclasses.replace(R720, max_frame_rate=max_frame_rate, keyframe_interval_seconds=interval)
     args = command(media_info(frame_rate=frame_rate), rendition=rendition)
-    fps = min(frame_rate or max_frame_rate, max_frame_rate)
-    assert abs(expected_gop - fps * interval) <= 0.5  # the table itself is consistent
+    assert abs(expected_gop - float(Fraction(expected_fps)) * interval) <= 0.5  # the table itself is consistent
+    assert value_of(args, "-vf").split(",")[0] == f"fps={expected_fps}"
     assert value_of(args, "-g") == str(expected_gop)
     assert value_of(args, "-keyint_min") == str(expected_gop)
     assert value_of(args, "-sc_threshold") == "0"
     assert value_of(args, "-force_key_frames") == f"expr:gte(t,n_forced*{interval:g})"
-    assert value_of(args, "-fpsmax") == str(max_frame_rate)
 
 
 @pytest.mark.parametrize("threads", [0, -1])
@@ -338,7 +344,7 @@ def test_display_size_of_an_anamorphic_source_drives_the_output_size() -> None:
     info = media_info(width=1440, height=1080, sample_aspect_ratio=Fraction(4, 3))
     size = output_size(*info.display_size, R720)
     assert (size.width, size.height) == (1280, 720)
-    assert value_of(command(info), "-vf").startswith("scale=1280:720")
+    assert value_of(command(info), "-vf").split(",")[1].startswith("scale=1280:720")
 
 
 @pytest.mark.parametrize(
@@ -347,3 +353,31 @@ def test_display_size_of_an_anamorphic_source_drives_the_output_size() -> None:
 )
 def test_demuxer_is_the_first_format_name(format_name: str, demuxer: str) -> None:
     assert media_info(format_name=format_name).demuxer == demuxer
+
+
+@pytest.mark.parametrize("transfer", ["smpte2084", "arib-std-b67"])
+def test_hdr_is_tone_mapped_to_bt709(transfer: str) -> None:
+    args = command(media_info(color_transfer=transfer, color_primaries="bt2020"))
+    vf = value_of(args, "-vf")
+    assert "tonemap=tonemap=mobius" in vf and vf.index("scale=") < vf.index("tonemap")  # tone-map the small picture
+    assert "zscale=t=bt709:m=bt709:r=tv" in vf and vf.endswith("setsar=1")
+    assert (value_of(args, "-color_trc"), value_of(args, "-color_primaries")) == ("bt709", "bt709")
+    assert value_of(args, "-pix_fmt") == "yuv420p"
+
+
+def test_sdr_is_converted_to_and_tagged_bt709() -> None:
+    args = command()
+    assert "tonemap" not in value_of(args, "-vf") and "out_color_matrix=bt709" in value_of(args, "-vf")
+    assert (value_of(args, "-colorspace"), value_of(args, "-color_trc")) == ("bt709", "bt709")
+
+
+def test_hdr_kept_stays_10_bit_with_its_own_transfer() -> None:
+    rendition = dataclasses.replace(R720, codec="hevc", hdr="keep")
+    args = command(media_info(color_transfer="arib-std-b67", color_primaries="bt2020"), rendition=rendition)
+    assert "tonemap" not in value_of(args, "-vf") and value_of(args, "-pix_fmt") == "yuv420p10le"
+    assert (value_of(args, "-color_trc"), value_of(args, "-color_primaries")) == ("arib-std-b67", "bt2020")
+    assert value_of(args, "-c:v") == "libx265"
+
+
+def test_audio_gaps_of_a_variable_rate_recording_are_filled() -> None:
+    assert value_of(command(), "-af") == "aresample=async=1"

@@ -244,3 +244,38 @@ def test_range_parsing() -> None:
         with pytest.raises(ApiError) as caught:
             parse_range(bad, 100)
         assert caught.value.status == 416
+
+
+def test_detail_of_a_ladder_and_of_thumbnails_points_at_their_marker_and_poster(
+    tiny_config: Any, small_clip: Path
+) -> None:
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from videoconverter.app import open_services, provision
+    from videoconverter.renditions import default_rendition
+    from videoconverter.web.app import create_app
+    from videoconverter.worker import Worker
+
+    hls = replace(default_rendition(120, kind="hls"), ladder=(90, 120), preset="ultrafast")
+    thumbs = replace(default_rendition(120, kind="thumbnails"), thumbnail_interval_seconds=1.0, thumbnail_width=64)
+    config = replace(tiny_config, renditions=(hls, thumbs))
+    svc = open_services(config)
+    provision(svc)
+    try:
+        with TestClient(create_app(config, svc)) as client:
+            assert client.put("/api/uploads/clip.mp4", content=small_clip.read_bytes()).status_code == 201
+            for rendition in config.renditions:
+                Worker(svc, rendition).run(exit_when_idle=True)
+            jobs = {j["rendition"]: j for j in client.get("/api/jobs/clip.mp4").json()["jobs"]}
+            ladder, pictures = jobs["hls"]["output_object"], jobs["thumbnails"]["output_object"]
+            assert (ladder["kind"], ladder["url"]) == ("hls", "/api/outputs/hls/clip.mp4/master.m3u8")
+            master = client.get(ladder["url"])
+            assert master.headers["content-type"] == "application/vnd.apple.mpegurl"
+            assert master.text.startswith("#EXTM3U") and len(master.content) == ladder["size"]
+            assert (pictures["kind"], pictures["url"]) == ("thumbnails", "/api/outputs/thumbnails/clip.mp4/index.json")
+            poster = client.get(pictures["poster_url"])
+            assert poster.status_code == 200 and poster.content[:2] == b"\xff\xd8"
+    finally:
+        svc.close()

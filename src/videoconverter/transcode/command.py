@@ -1,10 +1,14 @@
-"""The FFmpeg argument list for one rendition, built as a pure function (no I/O, no FFmpeg run)."""
+"""The FFmpeg argument list for one MP4 rendition, built as a pure function (no I/O, no FFmpeg run)."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 from videoconverter.config import Limits, Rendition
+from videoconverter.transcode.codecs import encoder_args
+from videoconverter.transcode.color import hdr_tags, sdr_tags, tonemap_filters
+from videoconverter.transcode.framerate import fraction_text, frames_per_interval, output_frame_rate
 from videoconverter.transcode.geometry import OutputSize
 from videoconverter.transcode.probe import MediaInfo
 
@@ -28,9 +32,19 @@ def build_command(
     paths are our own temp-file names prefixed with ``file:`` so nothing is read as an option or a protocol.
     Metadata and chapters are dropped (phones record GPS positions); rotation is applied to the pixels.
     """
-    fps = min(info.frame_rate or rendition.max_frame_rate, rendition.max_frame_rate)
-    gop = max(1, round(fps * rendition.keyframe_interval_seconds))
-    args = [
+    args = [*input_args(ffmpeg, source, info, limits), *stream_maps(info)]
+    args += ["-vf", video_filter(info, size, rendition), *video_args(info, rendition)]
+    args += audio_args(info, rendition)
+    if threads > 0:
+        args += ["-threads", str(threads)]
+    args += ["-movflags", "+faststart", "-fs", str(limits.max_output_bytes), "-progress", "pipe:1"]
+    return [*args, "-f", "mp4", f"file:{destination}"]
+
+
+def input_args(ffmpeg: str, source: Path, info: MediaInfo, limits: Limits) -> list[str]:
+    """The hardened start of every FFmpeg run on an upload: quiet, no stdin, only the ``file`` protocol, the
+    probed (allowed) demuxer forced, pictures over the pixel limit refused, the path never read as an option."""
+    return [
         ffmpeg,
         "-hide_banner",
         "-nostdin",
@@ -46,62 +60,65 @@ def build_command(
         str(limits.max_pixels),
         "-i",
         f"file:{source}",
-        "-map",
-        "0:v:0",
     ]
-    if info.has_audio:
-        args += ["-map", "0:a:0"]
-    args += [
-        "-map_metadata",
-        "-1",
-        "-map_chapters",
-        "-1",
-        "-vf",
-        f"scale={size.width}:{size.height}:flags=bicubic,setsar=1,format=yuv420p",
-        "-fpsmax",
-        str(rendition.max_frame_rate),
-        "-c:v",
-        "libx264",
-        "-preset",
-        rendition.x264_preset,
-        "-profile:v",
-        "high",
-        "-pix_fmt",
-        "yuv420p",
-        "-crf",
-        str(rendition.crf),
-        "-maxrate",
-        f"{rendition.max_video_bitrate_kbps}k",
-        # A one-second VBV buffer, starting half full: a whole file carries at most cap x (duration + 0.5 s)
-        # of video, and in practice stays under the cap even for short, hard-to-encode clips (x264's default
-        # start, 90 % full, let a 4 s test pattern average 8 % over it).
-        "-bufsize",
-        f"{rendition.max_video_bitrate_kbps}k",
-        "-x264-params",
-        "vbv-init=0.5",
-        "-g",
-        str(gop),
-        "-keyint_min",
-        str(gop),
-        "-sc_threshold",
-        "0",
-        "-force_key_frames",
-        f"expr:gte(t,n_forced*{rendition.keyframe_interval_seconds:g})",
-    ]
-    if info.has_audio:
-        rate = info.audio_sample_rate if info.audio_sample_rate in AAC_SAMPLE_RATES else 48000
-        args += ["-c:a", "aac", "-b:a", f"{rendition.audio_bitrate_kbps}k", "-ac", "2", "-ar", str(rate)]
-    if threads > 0:
-        args += ["-threads", str(threads)]
-    args += [
-        "-movflags",
-        "+faststart",
-        "-fs",
-        str(limits.max_output_bytes),
-        "-progress",
-        "pipe:1",
-        "-f",
-        "mp4",
-        f"file:{destination}",
-    ]
-    return args
+
+
+def stream_maps(info: MediaInfo) -> list[str]:
+    """The first video stream and, if any, the first audio stream; no metadata (GPS), no chapters."""
+    maps = ["-map", "0:v:0"] + (["-map", "0:a:0"] if info.has_audio else [])
+    return [*maps, "-map_metadata", "-1", "-map_chapters", "-1"]
+
+
+def frame_rate(info: MediaInfo, rendition: Rendition) -> Fraction:
+    return output_frame_rate(info.nominal_frame_rate, rendition.max_frame_rate)
+
+
+def keeps_hdr(info: MediaInfo, rendition: Rendition) -> bool:
+    return info.is_hdr and rendition.hdr == "keep"
+
+
+def video_filter(info: MediaInfo, size: OutputSize, rendition: Rendition) -> str:
+    """Constant frame rate first (a variable-rate phone clip plays smoothly, in sync), then the picture."""
+    return f"{rate_filter(info, rendition)},{picture_filters(info, size, rendition)}"
+
+
+def rate_filter(info: MediaInfo, rendition: Rendition) -> str:
+    """Frames repeated or dropped on their timestamps to a constant rate: even motion, audio in step."""
+    return f"fps={fraction_text(frame_rate(info, rendition))}"
+
+
+def picture_filters(info: MediaInfo, size: OutputSize, rendition: Rendition) -> str:
+    """The size, then colour: HDR is tone-mapped to BT.709 unless kept; SDR is converted to the BT.709
+    matrix it will be tagged with."""
+    if keeps_hdr(info, rendition):
+        filters = [f"scale={size.width}:{size.height}:flags=bicubic", "setsar=1", "format=yuv420p10le"]
+    elif info.is_hdr:
+        filters = [f"scale={size.width}:{size.height}:flags=bicubic", *tonemap_filters(), "setsar=1"]
+    else:
+        filters = [
+            f"scale={size.width}:{size.height}:flags=bicubic:out_color_matrix=bt709:out_range=tv",
+            "setsar=1",
+            "format=yuv420p",
+            # An untagged source leaves the frames' primaries and transfer unspecified, which FFmpeg then
+            # writes over the -color_* flags: say on the frames what the pixels now are.
+            "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv",
+        ]
+    return ",".join(filters)
+
+
+def video_args(info: MediaInfo, rendition: Rendition) -> list[str]:
+    """Encoder, rate control, keyframes every interval, colour tags."""
+    gop = frames_per_interval(frame_rate(info, rendition), rendition.keyframe_interval_seconds)
+    hdr = keeps_hdr(info, rendition)
+    args = encoder_args(rendition, gop, rendition.keyframe_interval_seconds, ten_bit=hdr)
+    return args + (hdr_tags(info.color_transfer) if hdr else sdr_tags())
+
+
+def audio_args(info: MediaInfo, rendition: Rendition) -> list[str]:
+    """AAC-LC stereo at the rendition's bitrate; gaps and drift of a variable-rate recording are filled so
+    audio stays in step with the video's timestamps."""
+    if not info.has_audio:
+        return []
+    rate = info.audio_sample_rate if info.audio_sample_rate in AAC_SAMPLE_RATES else 48000
+    return ["-af", "aresample=async=1", "-c:a", "aac", "-b:a", f"{rendition.audio_bitrate_kbps}k", "-ac", "2",
+            "-ar", str(rate)]  # fmt: skip

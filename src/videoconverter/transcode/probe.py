@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import statistics
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -10,6 +12,9 @@ import av
 
 from videoconverter.config import Limits
 from videoconverter.errors import LimitExceededError, NotAVideoError, NoVideoStreamError
+from videoconverter.transcode.color import PRIMARIES_NAMES, TRANSFER_NAMES, is_hdr
+
+REGULAR_RATE_PACKETS = 300  # about 10 s at 30 fps: enough to see the rhythm, cheap on any file
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,25 @@ class MediaInfo:
     has_audio: bool
     audio_sample_rate: int | None
     stream_count: int
+    color_transfer: str = ""  # "smpte2084" (PQ), "arib-std-b67" (HLG), "bt709", or "" when untagged
+    color_primaries: str = ""
+    regular_frame_rate: float | None = None  # from the frames' spacing, gaps left out: see _regular_frame_rate
+
+    @property
+    def is_hdr(self) -> bool:
+        return is_hdr(self.color_transfer)
+
+    @property
+    def variable_frame_rate(self) -> bool:
+        """Whether frames come at irregular times (phones): the average rate is over 1 % off the regular one."""
+        if not self.frame_rate or not self.regular_frame_rate:
+            return False
+        return abs(self.frame_rate - self.regular_frame_rate) > 0.01 * self.regular_frame_rate
+
+    @property
+    def nominal_frame_rate(self) -> float | None:
+        """The rate the camera aimed at: the regular rate when known (dropped frames don't lower it)."""
+        return self.regular_frame_rate or self.frame_rate
 
     @property
     def demuxer(self) -> str:
@@ -98,10 +122,13 @@ def _inspect(container: av.container.InputContainer, limits: Limits) -> MediaInf
         rotation_degrees=rotation,
         sample_aspect_ratio=Fraction(sar.numerator, sar.denominator) if sar else Fraction(1),
         frame_rate=float(rate) if rate else None,
-        video_codec=video.codec_context.name,
+        video_codec=video.codec_context.codec.canonical_name,  # "av1", not its decoder "libdav1d"
         has_audio=audio is not None,
         audio_sample_rate=audio.codec_context.sample_rate if audio is not None else None,
         stream_count=len(streams),
+        color_transfer=TRANSFER_NAMES.get(int(video.codec_context.color_trc or 0), ""),
+        color_primaries=PRIMARIES_NAMES.get(int(video.codec_context.color_primaries or 0), ""),
+        regular_frame_rate=_regular_frame_rate(container, video),
     )
 
 
@@ -121,3 +148,28 @@ def _first_frame_rotation(container: av.container.InputContainer, video: av.Vide
     except av.FFmpegError as exc:
         raise NotAVideoError(f"the video stream cannot be decoded: {exc.strerror or exc}") from exc
     raise NotAVideoError("the video stream has no decodable frame (truncated or empty)")
+
+
+def _regular_frame_rate(container: av.container.InputContainer, video: av.VideoStream) -> float | None:
+    """The rate of a clip's regularly spaced frames, from the timestamps of its first packets (no decoding).
+
+    A phone in low light drops frames and jitters their times: the average rate (frames / duration) is then
+    below what the camera aimed at. Intervals longer than 1.5x the median are gaps (dropped frames) and are
+    left out; the mean of the others averages the jitter away.
+    """
+    times: list[float] = []
+    try:
+        for packet in container.demux(video):
+            if packet.pts is not None and packet.time_base is not None:
+                times.append(float(packet.pts * packet.time_base))
+            if len(times) >= REGULAR_RATE_PACKETS:
+                break
+    except av.FFmpegError:
+        pass  # a damaged stream: what was read so far still counts; the conversion reports the damage
+    times.sort()
+    intervals = [b - a for a, b in itertools.pairwise(times) if b > a]
+    if len(intervals) < 2:
+        return None
+    median = statistics.median(intervals)
+    regular = [i for i in intervals if i <= 1.5 * median]
+    return 1.0 / statistics.fmean(regular)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -14,6 +15,7 @@ from videoconverter.app import Services
 from videoconverter.events import parse_event
 from videoconverter.jobs.base import JobState
 from videoconverter.storage.keys import validate_key
+from videoconverter.transcode.outputs import marker_name, output_key
 from videoconverter.web.auth import TOKEN_COOKIE, is_authorized, require_token, token_matches
 from videoconverter.web.errors import ApiError
 from videoconverter.web.live import LiveJobs, job_json, queue_depths
@@ -60,19 +62,7 @@ async def job_detail(key: str, request: Request, svc: Svc) -> dict[str, Any]:
             data["timings"] = _timings(record.created_at, record.started_at, record.finished_at)
             data["output_object"] = None
             if record.state is JobState.DONE and record.output_url:
-                bucket = svc.config.rendition(record.id.rendition).output_bucket
-                info = svc.store.head(bucket, key)
-                if (
-                    info is not None
-                    and info.metadata.get("source-etag", record.id.source_etag) == record.id.source_etag
-                ):
-                    data["output_object"] = {
-                        "size": info.size,
-                        "etag": info.etag,
-                        "url": f"/api/outputs/{record.id.rendition}/{key}",
-                        "poster_url": f"/api/posters/{record.id.rendition}/{key}",
-                        "probe": inspector.summary(bucket, info),
-                    }
+                data["output_object"] = _output_object(svc, inspector, record.id.rendition, key, record.id.source_etag)
             jobs.append(data)
         logs = [
             {"key": x.key, "rendition": x.rendition, "time": x.at, "level": x.level, "message": x.message}
@@ -81,6 +71,33 @@ async def job_detail(key: str, request: Request, svc: Svc) -> dict[str, Any]:
         return {"key": key, "jobs": jobs, "logs": logs}
 
     return await run_in_threadpool(gather)
+
+
+def _output_object(
+    svc: Services, inspector: OutputInspector, rendition_name: str, key: str, source_etag: str
+) -> dict[str, Any] | None:
+    """What the job page shows of a finished output: an MP4 to play, an HLS master playlist, or a poster and
+    the thumbnails' index; None when it is gone or belongs to another upload of the key."""
+    rendition = svc.config.rendition(rendition_name)
+    marker_key = output_key(key, marker_name(rendition))
+    info = svc.store.head(rendition.output_bucket, marker_key)
+    if info is None or info.metadata.get("source-etag", source_etag) != source_etag:
+        return None
+    found: dict[str, Any] = {
+        "kind": rendition.kind,
+        "size": info.size,
+        "etag": info.etag,
+        "url": f"/api/outputs/{rendition_name}/{marker_key}",
+        "poster_url": None,
+        "probe": None,
+    }
+    if rendition.kind == "mp4":
+        found["poster_url"] = f"/api/posters/{rendition_name}/{key}"
+        found["probe"] = inspector.summary(rendition.output_bucket, info)
+    elif rendition.kind == "thumbnails":
+        index = json.loads(b"".join(svc.store.read_range(rendition.output_bucket, marker_key, 0, info.size)))
+        found["poster_url"] = f"/api/outputs/{rendition_name}/{output_key(key, index['poster']['name'])}"
+    return found
 
 
 def _timings(created: float, started: float | None, finished: float | None) -> dict[str, float | None]:

@@ -166,7 +166,16 @@ async function renderJobPage(fresh = true) {
         el("strong", {}, job.explanation), el("div", { class: "muted" }, job.error)) : null,
       job.note ? el("p", { class: "facts" }, job.note) : null,
       job.stderr_tail ? el("details", {}, el("summary", {}, "FFmpeg's last words"), el("pre", {}, job.stderr_tail)) : null);
-    if (out) {
+    if (out && out.kind !== "mp4") {
+      // An HLS ladder plays where the browser has HLS built in (Safari, iOS, Android); elsewhere, hls.js or a
+      // native player takes the master playlist's URL. Thumbnails show their poster.
+      const native = out.kind === "hls" && document.createElement("video").canPlayType("application/vnd.apple.mpegurl");
+      card.append(
+        native ? el("video", { controls: "", preload: "metadata", playsinline: "", muted: "", src: out.url }) : null,
+        out.poster_url ? el("img", { src: out.poster_url, alt: `poster of ${key}`, class: "poster" }) : null,
+        el("p", { class: "facts" }, `${out.kind === "hls" ? "HLS master playlist" : "thumbnail index"} · ${bytes(out.size)}`),
+        el("a", { href: out.url }, out.kind === "hls" ? "master.m3u8" : "index.json"));
+    } else if (out) {
       const video = existing && existing.dataset.etag === out.etag ? existing :
         el("video", { controls: "", preload: "metadata", playsinline: "", muted: "", src: out.url, poster: out.poster_url,
           "data-rendition": job.rendition, "data-etag": out.etag });

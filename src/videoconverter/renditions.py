@@ -1,0 +1,223 @@
+"""Renditions: what each upload is turned into, one queue, worker pool and output bucket each.
+
+A rendition's ``kind`` says what is written under the upload's key:
+
+- ``mp4``: one MP4 file, the key itself (the default);
+- ``hls``: an adaptive-streaming ladder under ``KEY/``: ``KEY/master.m3u8`` (written last) over fMP4 segments;
+- ``thumbnails``: a poster, thumbnails every N seconds and a seek-preview sprite under ``KEY/``, with
+  ``KEY/index.json`` written last.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from videoconverter.errors import ConfigError
+
+KINDS = ("mp4", "hls", "thumbnails")
+CODECS = ("h264", "hevc", "av1", "vp9")
+LADDER_MODES = ("auto", "one-decode", "per-rung")
+HDR_MODES = ("tonemap", "keep")
+#: CRF of each codec when the rendition sets none: about the same quality for each (their scales differ).
+DEFAULT_CRF = {"h264": 23, "hevc": 26, "av1": 33, "vp9": 33}
+#: Speed/quality preset when the rendition sets none: x264/x265 names, SVT-AV1 0-13, libvpx cpu-used 0-8.
+DEFAULT_PRESET = {"h264": "medium", "hevc": "fast", "av1": "8", "vp9": "4"}
+_PRESET_VALUES = {
+    "h264": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
+    "hevc": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"),
+    "av1": tuple(str(n) for n in range(14)),
+    "vp9": tuple(str(n) for n in range(9)),
+}
+_MAX_CRF = {"h264": 51, "hevc": 51, "av1": 63, "vp9": 63}
+#: Elastic Transcoder's Generic presets' video bitrates, which our caps stay under (see bench/quality.py).
+GENERIC_PRESET_VIDEO_KBPS = {480: 1200, 720: 2400, 1080: 5400, 1440: 9000, 2160: 16000}
+DEFAULT_LADDER = (360, 480, 720, 1080)
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # + "-dlq" stays within SQS's 80 characters
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One output of every upload: a queue, a worker pool and an output bucket."""
+
+    name: str  # "720p"
+    short_side: int  # the short side of the displayed picture, in pixels (hls: the ladder's top rung)
+    queue: str
+    output_bucket: str
+    max_video_bitrate_kbps: int
+    kind: str = "mp4"
+    codec: str = "h264"
+    crf: int | None = None  # None: DEFAULT_CRF of the codec
+    preset: str = ""  # "": DEFAULT_PRESET of the codec
+    x264_preset: str = ""  # the name this setting had before codecs could be chosen; H.264 only
+    audio_bitrate_kbps: int = 160
+    max_frame_rate: int = 60
+    keyframe_interval_seconds: float = 2.0
+    upscale: bool = False
+    hdr: str = "tonemap"  # "keep": HDR stays HDR (10-bit HEVC, AV1 or VP9 only)
+    ladder: tuple[int, ...] = DEFAULT_LADDER  # hls: rungs' short sides; those above the source are skipped
+    segment_seconds: float = 4.0  # hls
+    ladder_mode: str = "auto"  # hls: one FFmpeg for all rungs, or one per rung (see bench/ladder.py)
+    thumbnail_interval_seconds: float = 10.0  # thumbnails
+    thumbnail_width: int = 320  # thumbnails and sprite tiles
+    sprite: bool = True  # thumbnails: also a sprite sheet with a WebVTT index for seek previews
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.queue}-dlq"
+
+    @property
+    def effective_crf(self) -> int:
+        return DEFAULT_CRF[self.codec] if self.crf is None else self.crf
+
+    @property
+    def effective_preset(self) -> str:
+        return self.preset or (self.codec == "h264" and self.x264_preset) or DEFAULT_PRESET[self.codec]
+
+    def rung(self, short_side: int) -> Rendition:
+        """The MP4-like settings of one rung of an HLS ladder: this rendition's codec settings, the rung's cap."""
+        cap = default_rendition(short_side).max_video_bitrate_kbps
+        return replace(self, kind="mp4", name=f"{short_side}p", short_side=short_side, max_video_bitrate_kbps=cap)
+
+
+def default_video_kbps(short_side: int) -> int:
+    return GENERIC_PRESET_VIDEO_KBPS.get(short_side) or max(300, round(short_side * short_side * 0.0047))
+
+
+def default_rendition(short_side: int, name: str | None = None, kind: str = "mp4") -> Rendition:
+    name = name or (f"{short_side}p" if kind == "mp4" else kind)
+    return Rendition(
+        name=name,
+        short_side=short_side,
+        queue=f"videoconverter_{name}",
+        output_bucket=f"videoconverter-output-{name}",
+        max_video_bitrate_kbps=default_video_kbps(short_side),
+        kind=kind,
+    )
+
+
+DEFAULT_RENDITIONS = (default_rendition(720), default_rendition(1080))
+_TYPES: dict[str, Any] = {
+    "name": str,
+    "queue": str,
+    "output_bucket": str,
+    "max_video_bitrate_kbps": int,
+    "kind": str,
+    "codec": str,
+    "crf": int,
+    "preset": str,
+    "x264_preset": str,
+    "audio_bitrate_kbps": int,
+    "max_frame_rate": int,
+    "keyframe_interval_seconds": float,
+    "upscale": bool,
+    "hdr": str,
+    "ladder": tuple,
+    "segment_seconds": float,
+    "ladder_mode": str,
+    "thumbnail_interval_seconds": float,
+    "thumbnail_width": int,
+    "sprite": bool,
+}
+
+
+def parse_renditions(raw: Any) -> tuple[Rendition, ...]:
+    """The ``[[renditions]]`` tables, each checked on its own (see :func:`validate_rendition`)."""
+    if raw is None:
+        return DEFAULT_RENDITIONS
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("renditions: expected a non-empty array of tables ([[renditions]])")
+    return tuple(_parse_one(item, f"renditions[{i}]") for i, item in enumerate(raw))
+
+
+def _parse_one(item: Any, where: str) -> Rendition:
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: expected a table")
+    unknown = sorted(set(item) - set(_TYPES) - {"short_side"})
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}: unknown setting (known: short_side, {', '.join(sorted(_TYPES))})")
+    kind = item.get("kind", "mp4")
+    if kind not in KINDS:
+        raise ConfigError(f"{where}.kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    short_side = item.get("short_side")
+    if short_side is None and kind == "mp4":
+        raise ConfigError(f"{where}.short_side is required (e.g. 720)")
+    if short_side is not None and (not isinstance(short_side, int) or isinstance(short_side, bool)):
+        raise ConfigError(f"{where}.short_side: expected int, got {short_side!r}")
+    ladder = item.get("ladder", DEFAULT_LADDER)
+    if short_side is None:  # hls: the top rung; thumbnails: unused
+        short_side = max(ladder) if kind == "hls" and isinstance(ladder, list) and ladder else 1080
+    values: dict[str, Any] = {}
+    for name, value in item.items():
+        if name == "short_side":
+            continue
+        expected = _TYPES[name]
+        if expected is tuple:
+            if not isinstance(value, list) or not value or not all(_is_int(v) for v in value):
+                raise ConfigError(f"{where}.{name}: expected a non-empty list of short sides, e.g. [360, 720]")
+            value = tuple(sorted(set(value)))
+        elif not _is_a(value, expected):
+            raise ConfigError(f"{where}.{name}: expected {expected.__name__}, got {value!r}")
+        values[name] = float(value) if expected is float else value
+    return validate_rendition(replace(default_rendition(short_side, item.get("name"), kind), **values), where)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_a(value: Any, expected: type) -> bool:
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, expected) and not isinstance(value, bool)
+
+
+def validate_rendition(r: Rendition, where: str) -> Rendition:
+    """Check one rendition's own settings; raise :class:`ConfigError` naming the first wrong one."""
+    if not _NAME_RE.match(r.name):
+        raise ConfigError(f"{where}.name: {r.name!r} is invalid (letters, digits, _ and -, at most 76)")
+    if not _NAME_RE.match(r.queue):
+        raise ConfigError(f"{where}.queue: {r.queue!r} is not a valid queue name")
+    if r.kind == "hls":  # first: the ladder's top rung is the short side
+        _validate_ladder(r, where)
+    if not 16 <= r.short_side <= 4320 or r.short_side % 2:
+        raise ConfigError(f"{where}.short_side: expected an even number of pixels from 16 to 4320")
+    if r.codec not in CODECS:
+        raise ConfigError(f"{where}.codec: expected one of {', '.join(CODECS)}, got {r.codec!r}")
+    if r.crf is not None and not 0 <= r.crf <= _MAX_CRF[r.codec]:
+        raise ConfigError(f"{where}.crf: expected 0 to {_MAX_CRF[r.codec]} for {r.codec}")
+    if r.effective_preset not in _PRESET_VALUES[r.codec]:
+        choices = ", ".join(_PRESET_VALUES[r.codec])
+        raise ConfigError(f"{where}.preset: {r.effective_preset!r} is not a {r.codec} preset ({choices})")
+    if r.x264_preset and r.codec != "h264":
+        raise ConfigError(f"{where}.x264_preset: only for codec h264; use preset for {r.codec}")
+    if r.max_video_bitrate_kbps < 50 or r.audio_bitrate_kbps < 16 or not 1 <= r.max_frame_rate <= 240:
+        raise ConfigError(f"{where}: bitrates or max_frame_rate out of range")
+    if not 0.1 <= r.keyframe_interval_seconds <= 20:
+        raise ConfigError(f"{where}.keyframe_interval_seconds: expected 0.1 to 20")
+    if r.hdr not in HDR_MODES:
+        raise ConfigError(f"{where}.hdr: expected tonemap or keep, got {r.hdr!r}")
+    if r.hdr == "keep" and r.codec == "h264":
+        raise ConfigError(f"{where}.hdr: H.264 outputs are 8-bit SDR; keep HDR with codec hevc, av1 or vp9")
+    if r.kind == "thumbnails" and (r.thumbnail_interval_seconds < 1 or not 16 <= r.thumbnail_width <= 1920):
+        raise ConfigError(f"{where}: thumbnail_interval_seconds must be 1 or more, thumbnail_width 16 to 1920")
+    return r
+
+
+def _validate_ladder(r: Rendition, where: str) -> None:
+    if r.codec != "h264":
+        # Streams that play everywhere: hls.js and every Apple device take H.264 + AAC.
+        raise ConfigError(f"{where}.codec: HLS ladders are H.264 (they must play everywhere), got {r.codec!r}")
+    if any(not 16 <= side <= 4320 or side % 2 for side in r.ladder):
+        raise ConfigError(f"{where}.ladder: rungs are even short sides from 16 to 4320")
+    if not 2 <= r.segment_seconds <= 6:
+        raise ConfigError(f"{where}.segment_seconds: expected 2 to 6")
+    ratio = r.segment_seconds / r.keyframe_interval_seconds
+    if abs(ratio - round(ratio)) > 1e-6:
+        # Segments may only cut at keyframes: each must hold a whole number of keyframe intervals.
+        raise ConfigError(f"{where}.segment_seconds: must be a multiple of keyframe_interval_seconds")
+    if r.ladder_mode not in LADDER_MODES:
+        raise ConfigError(f"{where}.ladder_mode: expected one of {', '.join(LADDER_MODES)}")

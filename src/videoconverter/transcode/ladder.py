@@ -1,0 +1,163 @@
+"""An HLS ladder: several rungs (sizes) from one source, fMP4 segments cut at the same instants in each rung.
+
+Two ways to run FFmpeg, same output: ``one-decode`` (one process decodes the source once and feeds every
+rung's encoder through ``split``) and ``per-rung`` (one process per rung, run side by side, each decoding the
+source itself). Decoding is cheap next to x264; which is faster depends on how the encoders' threads fill the
+cores (bench/ladder.py measures it). ``auto`` picks by core count.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from videoconverter.config import Limits, Rendition
+from videoconverter.transcode.command import (
+    audio_args,
+    frame_rate,
+    input_args,
+    picture_filters,
+    rate_filter,
+    video_args,
+)
+from videoconverter.transcode.geometry import OutputSize, output_size
+from videoconverter.transcode.playlists import Variant, avc_codec, bitrates, master_playlist, parse_media_playlist
+from videoconverter.transcode.probe import MediaInfo
+from videoconverter.transcode.products import OutputFile, Produced, Runner
+
+MASTER = "master.m3u8"
+ONE_DECODE_MIN_CORES = 8  # see bench/ladder.py: below this, one process per rung finished sooner
+CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".m4s": "video/iso.segment", ".mp4": "video/mp4"}
+
+
+@dataclass(frozen=True)
+class Rung:
+    rendition: Rendition  # the rung's own settings: the ladder's codec settings with this rung's cap
+    size: OutputSize
+    directory: Path  # in the job's workdir
+
+
+def plan_ladder(info: MediaInfo, rendition: Rendition, workdir: Path) -> tuple[list[Rung], str]:
+    """The rungs to make and a note: rungs above the source's size are skipped (never upscaled, unless the
+    rendition allows it); a source smaller than every rung gets one rung at its own size."""
+    width, height = info.display_size
+    rungs: list[Rung] = []
+    for side in sorted(rendition.ladder):
+        rung = rendition.rung(side)
+        size = output_size(width, height, rung)
+        if size.note and rungs:  # above the source: skipped, a smaller rung exists
+            continue
+        if any((r.size.width, r.size.height) == (size.width, size.height) for r in rungs):
+            continue
+        rungs.append(Rung(rung, size, workdir / "hls" / rung.name))
+    skipped = [f"{side}p" for side in rendition.ladder if f"{side}p" not in {r.rendition.name for r in rungs}]
+    note = f"rungs above the {width}x{height} source skipped: {', '.join(skipped)}" if skipped else ""
+    return rungs, note
+
+
+def chosen_mode(rendition: Rendition, cores: int | None = None) -> str:
+    if rendition.ladder_mode != "auto":
+        return rendition.ladder_mode
+    return "one-decode" if (cores or os.cpu_count() or 1) >= ONE_DECODE_MIN_CORES else "per-rung"
+
+
+def hls_output_args(rung: Rung, segment_seconds: float) -> list[str]:
+    """One rung's HLS muxer: VOD playlist, fMP4 segments of ``segment_seconds`` (cut on keyframes only)."""
+    return [
+        "-f", "hls", "-hls_time", f"{segment_seconds:g}", "-hls_playlist_type", "vod",
+        "-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4",
+        "-hls_segment_filename", f"file:{rung.directory}/seg_%05d.m4s", "-hls_flags", "independent_segments",
+        f"file:{rung.directory}/index.m3u8",
+    ]  # fmt: skip
+
+
+def _rung_output(info: MediaInfo, rung: Rung, segment_seconds: float, threads: int) -> list[str]:
+    args = [*video_args(info, rung.rendition), *audio_args(info, rung.rendition)]
+    args += ["-threads", str(threads)] if threads > 0 else []
+    return args + hls_output_args(rung, segment_seconds)
+
+
+def one_decode_command(
+    ffmpeg: str, source: Path, info: MediaInfo, rungs: list[Rung], rendition: Rendition, limits: Limits, threads: int
+) -> list[str]:
+    """One FFmpeg: decode once, constant frame rate once, ``split`` to each rung's scaler and encoder."""
+    labels = [f"s{i}" for i in range(len(rungs))]
+    graph = [f"[0:v]{rate_filter(info, rendition)},split={len(rungs)}" + "".join(f"[{s}]" for s in labels)]
+    for i, rung in enumerate(rungs):
+        graph.append(f"[{labels[i]}]{picture_filters(info, rung.size, rung.rendition)}[v{i}]")
+    args = [*input_args(ffmpeg, source, info, limits), "-filter_complex", ";".join(graph)]
+    args += ["-map_metadata", "-1", "-map_chapters", "-1", "-progress", "pipe:1"]
+    for i, rung in enumerate(rungs):
+        args += ["-map", f"[v{i}]"] + (["-map", "0:a:0"] if info.has_audio else [])
+        args += _rung_output(info, rung, rendition.segment_seconds, threads)
+    return args
+
+
+def rung_command(
+    ffmpeg: str, source: Path, info: MediaInfo, rung: Rung, rendition: Rendition, limits: Limits, threads: int
+) -> list[str]:
+    """One FFmpeg for one rung (``per-rung`` mode)."""
+    args = [*input_args(ffmpeg, source, info, limits), "-map", "0:v:0"]
+    args += (["-map", "0:a:0"] if info.has_audio else []) + ["-map_metadata", "-1", "-map_chapters", "-1"]
+    chain = f"{rate_filter(info, rendition)},{picture_filters(info, rung.size, rung.rendition)}"
+    args += ["-vf", chain, "-progress", "pipe:1"]
+    return args + _rung_output(info, rung, rendition.segment_seconds, threads)
+
+
+def produce_ladder(
+    rendition: Rendition,
+    *,
+    ffmpeg: str,
+    source: Path,
+    info: MediaInfo,
+    workdir: Path,
+    limits: Limits,
+    threads: int,
+    run: Runner,
+    version: str,
+) -> Produced:
+    """Encode the ladder and list its files: every rung's init section, segments and playlist under
+    ``VERSION/RUNG/``, then ``master.m3u8`` last."""
+    rungs, note = plan_ladder(info, rendition, workdir)
+    for rung in rungs:
+        rung.directory.mkdir(parents=True)
+    if chosen_mode(rendition) == "one-decode" or len(rungs) == 1:
+        run(one_decode_command(ffmpeg, source, info, rungs, rendition, limits, threads), info.duration_seconds)
+    else:
+        commands = [rung_command(ffmpeg, source, info, rung, rendition, limits, threads) for rung in rungs]
+        with ThreadPoolExecutor(len(commands), thread_name_prefix="rung") as pool:
+            for _ in pool.map(lambda args: run(args, info.duration_seconds), commands):
+                pass  # map re-raises the first failure
+    files: list[OutputFile] = []
+    variants: list[Variant] = []
+    for rung in rungs:
+        rung_files, variant = _collect(rung, info, rendition, version)
+        files += rung_files
+        variants.append(variant)
+    master = workdir / "hls" / MASTER
+    master.write_text(master_playlist(variants, info.has_audio), encoding="utf-8")
+    return Produced((*files, OutputFile(MASTER, master, CONTENT_TYPES[".m3u8"])), note)
+
+
+def _collect(rung: Rung, info: MediaInfo, rendition: Rendition, version: str) -> tuple[list[OutputFile], Variant]:
+    """The rung's files (init, segments, playlist last) and its master-playlist entry."""
+    playlist = parse_media_playlist((rung.directory / "index.m3u8").read_text(encoding="utf-8"))
+    init = rung.directory / playlist.init_uri
+    sizes = {s.uri: (rung.directory / s.uri).stat().st_size for s in playlist.segments}
+    peak, average = bitrates(playlist, sizes, init.stat().st_size)
+    prefix = f"{version}/{rung.rendition.name}"
+    names = [playlist.init_uri, *(s.uri for s in playlist.segments), "index.m3u8"]
+    files = [OutputFile(f"{prefix}/{n}", rung.directory / n, CONTENT_TYPES[Path(n).suffix]) for n in names]
+    variant = Variant(
+        uri=f"{prefix}/index.m3u8",
+        width=rung.size.width,
+        height=rung.size.height,
+        frame_rate=frame_rate(info, rendition),
+        peak_bits_per_second=peak,
+        average_bits_per_second=average,
+        codecs=avc_codec(init.read_bytes()),
+    )
+    return files, variant
+

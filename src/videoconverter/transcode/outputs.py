@@ -1,0 +1,91 @@
+"""Turn a probed source into a rendition's files, whatever its kind; the worker writes them in order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from videoconverter.config import Limits, Rendition
+from videoconverter.transcode.command import build_command
+from videoconverter.transcode.geometry import output_size
+from videoconverter.transcode.probe import MediaInfo, probe
+from videoconverter.transcode.products import OutputFile, Produced, Runner
+from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
+
+#: The file of each kind whose presence says the output is complete ("" is the upload's key itself).
+MARKERS = {"mp4": "", "hls": "master.m3u8", "thumbnails": "index.json"}
+
+
+def marker_name(rendition: Rendition) -> str:
+    return MARKERS[rendition.kind]
+
+
+def output_key(key: str, name: str) -> str:
+    """Where an output file goes: the upload's key itself, or a name under ``KEY/``."""
+    return f"{key}/{name}" if name else key
+
+
+def output_version(etag: str) -> str:
+    """The directory name of one upload's multi-file output: from its ETag, letters and digits only."""
+    return "".join(c for c in etag if c.isalnum())[:16].lower() or "v"
+
+
+def produce(
+    rendition: Rendition,
+    *,
+    ffmpeg: str,
+    source: Path,
+    info: MediaInfo,
+    workdir: Path,
+    limits: Limits,
+    threads: int,
+    run: Runner,
+    version: str,
+) -> Produced:
+    """Run FFmpeg as ``rendition.kind`` needs and return the files to write (the marker last).
+
+    ``version`` (from the source's ETag) names the directory of multi-file outputs, so a new upload of the
+    same key never mixes its segments with the previous one's while players still read them.
+    """
+    if rendition.kind == "hls":
+        from videoconverter.transcode.ladder import produce_ladder
+
+        return produce_ladder(
+            rendition, ffmpeg=ffmpeg, source=source, info=info, workdir=workdir, limits=limits,
+            threads=threads, run=run, version=version,
+        )  # fmt: skip
+    if rendition.kind == "thumbnails":
+        from videoconverter.transcode.thumbnails import produce_thumbnails
+
+        return produce_thumbnails(
+            rendition, ffmpeg=ffmpeg, source=source, info=info, workdir=workdir, limits=limits, run=run,
+            version=version,
+        )  # fmt: skip
+    size = output_size(*info.display_size, rendition)
+    destination = workdir / "output.mp4"
+    run(build_command(ffmpeg, source, destination, info, size, rendition, limits, threads), info.duration_seconds)
+    return Produced((OutputFile("", destination, "video/mp4"),), size.note)
+
+
+def convert_file(
+    source: Path,
+    workdir: Path,
+    rendition: Rendition,
+    *,
+    limits: Limits | None = None,
+    threads: int = 0,
+    ffmpeg: str | None = None,
+    version: str = "local",
+) -> Produced:
+    """Convert a local file into ``workdir`` (no broker, no store): what ``videoconverter convert`` and the
+    benchmarks use. Probes first, as the worker does, so the same limits apply."""
+    limits = limits or Limits()
+    source, workdir = source.resolve(), workdir.resolve()  # FFmpeg runs in workdir
+    info = probe(source, limits)
+    run: Runner = lambda args, _duration: run_ffmpeg(  # noqa: E731
+        args, workdir=workdir, timeout_seconds=limits.transcode_timeout_seconds
+    )
+    return produce(
+        rendition, ffmpeg=ffmpeg or ffmpeg_executable(), source=source, info=info, workdir=workdir,
+        limits=limits, threads=threads, run=run, version=version,
+    )  # fmt: skip
+

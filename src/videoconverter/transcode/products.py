@@ -1,0 +1,38 @@
+"""What a rendition's conversion hands back to the worker: files to write, in order, the marker last."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from videoconverter.transcode.runner import RunResult
+
+#: Runs one FFmpeg argument list to completion in the job's private directory, with the job's timeout, stop
+#: flag and lease; ``duration_seconds`` (of media it will write) turns its progress into a percentage.
+#: Raises TranscodeError, TranscodeTimeoutError or ShutdownRequested, as run_ffmpeg does.
+Runner = Callable[[list[str], float | None], RunResult]
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One object to write: ``name`` is relative to the upload's key ("" for the key itself)."""
+
+    name: str
+    path: Path
+    content_type: str = ""
+
+
+@dataclass(frozen=True)
+class Produced:
+    """A rendition's files in upload order. The last is the marker: once it exists, the output is complete
+    (a reader that finds ``KEY/master.m3u8`` never finds a half-written ladder), and it carries the source's
+    ETag for idempotence."""
+
+    files: tuple[OutputFile, ...]
+    note: str = ""  # why the output differs from what was asked (e.g. a small source kept its size)
+    elapsed_seconds: float = 0.0  # FFmpeg's wall time, all runs together
+
+    @property
+    def marker(self) -> OutputFile:
+        return self.files[-1]

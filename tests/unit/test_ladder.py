@@ -1,0 +1,151 @@
+"""HLS ladder planning, FFmpeg argument lists (one decode or one process per rung), playlists, codec flags."""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_command import media_info, value_of, values_of
+from videoconverter.config import Limits
+from videoconverter.errors import TranscodeError
+from videoconverter.renditions import default_rendition
+from videoconverter.transcode.codecs import encoder_args
+from videoconverter.transcode.ladder import chosen_mode, one_decode_command, plan_ladder, rung_command
+from videoconverter.transcode.playlists import (
+    Variant,
+    avc_codec,
+    bitrates,
+    master_playlist,
+    parse_media_playlist,
+)
+
+HLS = default_rendition(1080, kind="hls")
+WORK = Path("/tmp/vc-job")
+MEDIA_PLAYLIST = """#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-TARGETDURATION:4
+#EXT-X-PLAYLIST-TYPE:VOD
+#EXT-X-MAP:URI="init.mp4"
+#EXTINF:4.000000,
+seg_00000.m4s
+#EXTINF:4.000000,
+seg_00001.m4s
+#EXTINF:1.500000,
+seg_00002.m4s
+#EXT-X-ENDLIST
+"""
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "expected"),
+    [
+        (1920, 1080, [(640, 360), (854, 480), (1280, 720), (1920, 1080)]),
+        (1280, 720, [(640, 360), (854, 480), (1280, 720)]),  # 1080p skipped: never upscaled
+        (1080, 1920, [(360, 640), (480, 854), (720, 1280), (1080, 1920)]),  # portrait: the short side
+        (320, 240, [(320, 240)]),  # smaller than every rung: one rung at its own size
+        (854, 480, [(640, 360), (854, 480)]),
+    ],
+)
+def test_plan_skips_rungs_above_the_source(width: int, height: int, expected: list[tuple[int, int]]) -> None:
+    rungs, note = plan_ladder(media_info(width=width, height=height), HLS, WORK)
+    assert [(r.size.width, r.size.height) for r in rungs] == expected
+    assert all(r.directory == WORK / "hls" / r.rendition.name for r in rungs)
+    assert bool(note) == (len(expected) < 4)
+
+
+def test_each_rung_has_its_own_bitrate_cap() -> None:
+    rungs, _ = plan_ladder(media_info(), HLS, WORK)
+    assert [r.rendition.max_video_bitrate_kbps for r in rungs] == [609, 1200, 2400, 5400]
+
+
+@pytest.mark.parametrize(("mode", "cores", "expected"), [
+    ("auto", 2, "per-rung"), ("auto", 16, "one-decode"), ("one-decode", 2, "one-decode"), ("per-rung", 64, "per-rung"),
+])  # fmt: skip
+def test_mode(mode: str, cores: int, expected: str) -> None:
+    assert chosen_mode(dataclasses.replace(HLS, ladder_mode=mode), cores) == expected
+
+
+def test_one_decode_reads_the_source_once_and_writes_every_rung() -> None:
+    info = media_info()
+    rungs, _ = plan_ladder(info, HLS, WORK)
+    args = one_decode_command("ffmpeg", WORK / "source", info, rungs, HLS, Limits(), threads=0)
+    assert args.count("-i") == 1 and "-nostdin" in args and value_of(args, "-protocol_whitelist") == "file"
+    graph = value_of(args, "-filter_complex")
+    assert graph.startswith("[0:v]fps=30,split=4[s0][s1][s2][s3];")  # one frame-rate conversion for all
+    assert values_of(args, "-map") == ["[v0]", "0:a:0", "[v1]", "0:a:0", "[v2]", "0:a:0", "[v3]", "0:a:0"]
+    playlists = [a for a in args if a.endswith("index.m3u8")]
+    assert playlists == [f"file:{WORK}/hls/{side}p/index.m3u8" for side in (360, 480, 720, 1080)]
+    assert values_of(args, "-hls_time") == ["4"] * 4 and values_of(args, "-hls_segment_type") == ["fmp4"] * 4
+    assert values_of(args, "-g") == ["60"] * 4 and values_of(args, "-sc_threshold") == ["0"] * 4
+    assert values_of(args, "-maxrate") == ["609k", "1200k", "2400k", "5400k"]
+
+
+def test_a_rung_process_decodes_on_its_own_with_the_same_keyframes() -> None:
+    info = media_info(frame_rate=25.0, has_audio=False)
+    rungs, _ = plan_ladder(info, HLS, WORK)
+    args = rung_command("ffmpeg", WORK / "source", info, rungs[0], HLS, Limits(), threads=2)
+    assert values_of(args, "-map") == ["0:v:0"] and value_of(args, "-threads") == "2"
+    assert value_of(args, "-vf").startswith("fps=25,scale=640:360")
+    assert value_of(args, "-g") == "50" and value_of(args, "-force_key_frames") == "expr:gte(t,n_forced*2)"
+    assert args[-1] == f"file:{WORK}/hls/360p/index.m3u8"
+
+
+def test_media_playlist_is_read() -> None:
+    playlist = parse_media_playlist(MEDIA_PLAYLIST)
+    assert playlist.init_uri == "init.mp4"
+    assert [(s.uri, s.duration_seconds) for s in playlist.segments] == [
+        ("seg_00000.m4s", 4.0), ("seg_00001.m4s", 4.0), ("seg_00002.m4s", 1.5)
+    ]  # fmt: skip
+    sizes = {"seg_00000.m4s": 1_000_000, "seg_00001.m4s": 500_000, "seg_00002.m4s": 300_000}
+    assert bitrates(playlist, sizes, init_bytes=1000) == (2_000_000, round((1_800_000 + 1000) * 8 / 9.5))
+
+
+@pytest.mark.parametrize("text", ["#EXTM3U\n#EXT-X-ENDLIST\n", "#EXTM3U\nseg.m4s\n"])
+def test_a_playlist_without_proper_segments_is_an_error(text: str) -> None:
+    with pytest.raises(TranscodeError):
+        parse_media_playlist(text)
+
+
+def test_avc_codec_name_comes_from_the_init_section() -> None:
+    init = b"\x00\x00\x00\x20ftyp....moov....\x00\x00\x00\x30avcC\x01\x64\x00\x1f\xff"
+    assert avc_codec(init) == "avc1.64001f"
+    with pytest.raises(TranscodeError):
+        avc_codec(b"no configuration here")
+
+
+def test_master_playlist_lists_rungs_lowest_first_with_what_players_need() -> None:
+    high = Variant("v/720p/index.m3u8", 1280, 720, Fraction(30000, 1001), 2_600_000, 2_000_000, "avc1.64001f")
+    low = Variant("v/360p/index.m3u8", 640, 360, Fraction(30000, 1001), 700_000, 500_000, "avc1.64001e")
+    text = master_playlist([high, low], has_audio=True)
+    lines = text.splitlines()
+    assert lines[:3] == ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    assert lines[3] == (
+        "#EXT-X-STREAM-INF:BANDWIDTH=700000,AVERAGE-BANDWIDTH=500000,RESOLUTION=640x360,"
+        'FRAME-RATE=29.970,CODECS="avc1.64001e,mp4a.40.2"'
+    )
+    assert lines[4] == "v/360p/index.m3u8" and lines[6] == "v/720p/index.m3u8"
+    assert 'CODECS="avc1.64001f"' in master_playlist([high], has_audio=False)
+
+
+@pytest.mark.parametrize(
+    ("codec", "encoder", "expected"),
+    [
+        ("h264", "libx264", ["-profile:v", "high", "-x264-params", "vbv-init=0.5", "-sc_threshold", "0"]),
+        ("hevc", "libx265", ["-tag:v", "hvc1", "-sc_threshold", "0"]),
+        ("av1", "libsvtav1", ["-svtav1-params", "scd=0", "-maxrate", "2400k"]),
+        ("vp9", "libvpx-vp9", ["-b:v", "2400k", "-row-mt", "1", "-cpu-used", "4"]),
+    ],
+)
+def test_every_codec_is_quality_targeted_capped_and_keyframed(codec: str, encoder: str, expected: list[str]) -> None:
+    rendition = dataclasses.replace(default_rendition(720), codec=codec)
+    args = encoder_args(rendition, gop_frames=48, keyframe_seconds=2.0)
+    assert value_of(args, "-c:v") == encoder and value_of(args, "-pix_fmt") == "yuv420p"
+    assert value_of(args, "-crf") == str(rendition.effective_crf)
+    assert (value_of(args, "-g"), value_of(args, "-keyint_min")) == ("48", "48")
+    assert value_of(args, "-force_key_frames") == "expr:gte(t,n_forced*2)"
+    for flag, value in zip(expected[::2], expected[1::2], strict=True):
+        assert value_of(args, flag) == value
+    assert value_of(encoder_args(rendition, 48, 2.0, ten_bit=True), "-pix_fmt") == "yuv420p10le"
