@@ -2,6 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# hls.js for the HLS playback test (tests/browser/package-lock.json), installed when npm exists; the stamp keeps
+# a second `make test` from reinstalling it. Without npm the test skips (and fails under CI=true).
+NPM := $(shell command -v npm 2>/dev/null)
+BROWSER_JS := tests/browser/node_modules/.installed
 
 .PHONY: demo test lint bench clean
 
@@ -14,6 +18,14 @@ $(BIN)/videoconverter: pyproject.toml
 demo: $(BIN)/videoconverter
 	$(BIN)/videoconverter demo
 
+ifneq ($(NPM),)
+test: $(BROWSER_JS)
+endif
+
+$(BROWSER_JS): tests/browser/package-lock.json tests/browser/package.json
+	npm ci --prefix tests/browser --no-audit --no-fund
+	touch $@
+
 test: $(BIN)/videoconverter
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
@@ -23,4 +35,4 @@ bench: $(BIN)/videoconverter
 	$(BIN)/python bench/overhead.py
 
 clean:
-	rm -rf $(VENV) vc-demo vc-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) vc-demo vc-data .pytest_cache .mypy_cache .ruff_cache tests/browser/node_modules
