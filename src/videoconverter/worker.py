@@ -36,7 +36,7 @@ from videoconverter.logs import JobLog
 from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.outputs import marker_name, output_key, output_version, produce
 from videoconverter.transcode.probe import MediaInfo, probe
-from videoconverter.transcode.products import Produced, Runner
+from videoconverter.transcode.products import Conversion, Produced, Runner
 from videoconverter.transcode.runner import RunResult, ffmpeg_executable, run_ffmpeg
 
 log = logging.getLogger(__name__)
@@ -228,11 +228,13 @@ class Worker:
         started = time.monotonic()
         with Heartbeat(self.svc, delivery, self.config.visibility_timeout_seconds) as heartbeat:
             try:
-                produced = produce(
-                    self.rendition, ffmpeg=self.ffmpeg, source=source_path, info=info, workdir=workdir,
-                    limits=self.config.limits, threads=self.config.ffmpeg_threads,
-                    run=self._runner(workdir, record, heartbeat), version=output_version(record.etag),
+                run = self._runner(workdir, record, heartbeat)
+                config = self.config
+                job = Conversion(
+                    self.ffmpeg, source_path, info, workdir, config.limits, run, output_version(record.etag),
+                    config.ffmpeg_threads,
                 )  # fmt: skip
+                produced = produce(self.rendition, job)
             except ShutdownRequested:
                 if heartbeat.lost.is_set():
                     raise LeaseLost() from None

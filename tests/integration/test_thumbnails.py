@@ -19,7 +19,7 @@ from videoconverter.config import Limits
 from videoconverter.renditions import Rendition, default_rendition
 from videoconverter.samples import make_hdr_clip
 from videoconverter.transcode.probe import probe
-from videoconverter.transcode.products import Produced
+from videoconverter.transcode.products import Conversion, Produced, Runner
 from videoconverter.transcode.runner import run_ffmpeg
 from videoconverter.transcode.thumbnails import produce_thumbnails
 
@@ -52,10 +52,9 @@ def black_start(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Pa
 
 def produce(source: Path, workdir: Path, ffmpeg: str, rendition: Rendition = THUMBS) -> Produced:
     workdir.mkdir(parents=True, exist_ok=True)
-    return produce_thumbnails(
-        rendition, ffmpeg=ffmpeg, source=source, info=probe(source, Limits()), workdir=workdir, limits=Limits(),
-        run=lambda args, _duration: run_ffmpeg(args, workdir=workdir, timeout_seconds=60), version="v1",
-    )  # fmt: skip
+    run: Runner = lambda args, _duration: run_ffmpeg(args, workdir=workdir, timeout_seconds=60)  # noqa: E731
+    job = Conversion(ffmpeg, source, probe(source, Limits()), workdir, Limits(), run, "v1")
+    return produce_thumbnails(rendition, job)
 
 
 def picture(path: Path) -> tuple[int, int, float]:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import dataclasses
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.unit.test_command import media_info as command_media_info
 from videoconverter.config import Limits
 from videoconverter.renditions import default_rendition
 from videoconverter.transcode.command import input_args
@@ -39,22 +41,9 @@ LIMITS = Limits()
 THUMBS = dataclasses.replace(default_rendition(720, kind="thumbnails"), thumbnail_interval_seconds=10.0)
 
 
-def media_info(**changes: object) -> MediaInfo:
-    values: dict[str, object] = {
-        "format_name": "mov,mp4,m4a,3gp,3g2,mj2",
-        "duration_seconds": 60.0,
-        "width": 1920,
-        "height": 1080,
-        "rotation_degrees": 0,
-        "sample_aspect_ratio": Fraction(1),
-        "frame_rate": 30.0,
-        "video_codec": "h264",
-        "has_audio": True,
-        "audio_sample_rate": 48000,
-        "stream_count": 2,
-    }
-    values.update(changes)
-    return MediaInfo(**values)  # type: ignore[arg-type]
+def media_info(**changes: Any) -> MediaInfo:
+    """A one-minute 1080p source unless ``changes`` say otherwise."""
+    return command_media_info(**{"duration_seconds": 60.0, **changes})
 
 
 def after(args: list[str], option: str) -> str:

@@ -25,7 +25,7 @@ from videoconverter.transcode.command import (
 from videoconverter.transcode.geometry import OutputSize, output_size
 from videoconverter.transcode.playlists import Variant, avc_codec, bitrates, master_playlist, parse_media_playlist
 from videoconverter.transcode.probe import MediaInfo
-from videoconverter.transcode.products import OutputFile, Produced, Runner
+from videoconverter.transcode.products import Conversion, OutputFile, Produced
 
 MASTER = "master.m3u8"
 ONE_DECODE_MIN_CORES = 8  # see bench/ladder.py: below this, one process per rung finished sooner
@@ -106,39 +106,34 @@ def rung_command(
     return args + _rung_output(info, rung, rendition.segment_seconds, threads)
 
 
-def produce_ladder(
-    rendition: Rendition,
-    *,
-    ffmpeg: str,
-    source: Path,
-    info: MediaInfo,
-    workdir: Path,
-    limits: Limits,
-    threads: int,
-    run: Runner,
-    version: str,
-) -> Produced:
+def produce_ladder(rendition: Rendition, job: Conversion) -> Produced:
     """Encode the ladder and list its files: every rung's init section, segments and playlist under
     ``VERSION/RUNG/``, then ``master.m3u8`` last."""
-    rungs, note = plan_ladder(info, rendition, workdir)
+    info = job.info
+    rungs, note = plan_ladder(info, rendition, job.workdir)
     for rung in rungs:
         rung.directory.mkdir(parents=True)
-    if chosen_mode(rendition) == "one-decode" or len(rungs) == 1:
-        run(one_decode_command(ffmpeg, source, info, rungs, rendition, limits, threads), info.duration_seconds)
-    else:
-        commands = [rung_command(ffmpeg, source, info, rung, rendition, limits, threads) for rung in rungs]
-        with ThreadPoolExecutor(len(commands), thread_name_prefix="rung") as pool:
-            for _ in pool.map(lambda args: run(args, info.duration_seconds), commands):
-                pass  # map re-raises the first failure
+    _encode(rendition, job, rungs)
     files: list[OutputFile] = []
     variants: list[Variant] = []
     for rung in rungs:
-        rung_files, variant = _collect(rung, info, rendition, version)
+        rung_files, variant = _collect(rung, info, rendition, job.version)
         files += rung_files
         variants.append(variant)
-    master = workdir / "hls" / MASTER
+    master = job.workdir / "hls" / MASTER
     master.write_text(master_playlist(variants, info.has_audio), encoding="utf-8")
     return Produced((*files, OutputFile(MASTER, master, CONTENT_TYPES[".m3u8"])), note)
+
+
+def _encode(rendition: Rendition, job: Conversion, rungs: list[Rung]) -> None:
+    duration, ffmpeg, source, info, limits = job.info.duration_seconds, job.ffmpeg, job.source, job.info, job.limits
+    if chosen_mode(rendition) == "one-decode" or len(rungs) == 1:
+        job.run(one_decode_command(ffmpeg, source, info, rungs, rendition, limits, job.threads), duration)
+        return
+    commands = [rung_command(ffmpeg, source, info, r, rendition, limits, job.threads) for r in rungs]
+    with ThreadPoolExecutor(len(commands), thread_name_prefix="rung") as pool:
+        for _ in pool.map(lambda args: job.run(args, duration), commands):
+            pass  # map re-raises the first failure
 
 
 def _collect(rung: Rung, info: MediaInfo, rendition: Rendition, version: str) -> tuple[list[OutputFile], Variant]:

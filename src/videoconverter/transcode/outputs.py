@@ -7,8 +7,8 @@ from pathlib import Path
 from videoconverter.config import Limits, Rendition
 from videoconverter.transcode.command import build_command
 from videoconverter.transcode.geometry import output_size
-from videoconverter.transcode.probe import MediaInfo, probe
-from videoconverter.transcode.products import OutputFile, Produced, Runner
+from videoconverter.transcode.probe import probe
+from videoconverter.transcode.products import Conversion, OutputFile, Produced, Runner
 from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
 
 #: The file of each kind whose presence says the output is complete ("" is the upload's key itself).
@@ -29,40 +29,21 @@ def output_version(etag: str) -> str:
     return "".join(c for c in etag if c.isalnum())[:16].lower() or "v"
 
 
-def produce(
-    rendition: Rendition,
-    *,
-    ffmpeg: str,
-    source: Path,
-    info: MediaInfo,
-    workdir: Path,
-    limits: Limits,
-    threads: int,
-    run: Runner,
-    version: str,
-) -> Produced:
-    """Run FFmpeg as ``rendition.kind`` needs and return the files to write (the marker last).
-
-    ``version`` (from the source's ETag) names the directory of multi-file outputs, so a new upload of the
-    same key never mixes its segments with the previous one's while players still read them.
-    """
+def produce(rendition: Rendition, job: Conversion) -> Produced:
+    """Run FFmpeg as ``rendition.kind`` needs and return the files to write (the marker last)."""
     if rendition.kind == "hls":
         from videoconverter.transcode.ladder import produce_ladder
 
-        return produce_ladder(
-            rendition, ffmpeg=ffmpeg, source=source, info=info, workdir=workdir, limits=limits,
-            threads=threads, run=run, version=version,
-        )  # fmt: skip
+        return produce_ladder(rendition, job)
     if rendition.kind == "thumbnails":
         from videoconverter.transcode.thumbnails import produce_thumbnails
 
-        return produce_thumbnails(
-            rendition, ffmpeg=ffmpeg, source=source, info=info, workdir=workdir, limits=limits, run=run,
-            version=version,
-        )  # fmt: skip
+        return produce_thumbnails(rendition, job)
+    info = job.info
     size = output_size(*info.display_size, rendition)
-    destination = workdir / "output.mp4"
-    run(build_command(ffmpeg, source, destination, info, size, rendition, limits, threads), info.duration_seconds)
+    destination = job.workdir / "output.mp4"
+    args = build_command(job.ffmpeg, job.source, destination, info, size, rendition, job.limits, job.threads)
+    job.run(args, info.duration_seconds)
     return Produced((OutputFile("", destination, "video/mp4"),), size.note)
 
 
@@ -84,8 +65,5 @@ def convert_file(
     run: Runner = lambda args, _duration: run_ffmpeg(  # noqa: E731
         args, workdir=workdir, timeout_seconds=limits.transcode_timeout_seconds
     )
-    return produce(
-        rendition, ffmpeg=ffmpeg or ffmpeg_executable(), source=source, info=info, workdir=workdir,
-        limits=limits, threads=threads, run=run, version=version,
-    )  # fmt: skip
-
+    job = Conversion(ffmpeg or ffmpeg_executable(), source, info, workdir, limits, run, version, threads)
+    return produce(rendition, job)

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from videoconverter.config import Limits
+from videoconverter.transcode.probe import MediaInfo
 from videoconverter.transcode.runner import RunResult
 
 #: Runs one FFmpeg argument list to completion in the job's private directory, with the job's timeout, stop
@@ -36,3 +38,17 @@ class Produced:
     @property
     def marker(self) -> OutputFile:
         return self.files[-1]
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """One job's conversion, as every kind's producer receives it."""
+
+    ffmpeg: str
+    source: Path  # the downloaded upload, probed
+    info: MediaInfo
+    workdir: Path  # private to the job; FFmpeg runs and writes here
+    limits: Limits
+    run: Runner
+    version: str  # names the directory of multi-file outputs: a new upload never mixes with the previous one
+    threads: int = 0  # FFmpeg's -threads; 0: its own choice

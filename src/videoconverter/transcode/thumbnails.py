@@ -30,7 +30,7 @@ from videoconverter.renditions import Rendition
 from videoconverter.transcode import poster
 from videoconverter.transcode.command import input_args
 from videoconverter.transcode.probe import MediaInfo
-from videoconverter.transcode.products import OutputFile, Produced, Runner
+from videoconverter.transcode.products import Conversion, OutputFile, Produced, Runner
 from videoconverter.transcode.sprites import SpriteLayout, build_vtt, sprite_layout
 
 #: A long video's interval is widened (to whole seconds) so that it gets no more thumbnails than this.
@@ -111,22 +111,15 @@ def thumbnails_args(
     return args
 
 
-def produce_thumbnails(
-    rendition: Rendition,
-    *,
-    ffmpeg: str,
-    source: Path,
-    info: MediaInfo,
-    workdir: Path,
-    limits: Limits,
-    run: Runner,
-    version: str,
-) -> Produced:
+def produce_thumbnails(rendition: Rendition, job: Conversion) -> Produced:
     """Make the poster, thumbnails and (when ``rendition.sprite``) sprites with their VTT, in ``workdir``.
 
     Returns the files in upload order, ``index.json`` last. Raises what ``run`` raises, or
     :class:`TranscodeError` when FFmpeg succeeded but wrote no picture.
     """
+    ffmpeg, source, info, workdir, limits, run, version = (
+        job.ffmpeg, job.source, job.info, job.workdir, job.limits, job.run, job.version
+    )
     root = workdir / "thumbnails"
     shutil.rmtree(root, ignore_errors=True)  # a retried job must not pick up an earlier attempt's pictures
     (root / "thumbnails").mkdir(parents=True)
