@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from videoconverter import __version__, cli_events, dead_letters
+from videoconverter import __version__, cli_events, cli_media, dead_letters
 from videoconverter.app import Services, open_services, provision, provision_plan, services, settled
 from videoconverter.config import ENVIRONMENT, Config, load_config
 from videoconverter.errors import ConfigError, VideoConverterError
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cli_events.add_scaling_arguments(p, workers_option=False)
     cli_events.add_commands(command, cmd_events, cmd_webhooks)
+    cli_media.add_commands(command)
     p = command("cp", cmd_cp, "copy a file to or from a bucket (like `aws s3 cp`)")
     p.add_argument("source", help="local path or s3://BUCKET/KEY")
     p.add_argument("destination", help="local path or s3://BUCKET/[KEY] (a trailing / keeps the file name)")

@@ -31,8 +31,12 @@ _PRESET_VALUES = {
     "vp9": tuple(str(n) for n in range(9)),
 }
 _MAX_CRF = {"h264": 51, "hevc": 51, "av1": 63, "vp9": 63}
-#: Elastic Transcoder's Generic presets' video bitrates, which our caps stay under (see bench/quality.py).
+#: Elastic Transcoder's Generic presets' video bitrates: the baseline that bench/quality.py measures against.
 GENERIC_PRESET_VIDEO_KBPS = {480: 1200, 720: 2400, 1080: 5400, 1440: 9000, 2160: 16000}
+#: Our caps: about 80 % of those (720p 78 %, so that with audio a long hard video stays under 80 % of the
+#: bytes). bench/quality.py: equal VMAF (within 0.5) or better on every clip, at 43-76 % of the bytes.
+CAP_SHARE_OF_GENERIC = {480: 0.8, 720: 0.78, 1080: 0.8, 1440: 0.8, 2160: 0.8}
+DEFAULT_CAP_SHARE = 0.8
 DEFAULT_LADDER = (360, 480, 720, 1080)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # + "-dlq" stays within SQS's 80 characters
 
@@ -82,7 +86,10 @@ class Rendition:
 
 
 def default_video_kbps(short_side: int) -> int:
-    return GENERIC_PRESET_VIDEO_KBPS.get(short_side) or max(300, round(short_side * short_side * 0.0047))
+    """The default cap of a rendition: a share of Elastic Transcoder's rate for its size (or of the same
+    curve, 0.0047 kb/s a pixel of short side squared, for sizes it had no preset for), rounded to 10 kb/s."""
+    generic = GENERIC_PRESET_VIDEO_KBPS.get(short_side) or max(300, round(short_side * short_side * 0.0047))
+    return max(250, int(round(generic * CAP_SHARE_OF_GENERIC.get(short_side, DEFAULT_CAP_SHARE), -1)))
 
 
 def default_rendition(short_side: int, name: str | None = None, kind: str = "mp4") -> Rendition:

@@ -61,8 +61,8 @@ def test_default_renditions() -> None:
         "videoconverter_1080p",
         "videoconverter-output-1080p",
     )
-    assert r720.max_video_bitrate_kbps == 2400
-    assert r1080.max_video_bitrate_kbps == 5400
+    assert r720.max_video_bitrate_kbps == 1870  # 78 % of Elastic Transcoder's Generic 720p (bench/quality.py)
+    assert r1080.max_video_bitrate_kbps == 4320  # 80 % of its Generic 1080p
     assert r720.dead_letter_queue == "videoconverter_720p-dlq"
     assert config.rendition("1080p") is r1080
 
@@ -186,7 +186,7 @@ def test_adding_a_rendition(tmp_path: Path) -> None:
     assert r480.short_side == 480
     assert r480.queue == "videoconverter_480p"
     assert r480.output_bucket == "videoconverter-output-480p"
-    assert r480.max_video_bitrate_kbps == 1200
+    assert r480.max_video_bitrate_kbps == 960
     assert config.rendition("480p") is r480
 
 

@@ -58,7 +58,7 @@ def test_plan_skips_rungs_above_the_source(width: int, height: int, expected: li
 
 def test_each_rung_has_its_own_bitrate_cap() -> None:
     rungs, _ = plan_ladder(media_info(), HLS, WORK)
-    assert [r.rendition.max_video_bitrate_kbps for r in rungs] == [609, 1200, 2400, 5400]
+    assert [r.rendition.max_video_bitrate_kbps for r in rungs] == [490, 960, 1870, 4320]
 
 
 @pytest.mark.parametrize(("mode", "cores", "expected"), [
@@ -80,7 +80,7 @@ def test_one_decode_reads_the_source_once_and_writes_every_rung() -> None:
     assert playlists == [f"file:{WORK}/hls/{side}p/index.m3u8" for side in (360, 480, 720, 1080)]
     assert values_of(args, "-hls_time") == ["4"] * 4 and values_of(args, "-hls_segment_type") == ["fmp4"] * 4
     assert values_of(args, "-g") == ["60"] * 4 and values_of(args, "-sc_threshold") == ["0"] * 4
-    assert values_of(args, "-maxrate") == ["609k", "1200k", "2400k", "5400k"]
+    assert values_of(args, "-maxrate") == ["490k", "960k", "1870k", "4320k"]
 
 
 def test_a_rung_process_decodes_on_its_own_with_the_same_keyframes() -> None:
@@ -135,8 +135,8 @@ def test_master_playlist_lists_rungs_lowest_first_with_what_players_need() -> No
     [
         ("h264", "libx264", ["-profile:v", "high", "-x264-params", "vbv-init=0.5", "-sc_threshold", "0"]),
         ("hevc", "libx265", ["-tag:v", "hvc1", "-sc_threshold", "0"]),
-        ("av1", "libsvtav1", ["-svtav1-params", "scd=0", "-maxrate", "2400k"]),
-        ("vp9", "libvpx-vp9", ["-b:v", "2400k", "-row-mt", "1", "-cpu-used", "4"]),
+        ("av1", "libsvtav1", ["-svtav1-params", "scd=0", "-maxrate", "1870k"]),
+        ("vp9", "libvpx-vp9", ["-b:v", "1870k", "-row-mt", "1", "-cpu-used", "4"]),
     ],
 )
 def test_every_codec_is_quality_targeted_capped_and_keyframed(codec: str, encoder: str, expected: list[str]) -> None:

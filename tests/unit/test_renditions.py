@@ -81,5 +81,5 @@ def test_mistakes_are_named(toml: str, message: str) -> None:
 def test_a_rung_takes_the_ladders_codec_settings_and_its_own_cap() -> None:
     (r,) = parse('[[renditions]]\nkind = "hls"\npreset = "fast"\ncrf = 21\n')
     rung = r.rung(720)
-    assert (rung.kind, rung.name, rung.short_side, rung.max_video_bitrate_kbps) == ("mp4", "720p", 720, 2400)
+    assert (rung.kind, rung.name, rung.short_side, rung.max_video_bitrate_kbps) == ("mp4", "720p", 720, 1870)
     assert (rung.effective_preset, rung.effective_crf) == ("fast", 21)
