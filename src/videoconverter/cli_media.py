@@ -78,6 +78,11 @@ def cmd_convert(args: argparse.Namespace, config: Config) -> int:
     outdir: Path = args.outdir
     if (outdir / source.name).resolve() == source.resolve():
         raise VideoConverterError(f"{outdir / source.name} would overwrite the source: choose another OUTDIR")
+    if rendition.kind != "mp4" and (outdir / source.name).is_file():
+        raise VideoConverterError(
+            f"{outdir / source.name} is a file, and a {rendition.kind} rendition writes a directory of that name: "
+            "choose another OUTDIR"
+        )
     outdir.mkdir(parents=True, exist_ok=True)
     # Converted next to where it ends up, so each move is a rename on one file system: no half-written file
     # ever appears under its final name.

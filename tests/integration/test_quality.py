@@ -160,3 +160,17 @@ def test_convert_and_quality_take_paths_relative_to_the_current_directory(
     measured = run_cli(tiny_config_path, "quality", "in.mp4", "out/in.mp4", "--json", "--threads", "1", cwd=tmp_path)
     assert measured.returncode == 0, measured.stderr
     assert json.loads(measured.stdout)["width"] == 160
+
+
+def test_convert_writes_a_ladder_under_a_directory_named_after_the_source(source: Path, tmp_path: Path) -> None:
+    config = tmp_path / "hls.toml"
+    config.write_text('[[renditions]]\nkind = "hls"\nladder = [90, 180]\npreset = "ultrafast"\n')
+    result = run_cli(config, "convert", str(source), str(tmp_path / "out"), "--json")
+    assert result.returncode == 0, result.stderr
+    paths = [Path(f["path"]) for f in json.loads(result.stdout)["files"]]
+    assert paths[-1] == tmp_path / "out" / source.name / "master.m3u8"
+    assert all(p.is_file() and (tmp_path / "out" / source.name) in p.parents for p in paths)
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / source.name).write_bytes(b"an earlier MP4")
+    clash = run_cli(config, "convert", str(source), str(tmp_path / "flat"))
+    assert clash.returncode == 1 and "a hls rendition writes a directory of that name" in clash.stderr
