@@ -5,7 +5,7 @@ Usage: .venv/bin/python bench/ladder.py [--seconds 10] [--size 1920x1080] [--pre
 Both modes make the same files (tests/integration/test_ladder.py checks it); only the process layout differs.
 The source is a generated clip with motion and grain (hard for the encoder, like camera footage). Runs alternate
 between modes to spread any drift of the machine evenly, and the median of each is compared. The ladder's
-`ladder_mode = "auto"` picks one-decode from ONE_DECODE_MIN_CORES cores up (src/videoconverter/transcode/ladder.py).
+The faster one is the default `ladder_mode` (src/videoconverter/renditions.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 from videoconverter.renditions import default_rendition
-from videoconverter.transcode.ladder import ONE_DECODE_MIN_CORES, chosen_mode
 from videoconverter.transcode.outputs import convert_file
 from videoconverter.transcode.runner import ffmpeg_executable
 
@@ -64,12 +63,11 @@ def main() -> None:
                 started = time.perf_counter()
                 produced = convert_file(source, workdir, dataclasses.replace(ladder, ladder_mode=mode))
                 times[mode].append(time.perf_counter() - started)
-                print(f"  run {run + 1} {mode:<10} {times[mode][-1]:7.2f} s  ({len(produced.files)} files)")
+                print(f"  run {run + 1} {mode:<10} {times[mode][-1]:7.2f} s  ({len(produced.files)} files)", flush=True)
     one, per = (statistics.median(times[mode]) for mode in MODES)
     print(f"median: one-decode {one:.2f} s, per-rung {per:.2f} s; one-decode / per-rung = {one / per:.3f}")
     faster = "one-decode" if one < per else "per-rung"
-    auto = chosen_mode(dataclasses.replace(ladder, ladder_mode="auto"), cores)
-    print(f"faster here: {faster}; `auto` picks {auto} on {cores} cores (one-decode from {ONE_DECODE_MIN_CORES})")
+    print(f"faster here: {faster}; the default ladder_mode is {default_rendition(1080, kind='hls').ladder_mode}")
 
 
 if __name__ == "__main__":

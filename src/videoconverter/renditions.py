@@ -18,7 +18,7 @@ from videoconverter.errors import ConfigError
 
 KINDS = ("mp4", "hls", "thumbnails")
 CODECS = ("h264", "hevc", "av1", "vp9")
-LADDER_MODES = ("auto", "one-decode", "per-rung")
+LADDER_MODES = ("one-decode", "per-rung")
 HDR_MODES = ("tonemap", "keep")
 #: CRF of each codec when the rendition sets none: about the same quality for each (their scales differ).
 DEFAULT_CRF = {"h264": 23, "hevc": 26, "av1": 33, "vp9": 33}
@@ -62,7 +62,7 @@ class Rendition:
     hdr: str = "tonemap"  # "keep": HDR stays HDR (10-bit HEVC, AV1 or VP9 only)
     ladder: tuple[int, ...] = DEFAULT_LADDER  # hls: rungs' short sides; those above the source are skipped
     segment_seconds: float = 4.0  # hls
-    ladder_mode: str = "auto"  # hls: one FFmpeg for all rungs, or one per rung (see bench/ladder.py)
+    ladder_mode: str = "one-decode"  # hls: one FFmpeg for all rungs (faster: bench/ladder.py), or one per rung
     thumbnail_interval_seconds: float = 10.0  # thumbnails
     thumbnail_width: int = 320  # thumbnails and sprite tiles
     sprite: bool = True  # thumbnails: also a sprite sheet with a WebVTT index for seek previews

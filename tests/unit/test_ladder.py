@@ -13,7 +13,7 @@ from videoconverter.config import Limits
 from videoconverter.errors import TranscodeError
 from videoconverter.renditions import default_rendition
 from videoconverter.transcode.codecs import encoder_args
-from videoconverter.transcode.ladder import chosen_mode, one_decode_command, plan_ladder, rung_command
+from videoconverter.transcode.ladder import one_decode_command, plan_ladder, rung_command
 from videoconverter.transcode.playlists import (
     Variant,
     avc_codec,
@@ -61,11 +61,8 @@ def test_each_rung_has_its_own_bitrate_cap() -> None:
     assert [r.rendition.max_video_bitrate_kbps for r in rungs] == [490, 960, 1870, 4320]
 
 
-@pytest.mark.parametrize(("mode", "cores", "expected"), [
-    ("auto", 2, "per-rung"), ("auto", 16, "one-decode"), ("one-decode", 2, "one-decode"), ("per-rung", 64, "per-rung"),
-])  # fmt: skip
-def test_mode(mode: str, cores: int, expected: str) -> None:
-    assert chosen_mode(dataclasses.replace(HLS, ladder_mode=mode), cores) == expected
+def test_one_decode_is_the_default() -> None:
+    assert HLS.ladder_mode == "one-decode"
 
 
 def test_one_decode_reads_the_source_once_and_writes_every_rung() -> None:

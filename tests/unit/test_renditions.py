@@ -39,7 +39,7 @@ def test_x264_preset_still_works_for_h264() -> None:
 def test_an_hls_rendition_needs_no_short_side_and_is_named_after_its_kind() -> None:
     (r,) = parse('[[renditions]]\nkind = "hls"\n')
     assert (r.name, r.queue, r.output_bucket) == ("hls", "videoconverter_hls", "videoconverter-output-hls")
-    assert (r.ladder, r.short_side, r.segment_seconds, r.ladder_mode) == (DEFAULT_LADDER, 1080, 4.0, "auto")
+    assert (r.ladder, r.short_side, r.segment_seconds, r.ladder_mode) == (DEFAULT_LADDER, 1080, 4.0, "one-decode")
 
 
 def test_a_ladder_is_sorted_and_deduplicated() -> None:
@@ -67,7 +67,7 @@ def test_a_thumbnails_rendition() -> None:
         ('kind = "hls"\nladder = [361]', "renditions[0].ladder: rungs are even short sides"),
         ('kind = "hls"\nsegment_seconds = 10', "renditions[0].segment_seconds: expected 2 to 6"),
         ('kind = "hls"\nsegment_seconds = 3', "renditions[0].segment_seconds: must be a multiple of"),
-        ('kind = "hls"\nladder_mode = "fast"', "renditions[0].ladder_mode: expected one of auto"),
+        ('kind = "hls"\nladder_mode = "fast"', "renditions[0].ladder_mode: expected one of one-decode, per-rung"),
         ('kind = "thumbnails"\nthumbnail_width = 4', "renditions[0]: thumbnail_interval_seconds must be 1"),
         ('kind = "thumbnails"\nsprite = "yes"', "renditions[0].sprite: expected bool"),
         ("segment_second = 4\nshort_side = 720", "renditions[0].segment_second: unknown setting"),
