@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,12 +37,13 @@ from videoconverter.logs import JobLog
 from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.outputs import marker_name, output_key, output_version, produce
 from videoconverter.transcode.probe import MediaInfo, probe
-from videoconverter.transcode.products import Conversion, Produced, Runner
+from videoconverter.transcode.products import Conversion, OutputFile, Produced, Runner
 from videoconverter.transcode.runner import RunResult, ffmpeg_executable, run_ffmpeg
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 1.0
 STOP_CHECK_SECONDS = 1.0  # how long one receive waits before the stop flag is looked at again
+PUBLISH_THREADS = 8  # a ladder's segments are uploaded side by side (one S3 round trip each)
 IDLE_CONFIRM_SECONDS = 0.3  # with exit_when_idle: how long an empty queue is watched before leaving
 
 
@@ -219,7 +221,8 @@ class Worker:
                 f"FFmpeg finished in {produced.elapsed_seconds:.1f} s ({len(produced.files)} file(s) to write)"
             )
             self._check_lease(delivery)  # a worker that lost its lease must not write
-            self._publish(record, produced, job_log)
+            with Heartbeat(self.svc, delivery, config.visibility_timeout_seconds):  # a ladder is many files
+                self._publish(record, produced, job_log)
         return Outcome(store.url(rendition.output_bucket, marker_key), produced.note)
 
     def _produce(
@@ -246,8 +249,13 @@ class Worker:
         of this upload left under the key (multi-file outputs only)."""
         store, bucket = self.svc.store, self.rendition.output_bucket
         metadata = {"source-etag": record.etag, "source-sequencer": record.sequencer, "rendition": self.rendition.name}
-        for file in produced.files[:-1]:
+
+        def put(file: OutputFile) -> None:
             store.put_file(bucket, output_key(record.key, file.name), file.path)
+
+        with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="publish") as pool:
+            for _ in pool.map(put, produced.files[:-1]):
+                pass  # every file before the marker, side by side; map re-raises the first failure
         marker = produced.marker
         written = store.put_file(bucket, output_key(record.key, marker.name), marker.path, metadata=metadata)
         job_log.info(
