@@ -3,6 +3,7 @@ sign in, upload through the page, watch both renditions finish, play the 720p ou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -39,8 +40,15 @@ x264_preset = "ultrafast"
 
 @pytest.fixture
 def dashboard(tmp_path: Path) -> Iterator[str]:
+    with serving(tmp_path, CONFIG) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, renditions_toml: str) -> Iterator[str]:
+    """`videoconverter up` with an API token on ``renditions_toml`` (embedded backends under tmp_path): its URL."""
     config = tmp_path / "videoconverter.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\n' + CONFIG)
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n' + renditions_toml)
     port = free_port()
     env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(config), "VIDEOCONVERTER_API_TOKEN": TOKEN}
     up = subprocess.Popen([sys.executable, "-m", "videoconverter", "up", "--port", str(port)], env=env)

@@ -6,9 +6,6 @@ hls.js comes from npm (tests/browser/package-lock.json); `make test` installs it
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.browser.test_dashboard import browser  # noqa: F401 - the fixture, shared
-from tests.conftest import interrupt, require_service, wait_until
+from tests.browser.test_dashboard import browser, serving  # noqa: F401 - browser: the fixture, shared
+from tests.conftest import require_service, wait_until
 from tests.web.conftest import TOKEN
-from tests.web.test_streamed_upload import free_port, healthy
 
 HLS_JS = Path(__file__).resolve().parent / "node_modules" / "hls.js" / "dist" / "hls.min.js"
 KEY = "clip.mp4"
@@ -81,19 +77,8 @@ def hls_js() -> Path:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """`videoconverter up` (embedded backends) with one HLS rendition: a two-rung ladder of 2 s segments."""
-    config = tmp_path / "videoconverter.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\n' + CONFIG)
-    port = free_port()
-    env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(config), "VIDEOCONVERTER_API_TOKEN": TOKEN}
-    up = subprocess.Popen([sys.executable, "-m", "videoconverter", "up", "--port", str(port)], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: healthy(url) or up.poll() is not None, 30, 0.1, "videoconverter up")
-        assert up.poll() is None
+    with serving(tmp_path, CONFIG) as url:
         yield url
-    finally:
-        code = interrupt(up)
-    assert code == 0
 
 
 def upload(url: str, path: Path) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.unit.test_command import media_info as command_media_info
 from videoconverter.config import Limits
 from videoconverter.errors import TranscodeError
 from videoconverter.transcode.probe import MediaInfo
@@ -26,21 +26,8 @@ OUTPUT = Path("/tmp/vc-quality/output.mp4")
 
 
 def media_info(**overrides: Any) -> MediaInfo:
-    values: dict[str, Any] = {
-        "format_name": "mov,mp4,m4a,3gp,3g2,mj2",
-        "duration_seconds": 10.0,
-        "width": 1920,
-        "height": 1080,
-        "rotation_degrees": 0,
-        "sample_aspect_ratio": Fraction(1),
-        "frame_rate": 30.0,
-        "video_codec": "h264",
-        "has_audio": True,
-        "audio_sample_rate": 48000,
-        "stream_count": 2,
-    }
-    values.update(overrides)
-    return MediaInfo(**values)
+    """A ten-second 1080p source unless ``overrides`` say otherwise."""
+    return command_media_info(**{"duration_seconds": 10.0, **overrides})
 
 
 def command(
