@@ -36,29 +36,27 @@ Consumer timeout: RabbitMQ closes the channel of a delivery left unacknowledged 
 stay the same after an upgrade): set ``consumer_timeout`` in ``rabbitmq.conf`` above the longest job there.
 
 Threads: pika's ``BlockingConnection`` is not thread-safe and answers server heartbeats only inside its own calls.
-Each broker owns one I/O thread that holds the connection, runs every operation submitted by other threads,
-returns expired leases and keeps the connection alive while workers run FFmpeg. After a lost connection it
-reconnects; the leases held then are gone (RabbitMQ has requeued their messages) and refused as stale.
+Each broker owns one I/O thread (``rabbitmq_io.AmqpConnection``) that holds the connection, runs every operation
+submitted by other threads, returns expired leases and keeps the connection alive while workers run FFmpeg.
+After a lost connection it reconnects; the leases held then are gone (RabbitMQ has requeued their messages) and
+refused as stale.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue as queues
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeoutError
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pika
 import pika.exceptions
 
 from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth, Topology
+from videoconverter.brokers.rabbitmq_io import OPERATION_TIMEOUT_SECONDS, AmqpConnection
 from videoconverter.brokers.rabbitmq_messages import (
     DEAD_LETTER_QUEUE_SUFFIX,
     DEAD_LETTERED_AT_HEADER,
@@ -90,13 +88,9 @@ from videoconverter.logs import redact
 log = logging.getLogger(__name__)
 if logging.getLogger("pika").level == logging.NOTSET:  # it logs every channel opened or closed at INFO
     logging.getLogger("pika").setLevel(logging.WARNING)
-T = TypeVar("T")
 
 POLL_MIN_SECONDS = 0.05
 POLL_MAX_SECONDS = 0.5
-IO_TICK_SECONDS = 0.05  # how often the I/O thread looks at leases and answers heartbeats when idle
-OPERATION_TIMEOUT_SECONDS = 60.0
-RECONNECT_MAX_DELAY_SECONDS = 30.0
 _NOT_FOUND = 404
 _PRECONDITION_FAILED = 406
 
@@ -120,23 +114,16 @@ class RabbitMQBroker:
     def __init__(self, url: str) -> None:
         self.display_url = redact(url)
         try:
-            self._parameters = pika.URLParameters(url)
+            parameters = pika.URLParameters(url)
         except Exception as exc:  # pika raises ValueError and friends for a malformed URL
             raise ConfigError(f"broker: {self.display_url} is not a valid AMQP URL: {exc}") from exc
-        if self._parameters.blocked_connection_timeout is None:
-            self._parameters.blocked_connection_timeout = OPERATION_TIMEOUT_SECONDS
-        self._operations: queues.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queues.SimpleQueue()
+        if parameters.blocked_connection_timeout is None:
+            parameters.blocked_connection_timeout = OPERATION_TIMEOUT_SECONDS
         self._leases: dict[str, _Lease] = {}
         self._dead_letter_queues: dict[str, str] = {}
         self._delay_queues: set[str] = set()  # known to exist
-        self._stopping = threading.Event()
-        self._connection: Any = self._connect()
-        self._control: Any = None  # publishes (with confirms) and declarations
-        self._probe: Any = None  # passive declarations, whose 404 closes the channel
-        self._work: Any = None  # basic.get, ack and reject: it holds the leases
-        self._reconnect_delay = 1.0
-        self._thread = threading.Thread(target=self._run, name="rabbitmq-io", daemon=True)
-        self._thread.start()
+        # Leases die with the connection or the work channel (RabbitMQ requeues their messages).
+        self._io = AmqpConnection(parameters, self.display_url, on_tick=self._expire_leases, on_lost=self._leases.clear)
 
     @classmethod
     def from_url(cls, url: str) -> RabbitMQBroker:
@@ -144,27 +131,27 @@ class RabbitMQBroker:
 
     def server_version(self) -> str:
         """The RabbitMQ version the connection reports, e.g. ``3.10.8``."""
-        return self._call(self._server_version)
+        return self._io.call(self._server_version)
 
     def _server_version(self) -> str:
-        version = self._connection._impl.server_properties.get("version", "")
+        version = self._io.connection._impl.server_properties.get("version", "")
         return version.decode() if isinstance(version, bytes) else str(version)
 
     # --- topology ---------------------------------------------------------------------------------------
 
     def declare(self, topology: Topology) -> None:
-        self._call(lambda: self._declare(topology))
+        self._io.call(lambda: self._declare(topology))
 
     def _declare(self, topology: Topology) -> None:
         with self._precondition(f"the exchange (topic) {topology.topic!r}"):
-            self._control_channel().exchange_declare(topology.topic, exchange_type="fanout", durable=True)
+            self._io.control_channel().exchange_declare(topology.topic, exchange_type="fanout", durable=True)
         for spec in topology.queues:
             self._declare_queue(spec.dead_letter_queue, dead_letter_queue_arguments())
             self._declare_queue(spec.name, work_queue_arguments(spec))
             for rung in DELAY_LADDER_SECONDS:
                 self._declare_queue(delay_queue_name(spec.name, rung), delay_queue_arguments(spec.name, rung))
                 self._delay_queues.add(delay_queue_name(spec.name, rung))
-            self._control_channel().queue_bind(spec.name, topology.topic)
+            self._io.control_channel().queue_bind(spec.name, topology.topic)
             self._dead_letter_queues[spec.name] = spec.dead_letter_queue
         version = self._server_version()
         if version_tuple(version) < (3, 12):
@@ -176,7 +163,7 @@ class RabbitMQBroker:
 
     def _declare_queue(self, name: str, arguments: dict[str, Any]) -> None:
         with self._precondition(f"queue {name!r}"):
-            self._control_channel().queue_declare(name, durable=True, arguments=arguments)
+            self._io.control_channel().queue_declare(name, durable=True, arguments=arguments)
 
     @contextlib.contextmanager
     def _precondition(self, what: str) -> Iterator[None]:
@@ -196,7 +183,7 @@ class RabbitMQBroker:
         """Delete the topic, the queues, their delay and dead-letter queues, and every message in them."""
 
         def delete() -> None:
-            channel = self._control_channel()
+            channel = self._io.control_channel()
             for spec in topology.queues:
                 for name in (
                     spec.name,
@@ -209,18 +196,18 @@ class RabbitMQBroker:
                 self._dead_letter_queues.pop(spec.name, None)
                 self._delay_queues.difference_update(delay_queue_name(spec.name, r) for r in DELAY_LADDER_SECONDS)
 
-        self._call(delete)
+        self._io.call(delete)
 
     # --- sending ----------------------------------------------------------------------------------------
 
     def publish(self, topic: str, body: str) -> list[str]:
         properties = self._properties()
-        self._call(lambda: self._publish(topic, "", body.encode(), properties, f"topic {topic!r}"))
+        self._io.call(lambda: self._publish(topic, "", body.encode(), properties, f"topic {topic!r}"))
         return [properties.message_id]
 
     def send(self, queue: str, body: str) -> str:
         properties = self._properties()
-        self._call(lambda: self._publish("", queue, body.encode(), properties, f"queue {queue!r}"))
+        self._io.call(lambda: self._publish("", queue, body.encode(), properties, f"queue {queue!r}"))
         return str(properties.message_id)
 
     @staticmethod
@@ -237,7 +224,7 @@ class RabbitMQBroker:
 
     def _publish(self, exchange: str, routing_key: str, body: bytes, properties: Any, what: str) -> None:
         """Publish and wait for the confirm (I/O thread). Nothing routed or a missing exchange: QueueNotFound."""
-        channel = self._control_channel()
+        channel = self._io.control_channel()
         try:
             channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
         except pika.exceptions.UnroutableError as exc:
@@ -258,17 +245,17 @@ class RabbitMQBroker:
         deadline = time.monotonic() + wait_seconds
         interval = POLL_MIN_SECONDS
         while True:
-            deliveries = self._call(lambda: self._get(queue, max_messages, visibility_timeout_seconds))
+            deliveries = self._io.call(lambda: self._get(queue, max_messages, visibility_timeout_seconds))
             remaining = deadline - time.monotonic()
             if deliveries or remaining <= 0:
                 return deliveries
-            if self._stopping.wait(min(interval, remaining)):
+            if self._io.stopping.wait(min(interval, remaining)):
                 raise VideoConverterError("the broker was closed during a receive")
             interval = min(interval * 2, POLL_MAX_SECONDS)
 
     def _get(self, queue: str, max_messages: int, visibility_timeout_seconds: int) -> list[Delivery]:
         self._count(queue)  # a basic.get on a missing queue would close the channel, and every lease with it
-        channel = self._work_channel()
+        channel = self._io.work_channel()
         deliveries = []
         for _ in range(max_messages):
             method, properties, body = channel.basic_get(queue, auto_ack=False)
@@ -304,14 +291,14 @@ class RabbitMQBroker:
             lease = self._take_lease(delivery)
             lease.channel.basic_ack(lease.delivery_tag)
 
-        self._call(ack)
+        self._io.call(ack)
 
     def extend(self, delivery: Delivery, visibility_timeout_seconds: int) -> None:
         def extend() -> None:
             lease = self._lease(delivery)
             lease.deadline = time.monotonic() + visibility_timeout_seconds
 
-        self._call(extend)
+        self._io.call(extend)
 
     def release(self, delivery: Delivery, delay_seconds: float = 0.0) -> None:
         def release() -> None:
@@ -333,7 +320,7 @@ class RabbitMQBroker:
                 self._delay_queues.add(name)
             self._publish_then_ack(delivery.receipt, lease, name, copy, f"delay queue {name!r}")
 
-        self._call(release)
+        self._io.call(release)
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         def dead_letter() -> None:
@@ -347,7 +334,7 @@ class RabbitMQBroker:
             target = self._dead_letter_queue(lease.queue)
             self._publish_then_ack(delivery.receipt, lease, target, copy, f"dead-letter queue {target!r}")
 
-        self._call(dead_letter)
+        self._io.call(dead_letter)
 
     def _publish_then_ack(self, receipt: str, lease: _Lease, queue: str, properties: Any, what: str) -> None:
         """Move a leased message: the confirmed copy first, then the ack (at least once, never lost)."""
@@ -364,7 +351,7 @@ class RabbitMQBroker:
         if lease is not None and lease.deadline <= time.monotonic():
             self._expire(delivery.receipt, lease)
             lease = None
-        if lease is None or lease.channel is not self._work or not lease.channel.is_open:
+        if lease is None or lease.channel is not self._io.work or not lease.channel.is_open:
             self._leases.pop(delivery.receipt, None)
             raise StaleReceiptError(
                 f"message {delivery.message_id} on {delivery.queue}: its lease expired (or the connection was "
@@ -379,7 +366,7 @@ class RabbitMQBroker:
 
     def _expire(self, receipt: str, lease: _Lease) -> None:
         self._leases.pop(receipt, None)
-        if lease.channel is self._work and lease.channel.is_open:
+        if lease.channel is self._io.work and lease.channel.is_open:
             lease.channel.basic_reject(lease.delivery_tag, requeue=True)
             log.info("lease of a message on %s expired: returned to the queue", lease.queue)
 
@@ -403,7 +390,7 @@ class RabbitMQBroker:
         def peek() -> list[DeadLetter]:
             target = self._dead_letter_queue(queue)
             self._count(target)
-            channel = self._connection.channel()
+            channel = self._io.connection.channel()
             letters = []
             try:
                 for _ in range(limit):
@@ -415,7 +402,7 @@ class RabbitMQBroker:
                 channel.close()  # hands every message back, in order
             return sorted(letters, key=lambda d: d.dead_lettered_at)
 
-        return self._call(peek)
+        return self._io.call(peek)
 
     def redrive(self, queue: str, message_id: str | None = None) -> int:
         """Each match is published to ``queue`` (confirmed), then acked; every other message taken on the way stays
@@ -426,7 +413,7 @@ class RabbitMQBroker:
             source = self._dead_letter_queue(queue)
             self._count(source)
             self._count(queue)
-            channel = self._connection.channel()
+            channel = self._io.connection.channel()
             moved = 0
             try:
                 while True:
@@ -442,7 +429,7 @@ class RabbitMQBroker:
             finally:
                 channel.close()  # hands back every message not acked, in order
 
-        return self._call(redrive)
+        return self._io.call(redrive)
 
     def depth(self, queue: str) -> QueueDepth:
         def depth() -> QueueDepth:
@@ -454,12 +441,12 @@ class RabbitMQBroker:
             in_flight = sum(1 for lease in self._leases.values() if lease.queue == queue)
             return QueueDepth(visible, in_flight, delayed)
 
-        return self._call(depth)
+        return self._io.call(depth)
 
     def _count(self, queue: str) -> int:
         """Messages ready in ``queue`` (I/O thread). Raises ``QueueNotFoundError``."""
         try:
-            result = self._probe_channel().queue_declare(queue, passive=True)
+            result = self._io.probe_channel().queue_declare(queue, passive=True)
         except pika.exceptions.ChannelClosedByBroker as exc:
             if exc.reply_code == _NOT_FOUND:
                 missing = f"queue {queue!r} does not exist: run `videoconverter provision` first"
@@ -467,129 +454,5 @@ class RabbitMQBroker:
             raise
         return int(result.method.message_count)
 
-    # --- the I/O thread ---------------------------------------------------------------------------------
-
-    def _call(self, operation: Callable[[], T]) -> T:
-        """Run ``operation`` on the I/O thread and return its result (or raise its error)."""
-        if self._stopping.is_set():
-            raise VideoConverterError("the broker is closed")
-        if threading.current_thread() is self._thread:
-            return operation()
-        future: Future[T] = Future()
-        self._operations.put((operation, future))
-        self._wake()
-        try:
-            return future.result(timeout=OPERATION_TIMEOUT_SECONDS)
-        except FutureTimeoutError as exc:
-            future.cancel()
-            raise BrokerUnavailableError(
-                f"RabbitMQ at {self.display_url} did not answer within {OPERATION_TIMEOUT_SECONDS:.0f} s"
-            ) from exc
-
-    def _wake(self) -> None:
-        connection = self._connection
-        with contextlib.suppress(Exception):  # closed: the I/O thread is reconnecting and polls anyway
-            connection.add_callback_threadsafe(_nothing)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                if not self._connection.is_open:
-                    self._reconnect()
-                    continue
-                self._run_operations()
-                self._expire_leases()
-                self._connection.process_data_events(time_limit=IO_TICK_SECONDS)
-            except pika.exceptions.AMQPConnectionError as exc:
-                log.warning("lost the connection to RabbitMQ at %s: %s", self.display_url, exc)
-            except pika.exceptions.AMQPChannelError as exc:  # e.g. the work channel closed under us
-                log.warning("a RabbitMQ channel closed: %s", exc)
-            except Exception:
-                log.exception("unexpected error in the RabbitMQ I/O thread")
-        self._fail_operations(VideoConverterError("the broker is closed"))
-        with contextlib.suppress(Exception):
-            self._connection.close()  # RabbitMQ requeues whatever is still leased
-
-    def _run_operations(self) -> None:
-        while True:
-            try:
-                operation, future = self._operations.get_nowait()
-            except queues.Empty:
-                return
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(operation())
-            except pika.exceptions.AMQPConnectionError as exc:
-                future.set_exception(
-                    BrokerUnavailableError(f"lost the connection to RabbitMQ at {self.display_url}: {exc!r}")
-                )
-                return
-            except BaseException as exc:
-                future.set_exception(exc)
-
-    def _fail_operations(self, error: Exception) -> None:
-        while True:
-            try:
-                _operation, future = self._operations.get_nowait()
-            except queues.Empty:
-                return
-            if future.set_running_or_notify_cancel():
-                future.set_exception(error)
-
-    def _reconnect(self) -> None:
-        self._leases.clear()  # RabbitMQ requeued them with the connection
-        self._control = self._probe = self._work = None
-        try:
-            self._connection = self._connect()
-        except (BrokerUnavailableError, ConfigError) as exc:
-            self._fail_operations(exc)
-            log.warning("%s; trying again in %.0f s", exc, self._reconnect_delay)
-            deadline = time.monotonic() + self._reconnect_delay
-            while not self._stopping.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
-                self._fail_operations(exc)
-                if time.monotonic() >= deadline:
-                    break
-            self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_MAX_DELAY_SECONDS)
-            return
-        self._reconnect_delay = 1.0
-        log.info("reconnected to RabbitMQ at %s", self.display_url)
-
-    def _connect(self) -> Any:
-        try:
-            return pika.BlockingConnection(self._parameters)
-        except pika.exceptions.ProbableAuthenticationError as exc:
-            raise ConfigError(f"broker: RabbitMQ at {self.display_url} refused the user name or password") from exc
-        except pika.exceptions.ProbableAccessDeniedError as exc:
-            raise ConfigError(f"broker: no access to the vhost of {self.display_url}") from exc
-        except pika.exceptions.AMQPError as exc:
-            raise BrokerUnavailableError(f"cannot connect to RabbitMQ at {self.display_url}: {exc!r}") from exc
-
-    def _control_channel(self) -> Any:
-        if self._control is None or not self._control.is_open:
-            self._control = self._connection.channel()
-            self._control.confirm_delivery()
-        return self._control
-
-    def _probe_channel(self) -> Any:
-        if self._probe is None or not self._probe.is_open:
-            self._probe = self._connection.channel()
-        return self._probe
-
-    def _work_channel(self) -> Any:
-        if self._work is None or not self._work.is_open:
-            self._leases.clear()  # they died with the old channel
-            self._work = self._connection.channel()
-        return self._work
-
     def close(self) -> None:
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        self._wake()
-        self._thread.join(timeout=OPERATION_TIMEOUT_SECONDS)
-        self._fail_operations(VideoConverterError("the broker is closed"))  # submitted while it stopped
-
-
-def _nothing() -> None:
-    """Wakes the I/O thread out of ``process_data_events``."""
+        self._io.close()
