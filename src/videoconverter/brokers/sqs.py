@@ -28,7 +28,6 @@ settled is refused here, before SQS is asked. Receipts of other instances (a Lam
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import threading
@@ -39,8 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from videoconverter.aws.clients import AwsLocation, error_code
-from videoconverter.aws.policies import queue_policy
-from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth, Topology
+from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth
 from videoconverter.brokers.sqs_messages import (
     DEAD_LETTERED_AT_ATTRIBUTE,
     EARLIER_ATTEMPTS_ATTRIBUTE,
@@ -48,7 +46,6 @@ from videoconverter.brokers.sqs_messages import (
     MAX_BATCH_MESSAGES,
     MAX_DELAY_SECONDS,
     MAX_REASON_CHARACTERS,
-    MAX_RETENTION_SECONDS,
     MAX_VISIBILITY_TIMEOUT_SECONDS,
     MAX_WAIT_SECONDS,
     PEEK_VISIBILITY_SECONDS,
@@ -63,9 +60,9 @@ from videoconverter.brokers.sqs_messages import (
     dead_letter_id,
     dead_letter_of,
     our_attributes,
-    source_retention_seconds,
     string_attribute,
 )
+from videoconverter.brokers.sqs_topology import SqsTopology
 from videoconverter.errors import BrokerUnavailableError, QueueNotFoundError, StaleReceiptError
 
 
@@ -75,7 +72,7 @@ class _Lease:
     settled: bool = False
 
 
-class SQSBroker:
+class SQSBroker(SqsTopology):
     capabilities = Capabilities(counts_every_lease=True, distinct_copy_ids=False)
 
     def __init__(self, location: AwsLocation) -> None:
@@ -93,108 +90,6 @@ class SQSBroker:
     @classmethod
     def from_url(cls, url: str) -> SQSBroker:
         return cls(AwsLocation.from_url(url))
-
-    # --- set-up ---------------------------------------------------------------------------------------------
-
-    def declare(self, topology: Topology) -> None:
-        topic_arn = self._call(self._sns.create_topic, Name=topology.topic)["TopicArn"]
-        with self._lock:
-            self._topic_arns[topology.topic] = topic_arn
-        for spec in topology.queues:
-            dead_letter_url = self._ensure_queue(
-                spec.dead_letter_queue, {"MessageRetentionPeriod": str(MAX_RETENTION_SECONDS)}
-            )
-            redrive = {
-                "deadLetterTargetArn": self.queue_arn(dead_letter_url),
-                "maxReceiveCount": spec.max_receive_count,
-            }
-            url = self._ensure_queue(
-                spec.name,
-                {
-                    "MessageRetentionPeriod": str(source_retention_seconds(spec)),
-                    "VisibilityTimeout": str(min(spec.visibility_timeout_seconds, MAX_VISIBILITY_TIMEOUT_SECONDS)),
-                    "RedrivePolicy": json.dumps(redrive),
-                },
-            )
-            arn = self.queue_arn(url)
-            self._call(
-                self._sqs.set_queue_attributes, QueueUrl=url, Attributes={"Policy": queue_policy(arn, topic_arn)}
-            )
-            self._subscribe(topic_arn, arn)
-            with self._lock:
-                self._dead_letter_queues[spec.name] = spec.dead_letter_queue
-
-    def _ensure_queue(self, name: str, attributes: dict[str, str]) -> str:
-        """Create the queue, or bring an existing one's attributes into line (CreateQueue refuses changes)."""
-        try:
-            url = self._url(name)
-        except QueueNotFoundError:
-            url = self._call(self._sqs.create_queue, QueueName=name, Attributes=attributes)["QueueUrl"]
-            with self._lock:
-                self._queue_urls[name] = url
-            return str(url)
-        self._call(self._sqs.set_queue_attributes, QueueUrl=url, Attributes=attributes)
-        return url
-
-    def _subscribe(self, topic_arn: str, queue_arn: str) -> None:
-        for subscription in self._subscriptions(topic_arn):
-            if subscription["Endpoint"] == queue_arn and subscription["Protocol"] == "sqs":
-                self._call(
-                    self._sns.set_subscription_attributes,
-                    SubscriptionArn=subscription["SubscriptionArn"],
-                    AttributeName="RawMessageDelivery",
-                    AttributeValue="true",
-                )
-                return
-        self._call(
-            self._sns.subscribe,
-            TopicArn=topic_arn,
-            Protocol="sqs",
-            Endpoint=queue_arn,
-            Attributes={"RawMessageDelivery": "true"},
-            ReturnSubscriptionArn=True,
-        )
-
-    def queue_arn(self, url: str) -> str:
-        attributes = self._call(self._sqs.get_queue_attributes, QueueUrl=url, AttributeNames=["QueueArn"])
-        return str(attributes["Attributes"]["QueueArn"])
-
-    def topic_arn(self, topic: str) -> str:
-        """The ARN of ``topic`` (whether the topic exists shows when it is used: ``QueueNotFoundError``).
-
-        Built from the caller's account (STS GetCallerIdentity needs no permission) rather than by listing
-        topics, so a worker's role needs no ``sns:ListTopics`` on every topic of the account.
-        """
-        with self._lock:
-            known = self._topic_arns.get(topic)
-            account = self._account
-        if known:
-            return known
-        if account is None:
-            sts = self.location.client("sts")
-            try:
-                caller = self._call(sts.get_caller_identity)["Arn"]  # arn:PARTITION:iam::ACCOUNT:...
-            finally:
-                sts.close()
-            partition, account_id = caller.split(":")[1], caller.split(":")[4]
-            account = (partition, account_id)
-            with self._lock:
-                self._account = account
-        arn = f"arn:{account[0]}:sns:{self.location.region}:{account[1]}:{topic}"
-        with self._lock:
-            self._topic_arns[topic] = arn
-        return arn
-
-    def _subscriptions(self, topic_arn: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        try:
-            for page in self._sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
-                found.extend(page.get("Subscriptions", []))
-        except Exception as exc:
-            if error_code(exc) in {"NotFound", "NotFoundException"}:
-                raise QueueNotFoundError(f"no SNS topic {topic_arn}: run `videoconverter provision` first") from exc
-            raise self._translate(exc) from exc
-        return found
 
     # --- sending --------------------------------------------------------------------------------------------
 
@@ -429,17 +324,6 @@ class SQSBroker:
         found = self._call(self._sqs.get_queue_attributes, QueueUrl=self._url(queue), AttributeNames=names)
         counts = [int(found.get("Attributes", {}).get(name, 0)) for name in names]
         return QueueDepth(visible=counts[0], in_flight=counts[1], delayed=counts[2])
-
-    def delete(self, topology: Topology) -> None:
-        """Remove the topic and queues of ``topology`` (tests and tear-down; not part of the contract)."""
-        for spec in topology.queues:
-            for name in (spec.name, spec.dead_letter_queue):
-                with contextlib.suppress(QueueNotFoundError):
-                    self._call(self._sqs.delete_queue, QueueUrl=self._url(name))
-                with self._lock:
-                    self._queue_urls.pop(name, None)
-        with contextlib.suppress(QueueNotFoundError):
-            self._call(self._sns.delete_topic, TopicArn=self.topic_arn(topology.topic))
 
     def close(self) -> None:
         self._sqs.close()
