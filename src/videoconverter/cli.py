@@ -15,14 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from videoconverter import __version__, cli_events, cli_media, dead_letters
+from videoconverter import __version__, cli_events, cli_media, cli_objects, dead_letters
 from videoconverter.app import Services, open_services, provision, provision_plan, services, settled
 from videoconverter.config import ENVIRONMENT, Config, load_config
 from videoconverter.errors import ConfigError, VideoConverterError
 from videoconverter.jobs.base import JobRecord, JobState
 from videoconverter.logs import configure_logging, redact
-from videoconverter.progress import ProgressBar, human_bytes
-from videoconverter.storage.keys import split_s3_url
+from videoconverter.progress import ProgressBar
 
 EXIT_ERROR, EXIT_USAGE, EXIT_JOBS_FAILED, EXIT_TIMEOUT = 1, 2, 3, 4
 
@@ -80,13 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_events.add_scaling_arguments(p, workers_option=False)
     cli_events.add_commands(command, cmd_events, cmd_webhooks)
     cli_media.add_commands(command)
-    p = command("cp", cmd_cp, "copy a file to or from a bucket (like `aws s3 cp`)")
-    p.add_argument("source", help="local path or s3://BUCKET/KEY")
-    p.add_argument("destination", help="local path or s3://BUCKET/[KEY] (a trailing / keeps the file name)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p = command("ls", cmd_ls, "list the objects in a bucket")
-    p.add_argument("location", help="s3://BUCKET[/PREFIX]")
-    p.add_argument("--json", action="store_true")
+    cli_objects.add_commands(command)
     p = command("jobs", cmd_jobs, "show jobs: state, attempts, progress, output, error")
     p.add_argument("key", nargs="?", help="only this uploaded key")
     p.add_argument("--wait", type=float, metavar="SECONDS", help="block until every job is done or failed")
@@ -229,58 +222,6 @@ def cmd_webhooks(args: argparse.Namespace, config: Config) -> int:
 
 
 # --- storage -----------------------------------------------------------------------------------------------
-
-
-def cmd_cp(args: argparse.Namespace, config: Config) -> int:
-    src_remote, dst_remote = args.source.startswith("s3://"), args.destination.startswith("s3://")
-    with services(config) as svc:
-        bar = ProgressBar("copying")
-
-        def progress(done: int, total: int | None) -> None:
-            bar.update(done, total, human_bytes(done))
-
-        if not src_remote and dst_remote:
-            source = Path(args.source)
-            if not source.is_file():
-                raise VideoConverterError(f"{source} is not a file")
-            bucket, key = split_s3_url(args.destination)
-            key = key + source.name if not key or key.endswith("/") else key
-            info = svc.store.put_file(bucket, key, source, progress=progress)
-        elif src_remote and not dst_remote:
-            bucket, key = split_s3_url(args.source)
-            destination = Path(args.destination)
-            if destination.is_dir() or args.destination.endswith("/"):
-                destination = destination / Path(key).name
-            partial = destination.with_name(destination.name + ".part")
-            info = svc.store.get_file(bucket, key, partial, progress=progress)
-            partial.replace(destination)  # never leave half a file under the final name
-        else:
-            raise ConfigError("cp copies between a local file and s3://BUCKET/KEY; one side must be each")
-        bar.close()
-    result = {"bucket": info.bucket, "key": info.key, "size": info.size, "etag": info.etag}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        verb = "upload" if dst_remote else "download"
-        print(f"{verb}: {args.source} to {args.destination} ({human_bytes(info.size)})")
-    return 0
-
-
-def cmd_ls(args: argparse.Namespace, config: Config) -> int:
-    bucket, prefix = split_s3_url(args.location)
-    with services(config) as svc:
-        objects = list(svc.store.list(bucket, prefix))
-    if args.json:
-        print(
-            json.dumps(
-                [{"key": o.key, "size": o.size, "etag": o.etag, "last_modified": o.last_modified} for o in objects]
-            )
-        )
-    else:
-        for o in objects:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(o.last_modified))
-            print(f"{stamp} {o.size:>12} {o.key}")
-    return 0
 
 
 # --- jobs --------------------------------------------------------------------------------------------------

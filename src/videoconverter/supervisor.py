@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = 1.0
 POLL_SECONDS = 0.5
 SCALE_EVERY_SECONDS = 1.0
-_STOP_WITH_PARENT = parent_death_signal(signal.SIGTERM)
 STOP_GRACE_SECONDS = 30.0
 DRAIN_SIGNAL = signal.SIGUSR1  # a worker that gets it exits after its current job
 DELIVERER = "webhooks"
@@ -138,7 +137,7 @@ def _spawn(role: str, env: dict[str, str]) -> _Child:
         deliverer_command() if role == DELIVERER else worker_command(role),
         env=env,
         start_new_session=True,
-        preexec_fn=_STOP_WITH_PARENT,  # one libc call in the child: safe after fork
+        preexec_fn=parent_death_signal(signal.SIGTERM),  # system calls only in the child: safe after fork
     )
     return _Child(role, process)
 

@@ -22,7 +22,6 @@ STDERR_TAIL_LINES = 40
 # with SIGKILL and keep burning CPU; the parent-death signal closes that gap. util-linux's setpriv sets it in
 # the exec'd process for 0.5 ms; a pre-exec hook (a full fork, Python in the child) is the fallback.
 _SETPRIV = shutil.which("setpriv")
-_DIE_WITH_PARENT = None if _SETPRIV else parent_death_signal(signal.SIGKILL)
 
 
 def _die_with_parent(args: list[str]) -> list[str]:
@@ -69,7 +68,7 @@ def run_ffmpeg(
         cwd=workdir,
         env=env,
         start_new_session=True,
-        preexec_fn=_DIE_WITH_PARENT,  # one libc call in the child: safe after fork
+        preexec_fn=None if _SETPRIV else parent_death_signal(signal.SIGKILL),  # system calls only: safe after fork
     )
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     stdout_buffer = b""
