@@ -28,7 +28,6 @@ from videoconverter.transcode.probe import MediaInfo
 from videoconverter.transcode.products import Conversion, OutputFile, Produced
 
 MASTER = "master.m3u8"
-CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".m4s": "video/iso.segment", ".mp4": "video/mp4"}
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ def produce_ladder(rendition: Rendition, job: Conversion) -> Produced:
         variants.append(variant)
     master = job.workdir / "hls" / MASTER
     master.write_text(master_playlist(variants, info.has_audio), encoding="utf-8")
-    return Produced((*files, OutputFile(MASTER, master, CONTENT_TYPES[".m3u8"])), note)
+    return Produced((*files, OutputFile(MASTER, master)), note)
 
 
 def _encode(rendition: Rendition, job: Conversion, rungs: list[Rung]) -> None:
@@ -137,7 +136,7 @@ def _collect(rung: Rung, info: MediaInfo, rendition: Rendition, version: str) ->
     peak, average = bitrates(playlist, sizes, init.stat().st_size)
     prefix = f"{version}/{rung.rendition.name}"
     names = [playlist.init_uri, *(s.uri for s in playlist.segments), "index.m3u8"]
-    files = [OutputFile(f"{prefix}/{n}", rung.directory / n, CONTENT_TYPES[Path(n).suffix]) for n in names]
+    files = [OutputFile(f"{prefix}/{n}", rung.directory / n) for n in names]
     variant = Variant(
         uri=f"{prefix}/index.m3u8",
         width=rung.size.width,

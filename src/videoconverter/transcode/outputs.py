@@ -44,7 +44,7 @@ def produce(rendition: Rendition, job: Conversion) -> Produced:
     destination = job.workdir / "output.mp4"
     args = build_command(job.ffmpeg, job.source, destination, info, size, rendition, job.limits, job.threads)
     job.run(args, info.duration_seconds)
-    return Produced((OutputFile("", destination, "video/mp4"),), size.note)
+    return Produced((OutputFile("", destination),), size.note)
 
 
 def convert_file(

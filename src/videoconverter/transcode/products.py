@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,11 @@ class OutputFile:
 
     name: str
     path: Path
-    content_type: str = ""
+
+    @property
+    def content_type(self) -> str:
+        """What the file's suffix says it is, as the stores guess it from an object's key."""
+        return mimetypes.guess_type(self.path.name, strict=False)[0] or "application/octet-stream"
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,6 @@ MAX_THUMBNAILS = 1000
 THUMBNAIL_JPEG_QUALITY = 3  # FFmpeg's -q:v for MJPEG: a little smaller than the poster's 2
 INDEX_SCHEMA = 1
 INDEX_NAME = "index.json"
-JPEG = "image/jpeg"
 
 
 @dataclass(frozen=True)
@@ -130,8 +129,8 @@ def produce_thumbnails(rendition: Rendition, job: Conversion) -> Produced:
     run(thumbnails_args(ffmpeg, source, info, limits, plan, layout, root / "thumbnails", root / "sprites"),
         info.duration_seconds)  # fmt: skip
     thumbnails = _written(root / "thumbnails", 5, plan.count)
-    files = [OutputFile(f"{version}/poster.jpg", poster_path, JPEG)]
-    files += [OutputFile(f"{version}/thumbnails/{p.name}", p, JPEG) for p in thumbnails]
+    files = [OutputFile(f"{version}/poster.jpg", poster_path)]
+    files += [OutputFile(f"{version}/thumbnails/{p.name}", p) for p in thumbnails]
     if layout is not None:
         layout = replace(layout, count=len(thumbnails))
         sheets = _written(root / "sprites", 3, layout.sheet_count)
@@ -140,12 +139,12 @@ def produce_thumbnails(rendition: Rendition, job: Conversion) -> Produced:
         vtt = root / "sprites.vtt"
         urls = [f"sprites/{p.name}" for p in sheets]
         vtt.write_text(build_vtt(layout, urls, plan.interval_seconds, info.duration_seconds), encoding="utf-8")
-        files += [OutputFile(f"{version}/sprites/{p.name}", p, JPEG) for p in sheets]
-        files.append(OutputFile(f"{version}/sprites.vtt", vtt, "text/vtt"))
+        files += [OutputFile(f"{version}/sprites/{p.name}", p) for p in sheets]
+        files.append(OutputFile(f"{version}/sprites.vtt", vtt))
     index = build_index(version, info, choice.time_seconds, plan, len(thumbnails), layout)
     index_path = root / INDEX_NAME
     index_path.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-    files.append(OutputFile(INDEX_NAME, index_path, "application/json"))
+    files.append(OutputFile(INDEX_NAME, index_path))
     return Produced(tuple(files), "; ".join(note for note in (choice.note, plan.note) if note))
 
 
