@@ -14,7 +14,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,16 +33,16 @@ from videoconverter.errors import (
 from videoconverter.events import ObjectCreated, parse_event
 from videoconverter.jobs.base import JobId
 from videoconverter.logs import JobLog
+from videoconverter.publish import previous_version, publish, remove_version
 from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.outputs import marker_name, output_key, output_version, produce
 from videoconverter.transcode.probe import MediaInfo, probe
-from videoconverter.transcode.products import Conversion, OutputFile, Produced, Runner
+from videoconverter.transcode.products import Conversion, Produced, Runner
 from videoconverter.transcode.runner import RunResult, ffmpeg_executable, run_ffmpeg
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 1.0
 STOP_CHECK_SECONDS = 1.0  # how long one receive waits before the stop flag is looked at again
-PUBLISH_THREADS = 8  # a ladder's segments are uploaded side by side (one S3 round trip each)
 IDLE_CONFIRM_SECONDS = 0.3  # with exit_when_idle: how long an empty queue is watched before leaving
 
 
@@ -222,7 +221,7 @@ class Worker:
             )
             self._check_lease(delivery)  # a worker that lost its lease must not write
             with Heartbeat(self.svc, delivery, config.visibility_timeout_seconds):  # a ladder is many files
-                self._publish(record, produced, job_log)
+                self._publish(record, produced, job_log, workdir)
         return Outcome(store.url(rendition.output_bucket, marker_key), produced.note)
 
     def _produce(
@@ -244,31 +243,24 @@ class Worker:
                 raise
         return dataclasses.replace(produced, elapsed_seconds=time.monotonic() - started)
 
-    def _publish(self, record: ObjectCreated, produced: Produced, job_log: JobLog) -> None:
-        """Write every file, the marker last with the source's identity; then remove what an earlier version
-        of this upload left under the key (multi-file outputs only)."""
+    def _publish(self, record: ObjectCreated, produced: Produced, job_log: JobLog, workdir: Path) -> None:
+        """Write every file, the marker last with the source's identity; then remove the files of the version
+        the previous marker named (multi-file outputs only), and nothing else under the key."""
         store, bucket = self.svc.store, self.rendition.output_bucket
+        marker_key = output_key(record.key, produced.marker.name)
+        previous = store.head(bucket, marker_key) if produced.marker.name else None
         metadata = {"source-etag": record.etag, "source-sequencer": record.sequencer, "rendition": self.rendition.name}
-
-        def put(file: OutputFile) -> None:
-            store.put_file(bucket, output_key(record.key, file.name), file.path)
-
-        with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="publish") as pool:
-            for _ in pool.map(put, produced.files[:-1]):
-                pass  # every file before the marker, side by side; map re-raises the first failure
-        marker = produced.marker
-        written = store.put_file(bucket, output_key(record.key, marker.name), marker.path, metadata=metadata)
+        version = output_version(record.etag)
+        written = publish(store, bucket, record.key, produced, metadata, version, workdir)
         job_log.info(
-            f"wrote {store.url(bucket, output_key(record.key, marker.name))} ({written.size} bytes"
+            f"wrote {store.url(bucket, marker_key)} ({written.size} bytes"
             + (f", after {len(produced.files) - 1} other files)" if len(produced.files) > 1 else ")")
         )
-        if marker.name:
-            kept = {output_key(record.key, f.name) for f in produced.files}
-            stale = [o.key for o in store.list(bucket, record.key + "/") if o.key not in kept]
-            for key in stale:
-                store.delete(bucket, key)
-            if stale:
-                job_log.info(f"removed {len(stale)} files of an earlier version of this upload")
+        old_version = previous_version(previous.metadata if previous else None)
+        if old_version and old_version != version:
+            removed = remove_version(store, bucket, record.key, old_version, workdir, self.config.matches_input)
+            if removed:
+                job_log.info(f"removed {removed} files of an earlier version of this upload")
 
     def _already_handled(
         self, record: ObjectCreated, output_metadata: Mapping[str, str] | None, marker_key: str

@@ -164,13 +164,13 @@ def test_the_pipeline_publishes_a_ladder_and_replaces_it_whole(
     master = svc.store.head(bucket, "trip/day 1.mp4/master.m3u8")
     assert master is not None and master.metadata["source-etag"] == first.etag
     first_keys = {o.key for o in svc.store.list(bucket, "trip/day 1.mp4/")}
-    assert len(first_keys) == 1 + 2 * (1 + 2 + 1)  # master + per rung: init, 2 segments, playlist
+    assert len(first_keys) == 2 + 2 * (1 + 2 + 1)  # master, manifest + per rung: init, 2 segments, playlist
 
     second = svc.store.put_file("videoconverter-input", "trip/day 1.mp4", sample_clip(width=320, height=180, seconds=5))
     Worker(svc, rendition).run(exit_when_idle=True)
     keys = {o.key for o in svc.store.list(bucket, "trip/day 1.mp4/")}
     assert keys.isdisjoint(first_keys - {"trip/day 1.mp4/master.m3u8"}), "the earlier version's files are gone"
-    assert len(keys) == 1 + 2 * (1 + 3 + 1)
+    assert len(keys) == 2 + 2 * (1 + 3 + 1)
     text = b"".join(svc.store.read_range(bucket, "trip/day 1.mp4/master.m3u8", 0, 10_000)).decode()
     for _attributes, uri in master_entries(text):
         assert f"trip/day 1.mp4/{uri}" in keys
@@ -193,4 +193,37 @@ def test_the_pipeline_publishes_thumbnails_with_their_index_last(
     listed = {index["poster"]["name"], index["sprites"]["vtt"], *index["sprites"]["sheets"]}
     listed |= {item["name"] for item in index["thumbnails"]["items"]}
     assert len(index["thumbnails"]["items"]) == 3
-    assert {o.key for o in svc.store.list(bucket, "a.mp4/")} == {f"a.mp4/{name}" for name in listed | {"index.json"}}
+    version = index_info.metadata["output-version"]
+    expected = listed | {"index.json", f"{version}/files.json"}
+    assert {o.key for o in svc.store.list(bucket, "a.mp4/")} == {f"a.mp4/{name}" for name in expected}
+
+
+def test_a_new_version_removes_only_its_own_files_not_another_uploads_under_its_key(
+    hls_svc: Services, sample_clip: Callable[..., Path]
+) -> None:
+    """`holiday.mp4/clip2.mp4` is a key of its own: converting `holiday.mp4` again must leave its outputs.
+
+    Its source is deleted before `holiday.mp4` is uploaded, since a folder of files cannot hold a file and a
+    folder of the same name (on S3 both could exist at once; the outputs are what matter).
+    """
+    svc, bucket, rendition = hls_svc, "videoconverter-output-thumbs", hls_svc.config.rendition("thumbs")
+    nested = svc.store.put_file(
+        "videoconverter-input", "holiday.mp4/clip2.mp4", sample_clip(width=320, height=180, seconds=3)
+    )
+    Worker(svc, rendition).run(exit_when_idle=True)
+    svc.store.delete("videoconverter-input", "holiday.mp4/clip2.mp4")
+    svc.store.put_file("videoconverter-input", "holiday.mp4", sample_clip(width=320, height=180, seconds=2))
+    Worker(svc, rendition).run(exit_when_idle=True)
+    nested_keys = {o.key for o in svc.store.list(bucket, "holiday.mp4/clip2.mp4/")}
+    assert "holiday.mp4/clip2.mp4/index.json" in nested_keys and len(nested_keys) > 3
+    first_version = svc.store.head(bucket, "holiday.mp4/index.json")
+    assert first_version is not None
+
+    svc.store.put_file("videoconverter-input", "holiday.mp4", sample_clip(width=320, height=180, seconds=4))
+    Worker(svc, rendition).run(exit_when_idle=True)
+    after = {o.key for o in svc.store.list(bucket, "holiday.mp4/")}
+    assert nested_keys <= after, "the other upload's outputs are all still there"
+    record = svc.jobs.get(JobId("holiday.mp4/clip2.mp4", nested.etag, "thumbs"))
+    assert record is not None and record.state is JobState.DONE
+    old_prefix = f"holiday.mp4/{first_version.metadata['output-version']}/"
+    assert not [k for k in after if k.startswith(old_prefix)], "the earlier version's own files are gone"

@@ -174,9 +174,13 @@ class FileSystemStore:
                     yield info
 
     def delete(self, bucket: str, key: str) -> None:
-        with self._bucket_lock(bucket):
-            self._object_path(bucket, key).unlink(missing_ok=True)
-            self._meta_path(bucket, key).unlink(missing_ok=True)
+        with self._bucket_lock(bucket):  # puts create folders under the same lock
+            path, meta_path = self._object_path(bucket, key), self._meta_path(bucket, key)
+            path.unlink(missing_ok=True)
+            meta_path.unlink(missing_ok=True)
+            # As on S3, a "folder" exists only while objects are under it: a later key of the same name fits.
+            _remove_empty_parents(path.parent, self._bucket_dir(bucket))
+            _remove_empty_parents(meta_path.parent, self.root / ".meta" / bucket)
 
     def url(self, bucket: str, key: str) -> str:
         return f"s3://{bucket}/{key}"
@@ -242,3 +246,12 @@ def _md5_of(path: Path) -> str:
         while chunk := source.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _remove_empty_parents(folder: Path, stop: Path) -> None:
+    while folder != stop and folder.is_relative_to(stop):
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (or already gone): the folders above are not empty either
+        folder = folder.parent
