@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from videoconverter.app import open_services, settled
 from videoconverter.config import load_config
-from videoconverter.samples import make_clip
+from videoconverter.pipeline import open_services, settled
+from videoconverter.transcode.samples import make_clip
 
 CONFIG = """
 data_dir = "{data}"

@@ -22,10 +22,10 @@ import time
 import uuid
 from pathlib import Path
 
-from videoconverter.app import all_topologies, open_services, settled
 from videoconverter.config import load_config
 from videoconverter.jobs.base import JobState
-from videoconverter.samples import make_clip
+from videoconverter.pipeline import all_topologies, open_services, settled
+from videoconverter.transcode.samples import make_clip
 
 CONFIG = """
 data_dir = "{data}"

@@ -45,15 +45,15 @@ from pathlib import Path
 from typing import Any
 
 from videoconverter import worker as worker_module
-from videoconverter.app import Services, open_services, provision
 from videoconverter.config import Config, load_config
 from videoconverter.jobs.base import JobId, JobState
-from videoconverter.samples import make_clip
+from videoconverter.pipeline import Services, open_services, provision
 from videoconverter.transcode import runner
 from videoconverter.transcode.command import build_command
 from videoconverter.transcode.geometry import output_size
 from videoconverter.transcode.probe import probe
 from videoconverter.transcode.runner import ffmpeg_executable
+from videoconverter.transcode.samples import make_clip
 from videoconverter.worker import Worker
 
 RATIO_TARGET = 1.05

@@ -49,8 +49,8 @@ def peak_rss_mib() -> float:
 
 def measure_one(url: str, size_mib: int) -> dict[str, Any]:
     """Run in the child: one upload and one download of ``size_mib`` MiB."""
-    from videoconverter.samples import GeneratedStream
     from videoconverter.storage.s3 import S3Store
+    from videoconverter.transcode.samples import GeneratedStream
 
     store = S3Store.from_url(url)
     store.create_bucket(BUCKET)

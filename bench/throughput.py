@@ -12,7 +12,7 @@
    one tiny rendition (x264 ultrafast), embedded file storage and job store in a temporary data dir, the broker
    at ``--amqp-url``; for each count in ``--workers``, that many ``python -m videoconverter worker`` processes
    (started and listening before the clock starts). Wall time from the first upload until every job is done
-   (``videoconverter.app.settled``), and the speed-up over the first count. Queues are deleted afterwards.
+   (``videoconverter.pipeline.settled``), and the speed-up over the first count. Queues are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from videoconverter.app import all_topologies, open_services, settled
 from videoconverter.brokers.base import Broker, QueueSpec, Topology
 from videoconverter.brokers.rabbitmq import RabbitMQBroker
 from videoconverter.brokers.sqlite import SQLiteBroker
 from videoconverter.config import load_config
 from videoconverter.jobs.base import JobState
-from videoconverter.samples import make_clip
+from videoconverter.pipeline import all_topologies, open_services, settled
+from videoconverter.transcode.samples import make_clip
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 RETENTION_SECONDS = 1_209_600

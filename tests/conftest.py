@@ -92,7 +92,7 @@ def clip_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_clip(clip_dir):
     """A 320x180, 1 s clip with audio (made once per session)."""
-    from videoconverter.samples import make_clip
+    from videoconverter.transcode.samples import make_clip
 
     return make_clip(clip_dir / "small.mp4", width=320, height=180, seconds=1)
 
@@ -100,7 +100,7 @@ def small_clip(clip_dir):
 @pytest.fixture(scope="session")
 def other_clip(clip_dir):
     """A different 1 s clip (another ETag), 240x180 without audio."""
-    from videoconverter.samples import make_clip
+    from videoconverter.transcode.samples import make_clip
 
     return make_clip(clip_dir / "other.mp4", width=240, height=180, seconds=1, audio=False)
 

@@ -18,13 +18,7 @@ from typing import Any
 from videoconverter.errors import ConfigError
 from videoconverter.notifications.settings import ENVIRONMENT as NOTIFICATION_ENVIRONMENT
 from videoconverter.notifications.settings import NotificationSettings, notification_settings
-
-# Re-exported: these names lived here before renditions had a module of their own.
-from videoconverter.renditions import DEFAULT_RENDITIONS as DEFAULT_RENDITIONS
-from videoconverter.renditions import GENERIC_PRESET_VIDEO_KBPS as GENERIC_PRESET_VIDEO_KBPS
-from videoconverter.renditions import Rendition as Rendition
-from videoconverter.renditions import default_rendition as default_rendition
-from videoconverter.renditions import parse_renditions
+from videoconverter.renditions import Limits, Rendition, parse_renditions
 
 MIN_RETENTION_SECONDS = 60
 MAX_RETENTION_SECONDS = 1_209_600  # 14 days, as on SQS
@@ -48,19 +42,6 @@ ENVIRONMENT = {
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # + "-dlq" stays within SQS's 80 characters
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What an upload may be before it is refused, checked by probing before any decoding."""
-
-    max_pixels: int = 7680 * 4320  # 8K
-    max_duration_seconds: float = 4 * 3600.0
-    max_streams: int = 32
-    max_input_bytes: int = 20 * 1024**3
-    max_output_bytes: int = 20 * 1024**3
-    transcode_timeout_seconds: float = 3 * 3600.0
-    allowed_input_formats: tuple[str, ...] = ("mov", "mp4", "matroska", "webm")
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from videoconverter.app import Services
-from videoconverter.config import Rendition
 from videoconverter.errors import InvalidEventError
 from videoconverter.events import parse_event
+from videoconverter.pipeline import Services
+from videoconverter.renditions import Rendition
 
 #: How many of a dead-letter queue's messages are read to find the one to redrive (its body names the job).
 LOOKUP_LIMIT = 10_000

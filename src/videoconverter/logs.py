@@ -1,4 +1,4 @@
-"""JSON-lines logging with the job's key and rendition on every line, and secrets kept out."""
+"""JSON-lines process logging with the job's key and rendition on every line, and secrets kept out."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import re
 import sys
 import time
 from typing import Any
-
-from videoconverter.jobs.base import JobStore
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s]+)@", re.I)
 _AWS_SECRET = re.compile(r"(?i)(aws_secret_access_key|secret|password|token)(\s*[=:]\s*)([^\s,;&]+)")
@@ -49,31 +47,3 @@ def configure_logging(level: str) -> None:
     # their warnings belong in a job's trail.
     for chatty in ("botocore", "boto3", "s3transfer", "urllib3", "pika"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
-
-
-class JobLog:
-    """Log lines of one job: to the process log (JSON) and to the job store, for ``videoconverter logs``."""
-
-    def __init__(self, jobs: JobStore, key: str, rendition: str, **context: Any) -> None:
-        self._jobs = jobs
-        self._logger = logging.getLogger("videoconverter.job")
-        self.key = key
-        self.rendition = rendition
-        self._extra = {"key": key, "rendition": rendition, **context}
-
-    def info(self, message: str) -> None:
-        self._log(logging.INFO, message)
-
-    def warning(self, message: str) -> None:
-        self._log(logging.WARNING, message)
-
-    def error(self, message: str) -> None:
-        self._log(logging.ERROR, message)
-
-    def _log(self, level: int, message: str) -> None:
-        message = redact(message)
-        self._logger.log(level, message, extra=self._extra)
-        try:
-            self._jobs.append_log(self.key, self.rendition, logging.getLevelName(level), message)
-        except Exception:  # the trail is best effort: never fail a job because a log line failed
-            self._logger.warning("could not store a job log line", exc_info=True, extra=self._extra)

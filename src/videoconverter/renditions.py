@@ -42,6 +42,19 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # + "-dlq" stays within SQS's 8
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What an upload may be before it is refused, checked by probing before any decoding."""
+
+    max_pixels: int = 7680 * 4320  # 8K
+    max_duration_seconds: float = 4 * 3600.0
+    max_streams: int = 32
+    max_input_bytes: int = 20 * 1024**3
+    max_output_bytes: int = 20 * 1024**3
+    transcode_timeout_seconds: float = 3 * 3600.0
+    allowed_input_formats: tuple[str, ...] = ("mov", "mp4", "matroska", "webm")
+
+
+@dataclass(frozen=True)
 class Rendition:
     """One output of every upload: a queue, a worker pool and an output bucket."""
 

@@ -17,9 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from videoconverter.app import Services
 from videoconverter.brokers.base import Delivery
-from videoconverter.config import Rendition
 from videoconverter.errors import (
     InvalidEventError,
     InvalidKeyError,
@@ -32,8 +30,10 @@ from videoconverter.errors import (
 )
 from videoconverter.events import ObjectCreated, parse_event
 from videoconverter.jobs.base import JobId
-from videoconverter.logs import JobLog
+from videoconverter.jobs.log import JobLog
+from videoconverter.pipeline import Services
 from videoconverter.publish import previous_version, publish, remove_version
+from videoconverter.renditions import Rendition
 from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.outputs import marker_name, output_key, output_version, produce
 from videoconverter.transcode.probe import MediaInfo, probe

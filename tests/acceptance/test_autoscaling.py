@@ -12,8 +12,8 @@ import pytest
 
 from tests.acceptance.test_cli import _alive, _children, run
 from tests.conftest import TINY_RENDITIONS_TOML, interrupt, wait_until
-from videoconverter.app import open_services
 from videoconverter.config import load_config
+from videoconverter.pipeline import open_services
 
 pytestmark = [pytest.mark.ffmpeg, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
 

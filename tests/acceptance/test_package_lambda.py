@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from videoconverter.aws.package import lambda_target
 from videoconverter.errors import ConfigError
+from videoconverter.serverless.package import lambda_target
 
 JSON_KEYS = {"function", "format", "path", "bytes", "unzipped_bytes", "runtime", "files"}
 #: What every Lambda Python runtime provides (boto3 and its closure), linked into a fake /var/runtime.
@@ -76,7 +76,7 @@ def test_publish_is_a_small_zip_of_videoconverter_and_its_config_that_imports_wi
         assert output["unzipped_bytes"] == sum(info.file_size for info in archive.infolist())
         assert archive.read("videoconverter.toml").decode() == CONFIG
         archive.extractall(tmp_path / "task")
-    assert "videoconverter/aws_lambda.py" in names and "videoconverter/cli.py" in names
+    assert "videoconverter/serverless/handlers.py" in names and "videoconverter/cli/main.py" in names
     tops = {name.split("/")[0] for name in names}
     assert not tops & {"boto3", "botocore", "s3transfer", "av", "av.libs", "imageio_ffmpeg"}, tops
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
@@ -85,10 +85,10 @@ def test_publish_is_a_small_zip_of_videoconverter_and_its_config_that_imports_wi
     runtime = fake_lambda_runtime(tmp_path / "runtime")
     check = (
         "import sys; sys.path[:0] = sys.argv[1:3]\n"
-        "import videoconverter.aws_lambda as m\n"
+        "import videoconverter.serverless.handlers as m\n"
         "assert callable(m.publish_handler), 'publish_handler is not callable'\n"
         "assert m.__file__.startswith(sys.argv[1]), m.__file__\n"
-        "import videoconverter.app, videoconverter.ingest\n"  # what publishing opens: the AWS backends
+        "import videoconverter.pipeline, videoconverter.ingest\n"  # what publishing opens: the AWS backends
         "import videoconverter.storage.s3, videoconverter.brokers.sqs, videoconverter.jobs.dynamodb\n"
         "assert 'av' not in sys.modules, 'importing the publish path imported PyAV'\n"
     )
@@ -137,7 +137,7 @@ def test_transcode_is_an_image_context_with_an_executable_ffmpeg(tmp_path: Path,
     assert f"FROM public.ecr.aws/lambda/python:{version}" in dockerfile
     assert "COPY task/ ${LAMBDA_TASK_ROOT}/" in dockerfile
     assert any("VIDEOCONVERTER_CONFIG=${LAMBDA_TASK_ROOT}/videoconverter.toml" in line for line in dockerfile)
-    assert dockerfile[-1] == 'CMD ["videoconverter.aws_lambda.transcode_handler"]'
+    assert dockerfile[-1] == 'CMD ["videoconverter.serverless.handlers.transcode_handler"]'
 
 
 def test_transcode_as_a_zip_is_refused_in_one_line_naming_the_limit(tmp_path: Path) -> None:

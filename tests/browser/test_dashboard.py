@@ -77,7 +77,7 @@ def browser() -> Iterator[Any]:
 @pytest.mark.ffmpeg
 @pytest.mark.slow
 def test_upload_watch_play_and_redrive(dashboard: str, browser: Any, tmp_path: Path) -> None:
-    from videoconverter.samples import make_clip
+    from videoconverter.transcode.samples import make_clip
 
     clip = make_clip(tmp_path / "beach.mp4", width=1280, height=720, seconds=1)
     fake = tmp_path / "broken.mp4"

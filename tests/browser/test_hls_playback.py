@@ -148,7 +148,7 @@ def test_hls_ladder_plays_and_switches_rungs_in_hls_js(
     server: str,
     tmp_path: Path,
 ) -> None:
-    from videoconverter.samples import make_clip
+    from videoconverter.transcode.samples import make_clip
 
     upload(server, make_clip(tmp_path / KEY, width=320, height=180, seconds=6, frame_rate=30))
     job = wait_until(lambda: finished_job(server), JOB_TIMEOUT_SECONDS, 0.1, "the HLS job")

@@ -25,7 +25,7 @@ def sample_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Ca
 
     The clips are shared between tests: read them, never modify them (copy one to ``tmp_path`` first).
     """
-    from videoconverter.samples import make_clip
+    from videoconverter.transcode.samples import make_clip
 
     directory = tmp_path_factory.mktemp("sample-clips")
     cache: dict[tuple[tuple[str, Any], ...], Path] = {}
@@ -80,8 +80,8 @@ def pipeline_config_path(request: pytest.FixtureRequest, tiny_config_path: Path,
     )
     yield path
     from tests.contract.conftest import delete_rabbitmq_topology
-    from videoconverter.app import all_topologies
     from videoconverter.config import load_config
+    from videoconverter.pipeline import all_topologies
 
     for declared in all_topologies(load_config(environ={}, path=path)):
         delete_rabbitmq_topology(declared)
@@ -94,8 +94,8 @@ def pipeline_config_path(request: pytest.FixtureRequest, tiny_config_path: Path,
 @pytest.fixture
 def svc(pipeline_config_path: Path) -> Iterator[Any]:
     """The tiny pipeline, provisioned (store, broker, job store and ingest), on each broker backend."""
-    from videoconverter.app import open_services, provision
     from videoconverter.config import load_config
+    from videoconverter.pipeline import open_services, provision
 
     services = open_services(load_config(environ={}, path=pipeline_config_path))
     provision(services)

@@ -14,11 +14,11 @@ import pytest
 
 from tests.aws import REGION, MotoServer, write_aws_config
 from tests.conftest import wait_until
-from videoconverter import aws_lambda
-from videoconverter.app import Services, open_services, provision
 from videoconverter.config import load_config
 from videoconverter.events import ObjectCreated, new_sequencer, object_created_event
 from videoconverter.jobs.base import JobId, JobState
+from videoconverter.pipeline import Services, open_services, provision
+from videoconverter.serverless import handlers as aws_lambda
 from videoconverter.transcode.runner import ffmpeg_executable
 
 pytestmark = pytest.mark.ffmpeg

@@ -161,8 +161,8 @@ def test_an_s3_compatible_store_feeds_the_embedded_broker(
     moto_server: MotoServer, tmp_path: Path, small_clip: Path
 ) -> None:
     """MinIO, Ceph or R2 with the SQLite broker: the uploading process publishes, as with the embedded store."""
-    from videoconverter.app import open_services, provision, settled
     from videoconverter.jobs.base import JobState
+    from videoconverter.pipeline import open_services, provision, settled
     from videoconverter.worker import Worker
 
     path = write_aws_config(tmp_path / "minio.toml", moto_server, tmp_path / "data")

@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.integration.test_pipeline import IN, job, slow_ffmpeg
-from videoconverter.app import open_services, provision
 from videoconverter.config import load_config
 from videoconverter.jobs.base import JobState
+from videoconverter.pipeline import open_services, provision
 from videoconverter.worker import Worker
 
 pytestmark = pytest.mark.ffmpeg

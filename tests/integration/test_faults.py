@@ -18,10 +18,10 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.integration.test_pipeline import IN, drain, job, slow_ffmpeg, start_worker
-from videoconverter.app import Services
 from videoconverter.brokers.base import QueueSpec, Topology
 from videoconverter.brokers.sqlite import SQLiteBroker
 from videoconverter.jobs.base import JobState
+from videoconverter.pipeline import Services
 from videoconverter.worker import Worker
 
 pytestmark = pytest.mark.ffmpeg

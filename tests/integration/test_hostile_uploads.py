@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_pipeline import IN, drain, job
-from videoconverter.app import Services
 from videoconverter.errors import InvalidKeyError
 from videoconverter.jobs.base import JobState
+from videoconverter.pipeline import Services
 from videoconverter.transcode.runner import ffmpeg_executable
 
 pytestmark = pytest.mark.ffmpeg

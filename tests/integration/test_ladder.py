@@ -13,9 +13,9 @@ from pathlib import Path
 import av
 import pytest
 
-from videoconverter.app import Services, open_services, provision
 from videoconverter.config import load_config
 from videoconverter.jobs.base import JobId, JobState
+from videoconverter.pipeline import Services, open_services, provision
 from videoconverter.renditions import default_rendition
 from videoconverter.transcode.ladder import MASTER
 from videoconverter.transcode.outputs import convert_file

@@ -17,9 +17,9 @@ import pytest
 
 from tests.conftest import TINY_RENDITIONS_TOML
 from tests.integration.test_pipeline import IN, drain
-from videoconverter.app import Services, open_services, provision
 from videoconverter.config import load_config
 from videoconverter.notifications.webhooks import SIGNATURE_HEADER, WebhookDeliverer, verify
+from videoconverter.pipeline import Services, open_services, provision
 
 pytestmark = pytest.mark.ffmpeg
 SECRET = "webhook-secret-for-the-tests"

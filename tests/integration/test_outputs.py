@@ -10,11 +10,10 @@ import av
 import numpy as np
 import pytest
 
-from videoconverter.config import Limits
-from videoconverter.renditions import Rendition, default_rendition
-from videoconverter.samples import make_hdr_clip, make_vfr_clip
+from videoconverter.renditions import Limits, Rendition, default_rendition
 from videoconverter.transcode.outputs import convert_file
 from videoconverter.transcode.probe import probe
+from videoconverter.transcode.samples import make_hdr_clip, make_vfr_clip
 
 pytestmark = pytest.mark.ffmpeg
 SMALL = dataclasses.replace(default_rendition(90), preset="ultrafast")

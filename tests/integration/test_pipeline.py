@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_until
-from videoconverter.app import Services
 from videoconverter.events import ObjectCreated, object_created_event
 from videoconverter.jobs.base import JobId, JobState
+from videoconverter.pipeline import Services
 from videoconverter.transcode.probe import probe
 from videoconverter.transcode.runner import ffmpeg_executable
 from videoconverter.worker import Worker

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import require_service, wait_until
 from tests.contract.conftest import RABBITMQ_URL, ContractNames, delete_rabbitmq_topology, reachable
-from videoconverter import backends
+from videoconverter import registry as backends
 from videoconverter.brokers.base import QueueSpec, Topology
 from videoconverter.brokers.rabbitmq import DELAY_LADDER_SECONDS, RabbitMQBroker, attempt_of, delay_rung
 from videoconverter.errors import BrokerUnavailableError, ConfigError, StaleReceiptError

@@ -15,10 +15,10 @@ import pytest
 from tests.conftest import TINY_RENDITIONS_TOML, require_service, wait_until
 from tests.contract.conftest import RABBITMQ_URL, reachable
 from tests.integration.test_pipeline import slow_ffmpeg
-from videoconverter.app import Services, all_topologies, open_services, provision
 from videoconverter.brokers.rabbitmq import RabbitMQBroker
 from videoconverter.config import load_config
 from videoconverter.jobs.base import JobState
+from videoconverter.pipeline import Services, all_topologies, open_services, provision
 from videoconverter.transcode.runner import ffmpeg_executable
 
 pytestmark = pytest.mark.ffmpeg

@@ -15,8 +15,8 @@ import pytest
 
 from tests.aws import MotoServer
 from videoconverter.errors import ConfigError, InvalidKeyError, TransientError
-from videoconverter.samples import GeneratedStream
 from videoconverter.storage.s3 import MAX_PARTS_IN_MEMORY, MIB, PART_BYTES, S3Store
+from videoconverter.transcode.samples import GeneratedStream
 
 #: 20 parts: far larger than what the store may hold in memory, (MAX_PARTS_IN_MEMORY + 1) parts (24 MiB).
 STREAM_BYTES = 160 * MIB

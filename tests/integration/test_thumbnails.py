@@ -15,12 +15,11 @@ from pathlib import Path
 import av
 import pytest
 
-from videoconverter.config import Limits
-from videoconverter.renditions import Rendition, default_rendition
-from videoconverter.samples import make_hdr_clip
+from videoconverter.renditions import Limits, Rendition, default_rendition
 from videoconverter.transcode.probe import probe
 from videoconverter.transcode.products import Conversion, Produced, Runner
 from videoconverter.transcode.runner import run_ffmpeg
+from videoconverter.transcode.samples import make_hdr_clip
 from videoconverter.transcode.thumbnails import produce_thumbnails
 
 pytestmark = pytest.mark.ffmpeg

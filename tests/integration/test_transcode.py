@@ -20,7 +20,6 @@ import av
 import pytest
 
 from tests.conftest import wait_until
-from videoconverter.config import Limits, Rendition, default_rendition
 from videoconverter.errors import (
     LimitExceededError,
     NotAVideoError,
@@ -29,6 +28,7 @@ from videoconverter.errors import (
     TranscodeError,
     TranscodeTimeoutError,
 )
+from videoconverter.renditions import Limits, Rendition, default_rendition
 from videoconverter.transcode.command import build_command
 from videoconverter.transcode.geometry import OutputSize, output_size
 from videoconverter.transcode.probe import MediaInfo, probe

@@ -6,15 +6,15 @@ import json
 
 import pytest
 
-from videoconverter.app import provision_plan
 from videoconverter.aws.clients import AwsLocation
 from videoconverter.aws.policies import topic_policy
 from videoconverter.aws.provision import notification_configuration, server_side_notifications
-from videoconverter.aws_lambda import delivery_from_record
 from videoconverter.brokers.base import QueueSpec
 from videoconverter.brokers.sqs_messages import source_retention_seconds
 from videoconverter.config import load_config
 from videoconverter.errors import ConfigError, InvalidEventError
+from videoconverter.pipeline import provision_plan
+from videoconverter.serverless.handlers import delivery_from_record
 
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:videoconverter-topic"
 

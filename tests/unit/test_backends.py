@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from videoconverter.backends import BROKERS, JOB_STORES, STORAGE, resolve, scheme_of
 from videoconverter.brokers.sqlite import SQLiteBroker
 from videoconverter.errors import ConfigError, UnknownBackendError
 from videoconverter.jobs.sqlite import SQLiteJobStore
+from videoconverter.registry import BROKERS, JOB_STORES, STORAGE, resolve, scheme_of
 from videoconverter.storage.filesystem import FileSystemStore
 
 

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_service
-from videoconverter.aws.package import CONFIG_NAME, FUNCTIONS, LAMBDA_RUNTIMES
-from videoconverter.cli import build_parser, cmd_worker
-from videoconverter.config import DEFAULT_RENDITIONS, Config
+from videoconverter.cli.main import build_parser, cmd_worker
+from videoconverter.config import Config
 from videoconverter.notifications.settings import NotificationSettings
+from videoconverter.renditions import DEFAULT_RENDITIONS
+from videoconverter.serverless.package import CONFIG_NAME, FUNCTIONS, LAMBDA_RUNTIMES
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "aws" / "template.yaml"
 #: Actions AWS grants only on "*" (no resource-level permissions).

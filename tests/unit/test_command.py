@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from videoconverter.config import Limits, Rendition, default_rendition
+from videoconverter.renditions import Limits, Rendition, default_rendition
 from videoconverter.transcode.command import build_command
 from videoconverter.transcode.geometry import OutputSize, output_size
 from videoconverter.transcode.probe import MediaInfo

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from videoconverter.config import default_rendition
+from videoconverter.renditions import default_rendition
 from videoconverter.transcode.geometry import OutputSize, output_size
 
 R120 = default_rendition(120)

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_command import media_info, value_of, values_of
-from videoconverter.config import Limits
 from videoconverter.errors import TranscodeError
-from videoconverter.renditions import default_rendition
+from videoconverter.renditions import Limits, default_rendition
 from videoconverter.transcode.codecs import encoder_args
 from videoconverter.transcode.ladder import one_decode_command, plan_ladder, rung_command
 from videoconverter.transcode.playlists import (

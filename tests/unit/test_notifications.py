@@ -13,7 +13,7 @@ import pytest
 from videoconverter.config import load_config
 from videoconverter.errors import ConfigError
 from videoconverter.jobs.base import JobId, JobRecord, JobState
-from videoconverter.notifications.events import EventType, job_event, upload_done_event
+from videoconverter.notifications.schema import EventType, job_event, upload_done_event
 from videoconverter.notifications.webhooks import sign, verify
 
 SECRET = "a-shared-secret-of-some-length"

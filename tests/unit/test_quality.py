@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.unit.test_command import media_info as command_media_info
-from videoconverter.config import Limits
 from videoconverter.errors import TranscodeError
+from videoconverter.renditions import Limits
 from videoconverter.transcode.probe import MediaInfo
 from videoconverter.transcode.quality import (
     MAX_PSNR_DB,

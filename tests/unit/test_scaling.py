@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from videoconverter.brokers.base import QueueDepth
-from videoconverter.scaling import Scaler, ScalingPolicy, allocate, cpu_budget, next_count, threads_per_worker, wanted
+from videoconverter.fleet.scaling import (
+    Scaler,
+    ScalingPolicy,
+    allocate,
+    cpu_budget,
+    next_count,
+    threads_per_worker,
+    wanted,
+)
 
 
 def depth(visible: int = 0, in_flight: int = 0, delayed: int = 0) -> QueueDepth:

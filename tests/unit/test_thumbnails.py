@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from tests.unit.test_command import media_info as command_media_info
-from videoconverter.config import Limits
-from videoconverter.renditions import default_rendition
+from videoconverter.renditions import Limits, default_rendition
 from videoconverter.transcode.command import input_args
 from videoconverter.transcode.poster import (
     BLACK_LUMA_MAX,

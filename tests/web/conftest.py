@@ -20,7 +20,7 @@ def web_config(tiny_config: Any) -> Any:
 def client(web_config: Any) -> Iterator[Any]:
     from fastapi.testclient import TestClient
 
-    from videoconverter.app import open_services, provision
+    from videoconverter.pipeline import open_services, provision
     from videoconverter.web.app import create_app
 
     svc = open_services(web_config)

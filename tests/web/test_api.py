@@ -253,7 +253,7 @@ def test_detail_of_a_ladder_and_of_thumbnails_points_at_their_marker_and_poster(
 
     from fastapi.testclient import TestClient
 
-    from videoconverter.app import open_services, provision
+    from videoconverter.pipeline import open_services, provision
     from videoconverter.renditions import default_rendition
     from videoconverter.web.app import create_app
     from videoconverter.worker import Worker

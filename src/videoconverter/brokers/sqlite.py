@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from videoconverter import sqlite
+from videoconverter import sqlite_db as sqlite
 from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth, QueueSpec, Topology
 from videoconverter.brokers.doorbell import Doorbell
 from videoconverter.errors import QueueNotFoundError, StaleReceiptError

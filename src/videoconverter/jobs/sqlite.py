@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from videoconverter import sqlite
+from videoconverter import sqlite_db as sqlite
 from videoconverter.jobs.sql import SCHEMA_TEMPLATE, SqlJobStore
 
 _SCHEMA = SCHEMA_TEMPLATE.format(real="REAL", serial_key="INTEGER PRIMARY KEY AUTOINCREMENT")

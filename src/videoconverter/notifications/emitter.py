@@ -15,7 +15,7 @@ from typing import Any
 
 from videoconverter.brokers.base import Broker
 from videoconverter.jobs.base import JobId, JobLogLine, JobRecord, JobState, JobStore
-from videoconverter.notifications.events import EventType, job_event, upload_done_event
+from videoconverter.notifications.schema import EventType, job_event, upload_done_event
 
 log = logging.getLogger(__name__)
 

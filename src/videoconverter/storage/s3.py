@@ -62,7 +62,7 @@ class S3Store:
     Without parameters boto3's environment applies (``AWS_ENDPOINT_URL``, ``AWS_REGION``, credentials chain).
     ``notifications`` are called after each put that matches, as the filesystem store does: that is how an
     S3-compatible store (MinIO, Ceph, R2) feeds the SQLite or RabbitMQ broker. With the AWS broker the listener
-    only records the queued jobs (see :func:`videoconverter.app.open_services`): S3 delivers the ObjectCreated
+    only records the queued jobs (see :func:`videoconverter.pipeline.open_services`): S3 delivers the ObjectCreated
     event itself, through the bucket notification that ``videoconverter provision`` sets up. Objects written by
     other tools reach the pipeline only through S3's notification, or through ``videoconverter up``'s
     reconciliation.

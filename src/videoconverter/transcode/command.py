@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from videoconverter.config import Limits, Rendition
+from videoconverter.renditions import Limits, Rendition
 from videoconverter.transcode.codecs import encoder_args
 from videoconverter.transcode.color import hdr_tags, sdr_tags, tonemap_filters
 from videoconverter.transcode.framerate import fraction_text, frames_per_interval, output_frame_rate

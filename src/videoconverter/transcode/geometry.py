@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from videoconverter.config import Rendition
+from videoconverter.renditions import Rendition
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from videoconverter.config import Limits, Rendition
+from videoconverter.renditions import Limits, Rendition
 from videoconverter.transcode.command import (
     audio_args,
     frame_rate,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from videoconverter.config import Limits, Rendition
+from videoconverter.renditions import Limits, Rendition
 from videoconverter.transcode.command import build_command
 from videoconverter.transcode.geometry import output_size
 from videoconverter.transcode.probe import probe

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from videoconverter.config import Limits
+from videoconverter.renditions import Limits
 from videoconverter.transcode.color import tonemap_filters
 from videoconverter.transcode.command import input_args
 from videoconverter.transcode.probe import MediaInfo

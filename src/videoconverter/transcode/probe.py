@@ -10,8 +10,8 @@ from pathlib import Path
 
 import av
 
-from videoconverter.config import Limits
 from videoconverter.errors import LimitExceededError, NotAVideoError, NoVideoStreamError
+from videoconverter.renditions import Limits
 from videoconverter.transcode.color import PRIMARIES_NAMES, TRANSFER_NAMES, is_hdr
 
 REGULAR_RATE_PACKETS = 300  # about 10 s at 30 fps: enough to see the rhythm, cheap on any file

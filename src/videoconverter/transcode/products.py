@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from videoconverter.config import Limits
+from videoconverter.renditions import Limits
 from videoconverter.transcode.probe import MediaInfo
 from videoconverter.transcode.runner import RunResult
 

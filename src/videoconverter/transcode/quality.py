@@ -21,8 +21,8 @@ from pathlib import Path
 
 import av
 
-from videoconverter.config import Limits
 from videoconverter.errors import PermanentError, TranscodeError
+from videoconverter.renditions import Limits
 from videoconverter.transcode.color import tonemap_filters
 from videoconverter.transcode.command import input_args
 from videoconverter.transcode.probe import MediaInfo, probe

@@ -24,9 +24,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from videoconverter.config import Limits
 from videoconverter.errors import TranscodeError
-from videoconverter.renditions import Rendition
+from videoconverter.renditions import Limits, Rendition
 from videoconverter.transcode import poster
 from videoconverter.transcode.command import input_args
 from videoconverter.transcode.probe import MediaInfo

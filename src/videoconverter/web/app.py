@@ -12,8 +12,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from videoconverter import __version__
-from videoconverter.app import Services, open_services, provision
 from videoconverter.config import Config
+from videoconverter.pipeline import Services, open_services, provision
 from videoconverter.web import media, routes, uploads
 from videoconverter.web.errors import error_response, install_handlers
 from videoconverter.web.live import LiveJobs, queue_depths

@@ -12,10 +12,10 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from videoconverter.app import Services
 from videoconverter.brokers.base import QueueDepth
 from videoconverter.errors import QueueNotFoundError
 from videoconverter.jobs.base import JobRecord
+from videoconverter.pipeline import Services
 from videoconverter.web.explain import explain
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from videoconverter.app import Services
-from videoconverter.config import Rendition
 from videoconverter.errors import ObjectNotFoundError, VideoConverterError
+from videoconverter.pipeline import Services
+from videoconverter.renditions import Rendition
 from videoconverter.storage.base import ObjectInfo
 from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.probe import probe

@@ -11,9 +11,9 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from videoconverter import dead_letters as dead_letter_ops
-from videoconverter.app import Services
 from videoconverter.events import parse_event
 from videoconverter.jobs.base import JobState
+from videoconverter.pipeline import Services
 from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.outputs import marker_name, output_key
 from videoconverter.web.auth import TOKEN_COOKIE, is_authorized, require_token, token_matches

@@ -16,8 +16,8 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from starlette.requests import ClientDisconnect
 
-from videoconverter.app import Services
 from videoconverter.jobs.base import JobRecord
+from videoconverter.pipeline import Services
 from videoconverter.progress import human_bytes
 from videoconverter.storage.base import ObjectInfo
 from videoconverter.storage.keys import validate_key

@@ -43,8 +43,8 @@ LAMBDA_RUNTIMES = {
     13: ("python3.13", "Amazon Linux 2023", (2, 34)),
 }
 FUNCTIONS = {
-    "publish": "videoconverter.aws_lambda.publish_handler",
-    "transcode": "videoconverter.aws_lambda.transcode_handler",
+    "publish": "videoconverter.serverless.handlers.publish_handler",
+    "transcode": "videoconverter.serverless.handlers.transcode_handler",
 }
 FORMATS = ("zip", "image")
 #: Provided by the Lambda runtime: never bundled, and their requirements are not followed.

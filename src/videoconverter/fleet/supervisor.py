@@ -1,7 +1,7 @@
 """`videoconverter up`: worker processes for every rendition, restarted if they die, stopped gracefully.
 
 A fixed number of workers per rendition, or (with :class:`AutoScaling`) a number that follows each queue's depth
-(see :mod:`videoconverter.scaling`): new workers start at once; surplus ones get SIGUSR1, which makes a worker
+(see :mod:`videoconverter.fleet.scaling`): new workers start at once; surplus ones get SIGUSR1, which makes a worker
 exit after its current job, so scaling in never interrupts a transcode. With webhooks configured, a webhook
 deliverer runs beside the workers.
 """
@@ -18,11 +18,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from videoconverter.app import open_broker
 from videoconverter.brokers.base import Broker
 from videoconverter.config import Config
+from videoconverter.fleet.scaling import Scaler, ScalingPolicy
+from videoconverter.pipeline import open_broker
 from videoconverter.processes import parent_death_signal
-from videoconverter.scaling import Scaler, ScalingPolicy
 
 log = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = 1.0

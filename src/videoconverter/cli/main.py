@@ -15,12 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from videoconverter import __version__, cli_events, cli_media, cli_objects, dead_letters
-from videoconverter.app import Services, open_services, provision, provision_plan, services, settled
+from videoconverter import __version__, dead_letters
+from videoconverter.cli import events as cli_events
+from videoconverter.cli import media as cli_media
+from videoconverter.cli import objects as cli_objects
 from videoconverter.config import ENVIRONMENT, Config, load_config
 from videoconverter.errors import ConfigError, VideoConverterError
 from videoconverter.jobs.base import JobRecord, JobState
 from videoconverter.logs import configure_logging, redact
+from videoconverter.pipeline import Services, open_services, provision, provision_plan, services, settled
 from videoconverter.progress import ProgressBar
 
 EXIT_ERROR, EXIT_USAGE, EXIT_JOBS_FAILED, EXIT_TIMEOUT = 1, 2, 3, 4
@@ -131,7 +134,7 @@ def _stop_on_signals() -> threading.Event:
 
 
 def cmd_up(args: argparse.Namespace, config: Config) -> int:
-    from videoconverter.supervisor import supervise
+    from videoconverter.fleet.supervisor import supervise
 
     stop = _stop_on_signals()
     svc = open_services(config)
@@ -192,7 +195,7 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     rendition = config.rendition(args.rendition)
     stop = _stop_on_signals()
     if args.max is not None:  # a pool of this rendition's workers that follows its queue
-        from videoconverter.supervisor import supervise
+        from videoconverter.fleet.supervisor import supervise
 
         if not args.no_provision:
             with services(config) as svc:
@@ -361,13 +364,13 @@ def cmd_provision(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
-    from videoconverter.demo import run_demo
+    from videoconverter.cli.demo import run_demo
 
     return run_demo(args.data_dir)
 
 
 def cmd_package_lambda(args: argparse.Namespace, config: Config) -> int:
-    from videoconverter.aws.package import package_lambda
+    from videoconverter.serverless.package import package_lambda
 
     artifact = package_lambda(
         args.function,

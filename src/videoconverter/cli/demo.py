@@ -9,12 +9,12 @@ import threading
 import time
 from pathlib import Path
 
-from videoconverter.app import Services, provision, services, settled
 from videoconverter.config import Config, load_config
 from videoconverter.jobs.base import JobState
 from videoconverter.logs import configure_logging
-from videoconverter.samples import make_clip
+from videoconverter.pipeline import Services, provision, services, settled
 from videoconverter.transcode.probe import probe
+from videoconverter.transcode.samples import make_clip
 from videoconverter.worker import Worker
 
 SAMPLES = (

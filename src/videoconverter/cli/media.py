@@ -40,7 +40,7 @@ def add_commands(command: Command) -> None:
     p = command("quality", cmd_quality, "measure an output against its source: VMAF, PSNR, bitrate")
     p.add_argument("source", type=Path, help="the original video")
     p.add_argument("output", type=Path, help="the converted video (the source is scaled to its size)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (keys: see `videoconverter.cli_media`)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (keys: see `videoconverter.cli.media`)")
     p.add_argument("--threads", type=int, default=0, metavar="N", help="threads for VMAF (default: every core)")
 
 

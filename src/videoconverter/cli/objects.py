@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from videoconverter.app import services
 from videoconverter.config import Config
 from videoconverter.errors import ConfigError, VideoConverterError
+from videoconverter.pipeline import services
 from videoconverter.progress import ProgressBar, human_bytes
 from videoconverter.storage.keys import split_s3_url
 

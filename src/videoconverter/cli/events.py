@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from videoconverter.app import open_broker, services
 from videoconverter.config import Config
 from videoconverter.errors import ConfigError
-from videoconverter.scaling import ScalingPolicy, cpu_budget, threads_per_worker
-from videoconverter.supervisor import AutoScaling
+from videoconverter.fleet.scaling import ScalingPolicy, cpu_budget, threads_per_worker
+from videoconverter.fleet.supervisor import AutoScaling
+from videoconverter.pipeline import open_broker, services
 
 Command = Callable[[str, Any, str], argparse.ArgumentParser]
 

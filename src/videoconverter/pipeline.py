@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from videoconverter import backends
+from videoconverter import registry as backends
 from videoconverter.aws import provision as aws
 from videoconverter.brokers.base import Broker, QueueSpec, Topology
 from videoconverter.brokers.sqs_messages import source_retention_seconds
@@ -17,7 +17,7 @@ from videoconverter.ingest import Ingest
 from videoconverter.jobs.base import JobRecord, JobStore
 from videoconverter.logs import redact
 from videoconverter.notifications.emitter import NotifyingJobStore
-from videoconverter.sqlite import path_from_url
+from videoconverter.sqlite_db import path_from_url
 from videoconverter.storage.base import Notification, ObjectStore
 from videoconverter.storage.keys import split_s3_url
 

@@ -31,13 +31,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from videoconverter.app import Services, open_services
 from videoconverter.brokers.base import Broker, Delivery
 from videoconverter.brokers.sqs_messages import EARLIER_ATTEMPTS_ATTRIBUTE, ID_ATTRIBUTE, SENT_AT_ATTRIBUTE
 from videoconverter.config import Config, load_config
 from videoconverter.errors import InvalidEventError
 from videoconverter.events import parse_event
 from videoconverter.logs import configure_logging
+from videoconverter.pipeline import Services, open_services
 
 log = logging.getLogger(__name__)
 PACKAGED_CONFIG = "videoconverter.toml"
