@@ -128,8 +128,8 @@ def test_transcode_is_an_image_context_with_an_executable_ffmpeg(tmp_path: Path,
     assert output["files"] == len(files) and output["unzipped_bytes"] == sum(p.stat().st_size for p in files)
     (ffmpeg,) = (task / "imageio_ffmpeg" / "binaries").glob("ffmpeg-*")
     assert os.access(ffmpeg, os.X_OK) and stat.S_IMODE(ffmpeg.stat().st_mode) == 0o755
-    assert stat.S_IMODE((task / "videoconverter" / "cli.py").stat().st_mode) == 0o644
-    assert (task / "av").is_dir() and (task / "videoconverter" / "aws_lambda.py").is_file()
+    assert stat.S_IMODE((task / "videoconverter" / "cli" / "main.py").stat().st_mode) == 0o644
+    assert (task / "av").is_dir() and (task / "videoconverter" / "serverless" / "handlers.py").is_file()
     assert (task / "videoconverter.toml").read_text(encoding="utf-8") == CONFIG
     assert not (task / "boto3").exists() and not (task / "botocore").exists()
     dockerfile = (context / "Dockerfile").read_text(encoding="utf-8").splitlines()
