@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from videoconverter.aws.settings import AwsSettings, aws_settings
 from videoconverter.errors import ConfigError
 from videoconverter.notifications.settings import ENVIRONMENT as NOTIFICATION_ENVIRONMENT
 from videoconverter.notifications.settings import NotificationSettings, notification_settings
@@ -75,6 +76,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    aws: AwsSettings = field(default_factory=AwsSettings)
 
     def rendition(self, name: str) -> Rendition:
         for rendition in self.renditions:
@@ -129,7 +131,7 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
         "renditions",
         "notifications",
     }
-    known.add("web")
+    known |= {"web", "aws"}
     _reject_unknown("", data, known)
     data_dir = Path(env.get("VIDEOCONVERTER_DATA_DIR") or _typed(data, "data_dir", str, "data_dir", "vc-data"))
     inp = _table(data, "input")
@@ -201,6 +203,7 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
         limits=_limits(_table(data, "limits")),
         web=_web(_table(data, "web"), env),
         notifications=notification_settings(_table(data, "notifications"), env),
+        aws=aws_settings(_table(data, "aws")),
     )
     return config
 

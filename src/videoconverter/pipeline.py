@@ -129,13 +129,30 @@ def provision_plan(config: Config) -> list[str]:
         steps.extend(aws.steps(config))
     events = notifications_topology(config)
     steps.append(f"topic {events.topic} (job events) -> queue {', '.join(q.name for q in events.queues)}")
+    if _on_sns(config):
+        settings = config.aws
+        steps.extend(
+            aws.delivery_status_steps(
+                _logged_topics(config), settings.delivery_status_role_arn, settings.delivery_status_success_sample_rate
+            )
+        )
     steps.append(f"job store {redact(config.jobs_url)}")
     return steps
 
 
+def _on_sns(config: Config) -> bool:
+    return backends.scheme_of(config.broker_url) == "aws"
+
+
+def _logged_topics(config: Config) -> list[str]:
+    """The topics whose deliveries SNS logs: uploads and job events."""
+    return [config.topic, config.notifications.topic]
+
+
 def provision(svc: Services) -> list[str]:
     """Create, or bring into line, the buckets, topic, queues, dead-letter queues and (on AWS) the S3 -> SNS
-    notification. Idempotent; returns what it ensured (as :func:`provision_plan` words it)."""
+    notification and the topics' delivery status logging. Idempotent; returns what it ensured (as
+    :func:`provision_plan` words it)."""
     config = svc.config
     svc.broker.declare(topology(config))
     svc.broker.declare(notifications_topology(config))
@@ -143,6 +160,15 @@ def provision(svc: Services) -> list[str]:
         svc.store.create_bucket(bucket)
     if aws.server_side_notifications(config):
         aws.wire_notifications(config, svc.broker.topic_arn(config.topic))  # type: ignore[attr-defined]
+    if _on_sns(config):
+        topic_arns = [svc.broker.topic_arn(t) for t in _logged_topics(config)]  # type: ignore[attr-defined]
+        settings = config.aws
+        aws.log_deliveries(
+            config.broker_url,
+            topic_arns,
+            settings.delivery_status_role_arn,
+            settings.delivery_status_success_sample_rate,
+        )
     return provision_plan(config)
 
 

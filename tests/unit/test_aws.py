@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from videoconverter.aws.clients import AwsLocation
 from videoconverter.aws.policies import topic_policy
-from videoconverter.aws.provision import notification_configuration, server_side_notifications
+from videoconverter.aws.provision import (
+    delivery_status_attributes,
+    notification_configuration,
+    server_side_notifications,
+)
+from videoconverter.aws.settings import AwsSettings
 from videoconverter.brokers.base import QueueSpec
 from videoconverter.brokers.sqs_messages import source_retention_seconds
 from videoconverter.config import load_config
@@ -95,3 +101,31 @@ def test_a_lambda_record_becomes_the_delivery_a_worker_would_have_received() -> 
     assert (delivery_from_record(retried).attempt, delivery_from_record(retried).message_id) == (5, "sqs-id")
     with pytest.raises(InvalidEventError):
         delivery_from_record({"body": "{}"})
+
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/videoconverter-sns-delivery-status"
+
+
+def test_delivery_status_logging_sets_each_protocols_role_and_sample_rate() -> None:
+    # The attribute names of SNS's SetTopicAttributes (the SNS developer guide's "delivery status" topic).
+    assert delivery_status_attributes(ROLE_ARN, 25) == {
+        "SQSSuccessFeedbackRoleArn": ROLE_ARN,
+        "SQSSuccessFeedbackSampleRate": "25",
+        "SQSFailureFeedbackRoleArn": ROLE_ARN,
+        "LambdaSuccessFeedbackRoleArn": ROLE_ARN,
+        "LambdaSuccessFeedbackSampleRate": "25",
+        "LambdaFailureFeedbackRoleArn": ROLE_ARN,
+    }
+
+
+def test_the_plan_logs_both_topics_deliveries_on_sns_with_a_role_and_says_it_skips_without_one() -> None:
+    aws = {"VIDEOCONVERTER_BROKER": "aws://"}
+    skipped = [s for s in provision_plan(load_config(environ=aws)) if s.startswith("delivery status")]
+    assert skipped == [
+        "delivery status logging: skipped for topics videoconverter-topic, videoconverter-notifications "
+        "(no aws.delivery_status_role_arn configured)"
+    ]
+    with_role = replace(load_config(environ=aws), aws=AwsSettings(ROLE_ARN, 5))
+    (step,) = [s for s in provision_plan(with_role) if s.startswith("delivery status")]
+    assert "videoconverter-topic, videoconverter-notifications" in step and "5 %" in step and ROLE_ARN in step
+    assert not [s for s in provision_plan(load_config(environ={})) if s.startswith("delivery status")]  # no SNS

@@ -276,6 +276,15 @@ keyframe_interval_seconds = 4
         ('[[renditions]]\nshort_side = 720\nqueue = "bad queue"\n', "renditions[0].queue"),
         ("renditions = []\n", "renditions"),
         ('log_level = "LOUD"\n', "log_level"),
+        ('[aws]\ndelivery_status_role_arn = "my-role"\n', "aws.delivery_status_role_arn"),
+        ('[aws]\ndelivery_status_role_arn = "arn:aws:iam::123:role/r"\n', "aws.delivery_status_role_arn"),
+        ('[aws]\ndelivery_status_role_arn = "arn:aws:iam::123456789012:user/u"\n', "aws.delivery_status_role_arn"),
+        ("[aws]\ndelivery_status_success_sample_rate = 101\n", "aws.delivery_status_success_sample_rate"),
+        ("[aws]\ndelivery_status_success_sample_rate = -1\n", "aws.delivery_status_success_sample_rate"),
+        ("[aws]\ndelivery_status_success_sample_rate = 12.5\n", "aws.delivery_status_success_sample_rate"),
+        ("[aws]\ndelivery_status_success_sample_rate = true\n", "aws.delivery_status_success_sample_rate"),
+        ("[aws]\nsample_rate = 10\n", "aws.sample_rate"),
+        ("aws = 5\n", "aws"),
     ],
 )
 def test_validation_error_names_the_field(tmp_path: Path, toml: str, field: str) -> None:
@@ -331,3 +340,19 @@ def test_retry_delay_doubles_and_is_capped() -> None:
 
 def test_retry_delay_is_zero_with_zero_base() -> None:
     assert Config(retry_base_delay_seconds=0.0).retry_delay_seconds(10) == 0.0
+
+
+def test_the_aws_table_names_the_delivery_status_role_and_its_success_sample_rate(tmp_path: Path) -> None:
+    assert load_config(environ={}).aws.delivery_status_role_arn == ""  # provision leaves the logging alone
+    assert load_config(environ={}).aws.delivery_status_success_sample_rate == 10
+    role = "arn:aws-cn:iam::123456789012:role/service-role/videoconverter-sns-logs"
+    config = load_toml(
+        tmp_path, f'[aws]\ndelivery_status_role_arn = "{role}"\ndelivery_status_success_sample_rate = 0\n'
+    )
+    assert (config.aws.delivery_status_role_arn, config.aws.delivery_status_success_sample_rate) == (role, 0)
+    assert (
+        load_toml(
+            tmp_path, "[aws]\ndelivery_status_success_sample_rate = 100\n"
+        ).aws.delivery_status_success_sample_rate
+        == 100
+    )

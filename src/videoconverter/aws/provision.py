@@ -1,14 +1,17 @@
-"""The AWS-only part of ``videoconverter provision``: S3 notifies the topic, and only the input bucket may publish.
+"""The AWS-only part of ``videoconverter provision``: S3 notifies the topic, and only the input bucket may publish;
+SNS logs its deliveries.
 
 The generic part (buckets, topic, queues, dead-letter queues, subscriptions) is the backends' own ``declare`` and
-``create_bucket``. What is left crosses two services, so it lives here: the topic policy that lets S3 publish for
-the input bucket only (``aws:SourceArn`` and ``aws:SourceAccount``), and the input bucket's notification
-configuration (``s3:ObjectCreated:*``, one suffix filter per configured suffix) pointing at the topic. Both are
-idempotent, and configurations that are not ours (another Id) are kept.
+``create_bucket``. What is left crosses services, so it lives here: the topic policy that lets S3 publish for
+the input bucket only (``aws:SourceArn`` and ``aws:SourceAccount``), the input bucket's notification
+configuration (``s3:ObjectCreated:*``, one suffix filter per configured suffix) pointing at the topic, and each
+topic's delivery status logging to CloudWatch Logs (every failed delivery to a queue or function, a sample of the
+successful ones). All are idempotent, and configurations that are not ours (another Id) are kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from videoconverter.aws.clients import AwsLocation
@@ -90,3 +93,48 @@ def wire_notifications(config: Config, topic_arn: str) -> list[str]:
         sns.close()
         s3.close()
     return steps(config)
+
+
+#: The subscription protocols whose deliveries are logged: the pipeline's queues, and functions users subscribe.
+DELIVERY_STATUS_PROTOCOLS = ("SQS", "Lambda")
+
+
+def delivery_status_attributes(role_arn: str, success_sample_rate: int) -> dict[str, str]:
+    """The topic attributes that make SNS log, as ``role_arn``, every failed delivery and ``success_sample_rate``
+    percent of the successful ones, for each of :data:`DELIVERY_STATUS_PROTOCOLS` (in the order to set them)."""
+    attributes = {}
+    for protocol in DELIVERY_STATUS_PROTOCOLS:
+        attributes[f"{protocol}SuccessFeedbackRoleArn"] = role_arn
+        attributes[f"{protocol}SuccessFeedbackSampleRate"] = str(success_sample_rate)
+        attributes[f"{protocol}FailureFeedbackRoleArn"] = role_arn
+    return attributes
+
+
+def delivery_status_steps(topics: Sequence[str], role_arn: str, success_sample_rate: int) -> list[str]:
+    """What :func:`log_deliveries` ensures for ``topics``, in words (for ``provision --dry-run`` too)."""
+    names = ", ".join(topics)
+    if not role_arn:
+        return [f"delivery status logging: skipped for topics {names} (no aws.delivery_status_role_arn configured)"]
+    protocols = " and ".join(DELIVERY_STATUS_PROTOCOLS)
+    return [
+        f"delivery status logging: topics {names} log every failed and {success_sample_rate} % of the successful "
+        f"deliveries to {protocols} in CloudWatch Logs, as role {role_arn}"
+    ]
+
+
+def log_deliveries(broker_url: str, topic_arns: Sequence[str], role_arn: str, success_sample_rate: int) -> None:
+    """Turn on delivery status logging for each topic (:func:`delivery_status_attributes`); nothing without a role.
+
+    SNS assumes the role (trusting ``sns.amazonaws.com``) and writes to ``sns/REGION/ACCOUNT/TOPIC`` (successes)
+    and ``sns/REGION/ACCOUNT/TOPIC/Failure``: the role needs ``logs:CreateLogGroup``, ``logs:CreateLogStream``
+    and ``logs:PutLogEvents`` on those groups only (as the CloudFormation template's ``DeliveryStatusRole``).
+    """
+    if not role_arn:
+        return
+    sns = AwsLocation.from_url(broker_url).client("sns")
+    try:
+        for topic_arn in topic_arns:
+            for name, value in delivery_status_attributes(role_arn, success_sample_rate).items():
+                sns.set_topic_attributes(TopicArn=topic_arn, AttributeName=name, AttributeValue=value)
+    finally:
+        sns.close()
