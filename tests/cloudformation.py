@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from videoconverter.config import DEFAULT_RENDITIONS
+from videoconverter.renditions import DEFAULT_RENDITIONS
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "deploy" / "aws" / "template.yaml"
 

@@ -19,10 +19,10 @@ from tests.aws import MotoServer
 from tests.cloudformation import as_list, evaluate, load_template, names_of, statements, worker_roles
 from tests.conftest import require_service
 from videoconverter.aws import clients
-from videoconverter.config import DEFAULT_RENDITIONS, Config, load_config
+from videoconverter.config import Config, load_config
 from videoconverter.jobs.base import JobId, JobState
 from videoconverter.pipeline import open_services, provision
-from videoconverter.renditions import KINDS
+from videoconverter.renditions import DEFAULT_RENDITIONS, KINDS
 from videoconverter.storage import s3
 from videoconverter.worker import Worker
 
