@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from videoconverter.renditions import default_rendition
-from videoconverter.transcode.outputs import convert_file
+from videoconverter.transcode.produce import convert_file
 from videoconverter.transcode.runner import ffmpeg_executable
 
 MODES = ("one-decode", "per-rung")

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from videoconverter.renditions import GENERIC_PRESET_VIDEO_KBPS, Limits, Rendition, default_rendition
-from videoconverter.transcode.outputs import convert_file
+from videoconverter.transcode.produce import convert_file
 from videoconverter.transcode.quality import QualityReport, measure_quality
 from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
 

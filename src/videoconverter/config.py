@@ -227,7 +227,10 @@ def _limits(table: dict[str, Any]) -> Limits:
     values: dict[str, Any] = {}
     for name, value in table.items():
         expected = type(getattr(base, name))
-        if expected is tuple:
+        if expected is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"limits.{name}: expected true or false, got {value!r}")
+        elif expected is tuple:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"limits.{name}: expected a list of strings")
             value = tuple(value)

@@ -79,6 +79,10 @@ class LimitExceededError(PermanentError):
     """The upload exceeds a configured limit (pixels, duration or stream count)."""
 
 
+class TruncatedSourceError(PermanentError):
+    """The upload is truncated: its data stops before the end its header promises (an interrupted transfer)."""
+
+
 class TransientError(VideoConverterError):
     """A temporary failure; the job will be retried."""
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from videoconverter.errors import InvalidKeyError, ObjectNotFoundError
 from videoconverter.storage.base import ObjectInfo, ObjectStore
 from videoconverter.storage.keys import validate_key
-from videoconverter.transcode.outputs import output_key, output_version
+from videoconverter.transcode.produce import output_key, output_version
 from videoconverter.transcode.products import OutputFile, Produced
 
 PUBLISH_THREADS = 8  # a ladder's segments are uploaded side by side (one S3 round trip each)

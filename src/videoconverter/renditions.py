@@ -43,7 +43,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # + "-dlq" stays within SQS's 8
 
 @dataclass(frozen=True)
 class Limits:
-    """What an upload may be before it is refused, checked by probing before any decoding."""
+    """What an upload may be before it is refused, checked by probing before any decoding (and, for a
+    truncated source, by comparing what FFmpeg could read with what the probe promised)."""
 
     max_pixels: int = 7680 * 4320  # 8K
     max_duration_seconds: float = 4 * 3600.0
@@ -52,6 +53,9 @@ class Limits:
     max_output_bytes: int = 20 * 1024**3
     transcode_timeout_seconds: float = 3 * 3600.0
     allowed_input_formats: tuple[str, ...] = ("mov", "mp4", "matroska", "webm")
+    #: A source whose data stops before the duration its header promises (an interrupted transfer) fails the
+    #: job permanently; true converts what could be read, and the job's note says it is truncated.
+    accept_truncated_sources: bool = False
 
 
 @dataclass(frozen=True)

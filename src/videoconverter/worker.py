@@ -35,8 +35,8 @@ from videoconverter.pipeline import Services
 from videoconverter.publish import previous_version, publish, remove_version
 from videoconverter.renditions import Rendition
 from videoconverter.storage.keys import validate_key
-from videoconverter.transcode.outputs import marker_name, output_key, output_version, produce
 from videoconverter.transcode.probe import MediaInfo, probe
+from videoconverter.transcode.produce import marker_name, output_key, output_version, produce
 from videoconverter.transcode.products import Conversion, Produced, Runner
 from videoconverter.transcode.runner import RunResult, ffmpeg_executable, run_ffmpeg
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import socket
 import struct
 import subprocess
@@ -10,14 +12,19 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.integration.test_pipeline import IN, drain, job
+from videoconverter.config import load_config
 from videoconverter.errors import InvalidKeyError
 from videoconverter.jobs.base import JobState
-from videoconverter.pipeline import Services
+from videoconverter.pipeline import Services, open_services, provision
+from videoconverter.transcode.command import preamble
+from videoconverter.transcode.produce import marker_name, output_key
 from videoconverter.transcode.runner import ffmpeg_executable
+from videoconverter.transcode.samples import make_truncated_clip
 
 pytestmark = pytest.mark.ffmpeg
 SECRET = f"TOPSECRET-{uuid.uuid4().hex}"
@@ -49,7 +56,7 @@ def listener() -> Iterator[tuple[int, list[object]]]:
 
 
 def ffmpeg(*args: str) -> None:
-    subprocess.run([ffmpeg_executable(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
+    subprocess.run([*preamble(ffmpeg_executable()), *args], check=True)
 
 
 def patch_box(data: bytes, box: bytes, offset: int, fmt: str, value: int) -> bytes:
@@ -164,6 +171,97 @@ def test_broken_or_hostile_uploads_are_dead_lettered_once_with_a_clear_reason(
         assert [d.reason for d in letters] == [record.error]
 
 
+#: The tiny pipeline's two MP4 renditions and one of each other kind, every kind measuring how far it read.
+EVERY_KIND_TOML = """
+[[renditions]]
+name = "ladder"
+kind = "hls"
+{ladder_queue}ladder = [90, 120]
+preset = "ultrafast"
+segment_seconds = 2
+keyframe_interval_seconds = 1
+
+[[renditions]]
+name = "pictures"
+kind = "thumbnails"
+{pictures_queue}thumbnail_interval_seconds = 1
+thumbnail_width = 64
+"""
+
+
+def every_kind(config_path: Path, accept_truncated_sources: bool) -> Services:
+    """The pipeline of ``config_path`` with a ladder and thumbnails added, provisioned. The file itself is
+    extended, so that the fixture's clean-up deletes the added queues too (RabbitMQ's outlive the test)."""
+    text = config_path.read_text()
+    # On RabbitMQ the fixture gave its queues a unique prefix: the added ones get it too.
+    prefix = match.group(1) if (match := re.search(r'queue = "(\S+)small"', text)) else ""
+    queues = {f"{name}_queue": f'queue = "{prefix}{name}"\n' if prefix else "" for name in ("ladder", "pictures")}
+    text += EVERY_KIND_TOML.format(**queues)
+    if accept_truncated_sources:
+        text += "\n[limits]\naccept_truncated_sources = true\n"
+    config_path.write_text(text)
+    services = open_services(load_config(environ={}, path=config_path))
+    provision(services)
+    return services
+
+
+@pytest.fixture(scope="module")
+def truncated_upload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An interrupted transfer: the index at the front promises 10 s, the data stops after about 4.9 s."""
+    return make_truncated_clip(tmp_path_factory.mktemp("truncated") / "cut.mp4")
+
+
+def read_of(kind: str) -> str:
+    """How far each kind reports the upload could be read: the video kinds to the frame, the pictures to a
+    frame of the poster's luma scan (4 a second)."""
+    return "4.8" if kind == "thumbnails" else "4.9"
+
+
+@contextlib.contextmanager
+def truncated_upload_converted(
+    config_path: Path, upload: Path, accept: bool
+) -> Iterator[tuple[Services, Callable[[str], Any]]]:
+    """Upload ``upload`` to the every-kind pipeline and drain it; yields each rendition's job record by name
+    (after checking that every kind is there)."""
+    svc = every_kind(config_path, accept_truncated_sources=accept)
+    try:
+        uploaded = svc.store.put_file(IN, "interrupted.mp4", upload)
+        drain(svc)
+        assert sorted(r.kind for r in svc.config.renditions) == ["hls", "mp4", "mp4", "thumbnails"]
+        yield svc, lambda name: job(svc, "interrupted.mp4", uploaded.etag, name)
+    finally:
+        svc.close()
+
+
+@NOT_ON_AWS
+def test_a_truncated_upload_fails_permanently_for_every_kind(
+    pipeline_config_path: Path, truncated_upload: Path
+) -> None:
+    with truncated_upload_converted(pipeline_config_path, truncated_upload, accept=False) as (svc, record_of):
+        for rendition in svc.config.renditions:
+            record = record_of(rendition.name)
+            assert (record.state, record.attempts) == (JobState.FAILED, 1), record.error
+            assert record.error == f"the upload is truncated: {read_of(rendition.kind)} s of 10.0 s could be read"
+            marker = output_key("interrupted.mp4", marker_name(rendition))
+            assert svc.store.head(rendition.output_bucket, marker) is None
+            assert [d.reason for d in svc.broker.dead_letters(rendition.queue)] == [record.error]
+
+
+@NOT_ON_AWS
+def test_a_truncated_upload_is_converted_with_a_note_when_the_setting_accepts_it(
+    pipeline_config_path: Path, truncated_upload: Path
+) -> None:
+    with truncated_upload_converted(pipeline_config_path, truncated_upload, accept=True) as (svc, record_of):
+        for rendition in svc.config.renditions:
+            record = record_of(rendition.name)
+            assert (record.state, record.attempts) == (JobState.DONE, 1), record.error
+            truncated = f"the upload is truncated: {read_of(rendition.kind)} s of 10.0 s could be read"
+            assert record.note.endswith(f"{truncated}; converted what was there"), record.note
+            marker = svc.store.head(rendition.output_bucket, output_key("interrupted.mp4", marker_name(rendition)))
+            assert marker is not None and marker.metadata["source-etag"] == record.id.source_etag
+            assert svc.broker.dead_letters(rendition.queue) == []
+
+
 PLAYLISTS = {
     "hls": "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n{secret}\n#EXTINF:1,\nhttp://127.0.0.1:{port}/a.ts\n"
     "#EXT-X-ENDLIST\n",
@@ -228,7 +326,7 @@ def test_probing_a_huge_frame_keeps_memory_bounded(tmp_path: Path) -> None:
     path = tmp_path / "huge.mp4"
     huge_frame(path, path)
     script = (
-        "import sys\nfrom pathlib import Path\nfrom videoconverter.config import Limits\n"
+        "import sys\nfrom pathlib import Path\nfrom videoconverter.renditions import Limits\n"
         "from videoconverter.errors import LimitExceededError\nfrom videoconverter.transcode.probe import probe\n"
         "try:\n    probe(Path(sys.argv[1]), Limits())\nexcept LimitExceededError:\n    pass\nelse:\n    sys.exit(3)\n"
         # VmHWM is this process's own peak: ru_maxrss would include the pytest process it was forked from.

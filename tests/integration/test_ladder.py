@@ -18,8 +18,8 @@ from videoconverter.jobs.base import JobId, JobState
 from videoconverter.pipeline import Services, open_services, provision
 from videoconverter.renditions import default_rendition
 from videoconverter.transcode.ladder import MASTER
-from videoconverter.transcode.outputs import convert_file
 from videoconverter.transcode.playlists import parse_media_playlist
+from videoconverter.transcode.produce import convert_file
 from videoconverter.worker import Worker
 
 pytestmark = pytest.mark.ffmpeg

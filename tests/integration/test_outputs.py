@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from videoconverter.renditions import Limits, Rendition, default_rendition
-from videoconverter.transcode.outputs import convert_file
 from videoconverter.transcode.probe import probe
+from videoconverter.transcode.produce import convert_file
 from videoconverter.transcode.samples import make_hdr_clip, make_vfr_clip
 
 pytestmark = pytest.mark.ffmpeg

@@ -15,7 +15,9 @@ from pathlib import Path
 import av
 import pytest
 
+from videoconverter.errors import TruncatedSourceError
 from videoconverter.renditions import Limits, Rendition, default_rendition
+from videoconverter.transcode.command import generated_input, preamble
 from videoconverter.transcode.probe import probe
 from videoconverter.transcode.products import Conversion, Produced, Runner
 from videoconverter.transcode.runner import run_ffmpeg
@@ -31,12 +33,12 @@ CUE = re.compile(rf"^{TIME} --> {TIME}\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)$")
 
 def lavfi_clip(ffmpeg: str, destination: Path, *sources: str) -> Path:
     """An H.264 MP4, 320x180, of the lavfi ``sources`` one after the other (``color=black:duration=1``)."""
-    inputs = [arg for source in sources for arg in ("-f", "lavfi", "-i", f"{source}:size=320x180:rate=30")]
+    inputs = [arg for source in sources for arg in generated_input(f"{source}:size=320x180:rate=30")]
     labels = "".join(f"[{i}:v]" for i in range(len(sources)))
     graph = f"{labels}concat=n={len(sources)}:v=1:a=0,format=yuv420p[v]"
     subprocess.run(
-        [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *inputs, "-filter_complex", graph,
-         "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast", str(destination)],
+        [*preamble(ffmpeg), *inputs, "-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-preset",
+         "ultrafast", str(destination)],
         check=True,
     )  # fmt: skip
     return destination
@@ -49,10 +51,13 @@ def black_start(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Pa
     return lavfi_clip(ffmpeg_exe, directory / "black-start.mp4", "color=black:duration=1", "testsrc2=duration=3")
 
 
-def produce(source: Path, workdir: Path, ffmpeg: str, rendition: Rendition = THUMBS) -> Produced:
+def produce(
+    source: Path, workdir: Path, ffmpeg: str, rendition: Rendition = THUMBS, limits: Limits | None = None
+) -> Produced:
     workdir.mkdir(parents=True, exist_ok=True)
+    limits = limits or Limits()
     run: Runner = lambda args, _duration: run_ffmpeg(args, workdir=workdir, timeout_seconds=60)  # noqa: E731
-    job = Conversion(ffmpeg, source, probe(source, Limits()), workdir, Limits(), run, "v1")
+    job = Conversion(ffmpeg, source, probe(source, limits), workdir, limits, run, "v1")
     return produce_thumbnails(rendition, job)
 
 
@@ -203,3 +208,18 @@ def test_hdr_is_tone_mapped_for_jpeg(sample_clip: Callable[..., Path], tmp_path:
     # Shown as they are, BT.2020 colours read as BT.709 look washed out.
     colour, sdr_colour = saturation(produced.files[0].path), saturation(sdr.files[0].path)
     assert colour >= 0.75 * sdr_colour, (colour, sdr_colour)
+
+
+def test_a_truncated_video_is_caught_past_the_poster_scan_by_the_missing_thumbnails(
+    sample_clip: Callable[..., Path], tmp_path: Path, ffmpeg_exe: str
+) -> None:
+    """Cut after about 12 s of 24: the poster's scan (the first 10 s) sees nothing wrong, the thumbnails stop."""
+    whole = sample_clip(width=320, height=180, seconds=24, keyframe_interval_seconds=1.0, faststart=True)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    truncated = r"^the upload is truncated: 1[0-3]\.0 s of 24\.0 s could be read$"
+    with pytest.raises(TruncatedSourceError, match=truncated):
+        produce(cut, tmp_path / "work", ffmpeg_exe)
+    produced = produce(cut, tmp_path / "accepted", ffmpeg_exe, limits=Limits(accept_truncated_sources=True))
+    assert produced.note.endswith("could be read; converted what was there")
+    assert 10 <= len(index_of(produced)["thumbnails"]["items"]) <= 14

@@ -27,12 +27,15 @@ from videoconverter.errors import (
     ShutdownRequested,
     TranscodeError,
     TranscodeTimeoutError,
+    TruncatedSourceError,
 )
 from videoconverter.renditions import Limits, Rendition, default_rendition
-from videoconverter.transcode.command import build_command
+from videoconverter.transcode.command import build_command, preamble
 from videoconverter.transcode.geometry import OutputSize, output_size
 from videoconverter.transcode.probe import MediaInfo, probe
+from videoconverter.transcode.produce import convert_file
 from videoconverter.transcode.runner import STDERR_TAIL_LINES, run_ffmpeg
+from videoconverter.transcode.samples import make_truncated_clip
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -118,9 +121,7 @@ def convert(
 
 def ffmpeg_tool(ffmpeg: str, *args: str) -> None:
     """Run FFmpeg to prepare a fixture file."""
-    subprocess.run(
-        [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True, capture_output=True
-    )
+    subprocess.run([*preamble(ffmpeg), *args], check=True, capture_output=True)
 
 
 def assert_progress_reported(progress: list[float]) -> None:
@@ -312,6 +313,50 @@ def test_a_truncated_mp4_is_not_a_video(sample_clip: ClipFactory, tmp_path: Path
         probe(path, LIMITS)
 
 
+@pytest.fixture(scope="module")
+def truncated_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Path:
+    """An interrupted upload: 10 s promised by the index at the front, the data stopping after about 4.9 s."""
+    return make_truncated_clip(tmp_path_factory.mktemp("truncated") / "cut.mp4", ffmpeg=ffmpeg_exe)
+
+
+TRUNCATED_KINDS = {
+    "mp4": TINY,
+    "hls one-decode": dataclasses.replace(default_rendition(120, kind="hls"), ladder=(90, 120), preset="ultrafast"),
+    "hls per-rung": dataclasses.replace(
+        default_rendition(120, kind="hls"), ladder=(90, 120), preset="ultrafast", ladder_mode="per-rung"
+    ),
+    "thumbnails": dataclasses.replace(default_rendition(120, kind="thumbnails"), thumbnail_width=64),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TRUNCATED_KINDS))
+def test_a_truncated_upload_that_still_probes_is_refused_by_every_kind(
+    truncated_clip: Path, tmp_path: Path, kind: str
+) -> None:
+    info = probe(truncated_clip, LIMITS)
+    assert info.duration_seconds == pytest.approx(10.0, abs=0.1), "the header promises 10 s"
+    with pytest.raises(TruncatedSourceError) as caught:
+        convert_file(truncated_clip, tmp_path, TRUNCATED_KINDS[kind])
+    # The video kinds know to the frame how far they got; the pictures to a frame of the poster's scan.
+    read = "4.9" if kind != "thumbnails" else "4.8"
+    assert caught.value.message == f"the upload is truncated: {read} s of 10.0 s could be read"
+
+
+def test_a_truncated_upload_is_converted_with_a_note_when_accepted(truncated_clip: Path, tmp_path: Path) -> None:
+    accepting = dataclasses.replace(LIMITS, accept_truncated_sources=True)
+    produced = convert_file(truncated_clip, tmp_path, TINY, limits=accepting)
+    assert produced.note.endswith("4.9 s of 10.0 s could be read; converted what was there")
+    assert probe(produced.marker.path, LIMITS).duration_seconds == pytest.approx(4.9, abs=0.1)
+
+
+def test_a_whole_clip_with_the_index_at_the_front_is_no_truncation(sample_clip: ClipFactory, tmp_path: Path) -> None:
+    source = sample_clip(width=320, height=180, seconds=3, keyframe_interval_seconds=1.0, faststart=True)
+    for kind, rendition in TRUNCATED_KINDS.items():
+        workdir = tmp_path / kind.replace(" ", "-")
+        workdir.mkdir()
+        assert "truncated" not in convert_file(source, workdir, rendition).note
+
+
 def test_an_audio_only_mp4_has_no_video_stream(ffmpeg_exe: str, tmp_path: Path) -> None:
     path = tmp_path / "song.mp4"
     ffmpeg_tool(
@@ -457,6 +502,25 @@ def test_ffmpeg_failing_on_a_bad_input_raises_transcode_error(ffmpeg_exe: str, t
 def test_a_successful_run_returns_elapsed_time(tmp_path: Path) -> None:
     result = run_ffmpeg([sys.executable, "-c", "pass"], workdir=tmp_path, timeout_seconds=30)
     assert 0 < result.elapsed_seconds < 30
+
+
+def test_a_run_reports_where_its_output_ended(tmp_path: Path) -> None:
+    """The last ``out_time_us`` of the progress, however the lines are split across reads (N/A is skipped)."""
+    script = (
+        "import sys, time\n"
+        "out = sys.stdout.buffer\n"
+        "out.write(b'out_time_us=N/A\\nprogress=continue\\nout_time_us=2000'); out.flush(); time.sleep(0.3)\n"
+        "out.write(b'000\\nprogress=continue\\nout_time_us=4885333\\nprogress=end\\n')\n"
+    )
+    progress: list[float] = []
+    result = run_ffmpeg(
+        [sys.executable, "-c", script], workdir=tmp_path, timeout_seconds=30, duration_seconds=10.0,
+        on_progress=progress.append,
+    )  # fmt: skip
+    assert result.out_time_seconds == pytest.approx(4.885333)
+    assert progress == [pytest.approx(20.0), pytest.approx(48.85333)]
+    quiet = run_ffmpeg([sys.executable, "-c", "pass"], workdir=tmp_path, timeout_seconds=30)
+    assert quiet.out_time_seconds is None
 
 
 def test_a_hung_process_group_is_killed_at_the_timeout(tmp_path: Path) -> None:

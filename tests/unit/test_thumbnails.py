@@ -21,7 +21,9 @@ from videoconverter.transcode.poster import (
     escape_filter_value,
     extract_args,
     parse_luma_log,
+    preview_args,
     scan_args,
+    scan_end_seconds,
 )
 from videoconverter.transcode.probe import MediaInfo
 from videoconverter.transcode.sprites import build_vtt, cue_bounds_ms, sprite_layout, vtt_timestamp
@@ -100,6 +102,27 @@ def test_poster_seeks_on_the_input_and_writes_one_full_quality_jpeg() -> None:
     assert after(args, "-frames:v") == "1"
     assert after(args, "-q:v") == "2"
     assert args[-1] == "file:/jobs/1/thumbnails/poster.jpg"
+
+
+def test_the_dashboards_poster_reads_the_output_with_the_hardened_input() -> None:
+    """The dashboard's poster of a stored output goes through the same input options as every conversion."""
+    head, jpeg = WORK / "head.mp4", WORK / "poster.jpg"
+    args = preview_args(FFMPEG, head, media_info(), Limits(max_pixels=4_000_000), jpeg, 640)
+    at_input = args.index("-i")
+    assert args[0] == FFMPEG and "-nostdin" in args[:at_input]
+    assert after(args, "-protocol_whitelist") == "file" and args.index("-protocol_whitelist") < at_input
+    assert after(args, "-f") == "mov", "the probed demuxer is forced on the input"
+    assert after(args, "-max_pixels") == "4000000" and args.index("-max_pixels") < at_input
+    assert args.count("-i") == 1 and args[at_input + 1] == f"file:{head}"
+    # What the dashboard showed before: the first frame, at most 640 wide, a smaller JPEG than the poster's.
+    assert after(args, "-frames:v") == "1" and after(args, "-q:v") == "4"
+    assert after(args, "-vf").startswith("scale='min(640,iw)':-2")
+    assert args[-3:] == ["-f", "image2", f"file:{jpeg}"]
+
+
+def test_the_scan_ends_with_its_last_frame() -> None:
+    assert scan_end_seconds(()) is None
+    assert scan_end_seconds((LumaSample(0.0, 30.0), LumaSample(4.5, 30.0))) == 4.75
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,7 @@ def cmd_quality(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_convert(args: argparse.Namespace, config: Config) -> int:
-    from videoconverter.transcode.outputs import convert_file
+    from videoconverter.transcode.produce import convert_file
 
     source: Path = args.source
     if not source.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -41,26 +42,43 @@ def build_command(
     return [*args, "-f", "mp4", f"file:{destination}"]
 
 
-def input_args(ffmpeg: str, source: Path, info: MediaInfo, limits: Limits) -> list[str]:
-    """The hardened start of every FFmpeg run on an upload: quiet, no stdin, only the ``file`` protocol, the
-    probed (allowed) demuxer forced, pictures over the pixel limit refused, the path never read as an option."""
+def preamble(ffmpeg: str) -> list[str]:
+    """``argv[0]`` and the global options every FFmpeg run starts with, whatever it reads: no banner, no stdin
+    (FFmpeg would otherwise read keystrokes, or block, from ours), no stats, errors only, and overwriting (every
+    output is a name of our own in a private directory).
+
+    Inputs come next: :func:`upload_input` for a file (an upload, or an output we measure or show), or
+    :func:`generated_input` for FFmpeg's own test sources."""
+    return [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"]
+
+
+def upload_input(source: Path, info: MediaInfo, limits: Limits, options: Sequence[str] = ()) -> list[str]:
+    """One hardened input: only the ``file`` protocol, the probed (allowed) demuxer forced, pictures over the
+    pixel limit refused, the path never read as an option or a protocol. ``options`` are this input's own
+    (``-ss`` to seek), placed before ``-i``."""
     return [
-        ffmpeg,
-        "-hide_banner",
-        "-nostdin",
-        "-nostats",
-        "-loglevel",
-        "error",
-        "-y",
         "-protocol_whitelist",
         "file",
         "-f",
         info.demuxer,
         "-max_pixels",
         str(limits.max_pixels),
+        *options,
         "-i",
         f"file:{source}",
     ]
+
+
+def generated_input(graph: str) -> list[str]:
+    """One input of FFmpeg's own making: a lavfi source graph (``testsrc2=...``, ``sine=...``). It reads no file
+    and no URL, so the hardening of :func:`upload_input` has nothing to apply to; it is for samples only, and
+    takes no path, so no upload can be passed this way."""
+    return ["-f", "lavfi", "-i", graph]
+
+
+def input_args(ffmpeg: str, source: Path, info: MediaInfo, limits: Limits, options: Sequence[str] = ()) -> list[str]:
+    """The hardened start of every FFmpeg run on an upload: :func:`preamble`, then :func:`upload_input`."""
+    return [*preamble(ffmpeg), *upload_input(source, info, limits, options)]
 
 
 def stream_maps(info: MediaInfo) -> list[str]:

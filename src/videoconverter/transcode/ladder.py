@@ -26,6 +26,7 @@ from videoconverter.transcode.geometry import OutputSize, output_size
 from videoconverter.transcode.playlists import Variant, avc_codec, bitrates, master_playlist, parse_media_playlist
 from videoconverter.transcode.probe import MediaInfo
 from videoconverter.transcode.products import Conversion, OutputFile, Produced
+from videoconverter.transcode.truncation import check_read, joined
 
 MASTER = "master.m3u8"
 
@@ -105,7 +106,7 @@ def produce_ladder(rendition: Rendition, job: Conversion) -> Produced:
     rungs, note = plan_ladder(info, rendition, job.workdir)
     for rung in rungs:
         rung.directory.mkdir(parents=True)
-    _encode(rendition, job, rungs)
+    read = check_read(_encode(rendition, job, rungs), info.duration_seconds, job.limits)
     files: list[OutputFile] = []
     variants: list[Variant] = []
     for rung in rungs:
@@ -114,18 +115,21 @@ def produce_ladder(rendition: Rendition, job: Conversion) -> Produced:
         variants.append(variant)
     master = job.workdir / "hls" / MASTER
     master.write_text(master_playlist(variants, info.has_audio), encoding="utf-8")
-    return Produced((*files, OutputFile(MASTER, master)), note)
+    return Produced((*files, OutputFile(MASTER, master)), joined(note, read))
 
 
-def _encode(rendition: Rendition, job: Conversion, rungs: list[Rung]) -> None:
+def _encode(rendition: Rendition, job: Conversion, rungs: list[Rung]) -> float | None:
+    """Run the ladder's FFmpeg(s); how far the source could be read (where the output ended;
+    with one process a rung, the shortest rung), or None."""
     duration, ffmpeg, source, info, limits = job.info.duration_seconds, job.ffmpeg, job.source, job.info, job.limits
     if rendition.ladder_mode == "one-decode" or len(rungs) == 1:
-        job.run(one_decode_command(ffmpeg, source, info, rungs, rendition, limits, job.threads), duration)
-        return
+        args = one_decode_command(ffmpeg, source, info, rungs, rendition, limits, job.threads)
+        return job.run(args, duration).out_time_seconds
     commands = [rung_command(ffmpeg, source, info, r, rendition, limits, job.threads) for r in rungs]
     with ThreadPoolExecutor(len(commands), thread_name_prefix="rung") as pool:
-        for _ in pool.map(lambda args: job.run(args, duration), commands):
-            pass  # map re-raises the first failure
+        results = list(pool.map(lambda args: job.run(args, duration), commands))  # re-raises the first failure
+    ends = [r.out_time_seconds for r in results if r.out_time_seconds is not None]
+    return min(ends) if ends else None
 
 
 def _collect(rung: Rung, info: MediaInfo, rendition: Rendition, version: str) -> tuple[list[OutputFile], Variant]:

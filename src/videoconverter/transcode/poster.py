@@ -1,7 +1,10 @@
-"""The poster frame: a first picture worth showing, past the black frames and fade-in a video often starts with.
+"""Poster frames, of both kinds: the ``thumbnails`` rendition's and the dashboard's.
 
-One cheap FFmpeg run measures the mean luma of the first :data:`SCAN_SECONDS` (4 frames a second, at 160 pixels
-wide); :func:`choose_poster_time` picks from those measures; a second run extracts that one frame at full size.
+The rendition's poster is a first picture worth showing, past the black frames and fade-in a video often starts
+with. One cheap FFmpeg run measures the mean luma of the first :data:`SCAN_SECONDS` (4 frames a second, at 160
+pixels wide); :func:`choose_poster_time` picks from those measures; a second run extracts that one frame at full
+size (:func:`extract_args`). The dashboard's poster of an MP4 output is its first frame, small
+(:func:`preview_args`). Every argument list starts with the hardened input of :func:`.command.input_args`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ FADE_IN_SKIP_SECONDS = 0.5
 #: Never seek closer than this to the end: a seek past the last frame decodes nothing.
 END_MARGIN_SECONDS = 0.25
 POSTER_JPEG_QUALITY = 2  # FFmpeg's -q:v for MJPEG: 2 is the best it usefully does
+PREVIEW_JPEG_QUALITY = 4  # the dashboard's small poster: smaller files, as it is shown small
 YAVG_KEY = "lavfi.signalstats.YAVG"
 
 _FRAME_LINE = re.compile(r"^frame:\d+\s+pts:\S+\s+pts_time:(\S+)")
@@ -88,6 +92,12 @@ def parse_luma_log(text: str) -> tuple[LumaSample, ...]:
     return tuple(samples)
 
 
+def scan_end_seconds(samples: tuple[LumaSample, ...]) -> float | None:
+    """Where the scan's last frame ends (it stops at :data:`SCAN_SECONDS`, or earlier at the end of the video
+    stream); None without samples."""
+    return max(sample.time_seconds for sample in samples) + 1 / SCAN_FRAMES_PER_SECOND if samples else None
+
+
 def _finite(text: str) -> float | None:
     try:
         number = float(text)
@@ -134,17 +144,34 @@ def extract_args(
     """Arguments that write the frame at ``time_seconds`` as a JPEG, upright (FFmpeg's autorotation is on) and
     at the display size, so anamorphic and rotated sources look as a player shows them."""
     width, height = info.display_size  # never scaled up or down
-    args = input_args(ffmpeg, source, info, limits)
     # Seeking on the input (before -i) jumps to the keyframe before, then decodes only up to the time.
-    at_input = len(args) - 1 - args[::-1].index("-i")
-    args[at_input:at_input] = ["-ss", f"{time_seconds:.3f}"]
+    seek = ["-ss", f"{time_seconds:.3f}"]
     return [
-        *args,
+        *input_args(ffmpeg, source, info, limits, seek),
         "-map", "0:v:0",
         "-vf", picture_filters(info, width, height),
         "-frames:v", "1",
         "-q:v", str(POSTER_JPEG_QUALITY),
-        "-update", "1",  # one picture, the name taken as is (no %d pattern)
-        "-f", "image2",
-        f"file:{destination}",
+        *_one_jpeg(destination),
     ]  # fmt: skip
+
+
+def preview_args(
+    ffmpeg: str, source: Path, info: MediaInfo, limits: Limits, destination: Path, max_width: int
+) -> list[str]:
+    """Arguments that write the first frame of ``source`` (an output, or the start of one) as a JPEG at most
+    ``max_width`` wide: the dashboard's poster of an MP4 output. The output is read with the same hardened
+    input as an upload, as a stored object is only as trustworthy as the store."""
+    return [
+        *input_args(ffmpeg, source, info, limits),
+        "-map", "0:v:0",
+        "-frames:v", "1",
+        "-vf", f"scale='min({max_width},iw)':-2,format=yuvj420p",
+        "-q:v", str(PREVIEW_JPEG_QUALITY),
+        *_one_jpeg(destination),
+    ]  # fmt: skip
+
+
+def _one_jpeg(destination: Path) -> list[str]:
+    # One picture, the name taken as is (no %d pattern).
+    return ["-update", "1", "-f", "image2", f"file:{destination}"]

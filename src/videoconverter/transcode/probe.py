@@ -33,6 +33,7 @@ class MediaInfo:
     color_transfer: str = ""  # "smpte2084" (PQ), "arib-std-b67" (HLG), "bt709", or "" when untagged
     color_primaries: str = ""
     regular_frame_rate: float | None = None  # from the frames' spacing, gaps left out: see _regular_frame_rate
+    video_duration_seconds: float | None = None  # the video stream's own, from the header; audio may run longer
 
     @property
     def is_hdr(self) -> bool:
@@ -129,12 +130,17 @@ def _inspect(container: av.container.InputContainer, limits: Limits) -> MediaInf
         color_transfer=TRANSFER_NAMES.get(int(video.codec_context.color_trc or 0), ""),
         color_primaries=PRIMARIES_NAMES.get(int(video.codec_context.color_primaries or 0), ""),
         regular_frame_rate=_regular_frame_rate(container, video),
+        video_duration_seconds=_stream_seconds(video),
     )
 
 
 def _duration_seconds(container: av.container.InputContainer, video: av.VideoStream) -> float | None:
     if container.duration is not None and container.duration > 0:
         return float(container.duration) / av.time_base
+    return _stream_seconds(video)
+
+
+def _stream_seconds(video: av.VideoStream) -> float | None:
     if video.duration is not None and video.time_base is not None:
         return float(video.duration * video.time_base)
     return None

@@ -24,7 +24,7 @@ import av
 from videoconverter.errors import PermanentError, TranscodeError
 from videoconverter.renditions import Limits
 from videoconverter.transcode.color import tonemap_filters
-from videoconverter.transcode.command import input_args
+from videoconverter.transcode.command import input_args, upload_input
 from videoconverter.transcode.probe import MediaInfo, probe
 from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
 
@@ -76,7 +76,7 @@ def build_quality_command(
 ) -> list[str]:
     """Arguments (``argv[0]`` included) that compare ``output`` (input 0) with ``source`` (input 1) and write
     the logs :data:`VMAF_LOG` and :data:`PSNR_LOG` into FFmpeg's working directory. Both inputs get the hardened
-    options of :func:`input_args` (a file we measure may be an upload). ``threads`` (1 or more) goes to
+    options of :func:`upload_input` (a file we measure may be an upload). ``threads`` (1 or more) goes to
     libvmaf and the filter graph."""
     width, height = compared_size(output_info)
     rate = _rate_text(output_info.frame_rate or source_info.frame_rate or 30.0)
@@ -97,7 +97,7 @@ def build_quality_command(
     )
     return [
         *input_args(ffmpeg, output, output_info, limits),
-        *_input_options(input_args(ffmpeg, source, source_info, limits)),
+        *upload_input(source, source_info, limits),
         "-filter_threads",
         str(threads),
         "-filter_complex",
@@ -119,14 +119,6 @@ def _rate_text(frames_per_second: float) -> str:
     # The probe gives a float; 29.97 must become exactly 30000/1001 or the fps filter drifts a frame a minute.
     rate = Fraction(frames_per_second).limit_denominator(1001)
     return f"{rate.numerator}/{rate.denominator}"
-
-
-def _input_options(args: list[str]) -> list[str]:
-    """The per-input part of :func:`input_args` (from ``-protocol_whitelist`` on), for a second input."""
-    try:
-        return args[args.index("-protocol_whitelist") :]
-    except ValueError:
-        raise AssertionError("input_args no longer whitelists protocols: review build_quality_command") from None
 
 
 def measure_quality(

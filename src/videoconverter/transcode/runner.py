@@ -32,6 +32,9 @@ def _die_with_parent(args: list[str]) -> list[str]:
 class RunResult:
     elapsed_seconds: float
     stderr_tail: str
+    #: How far the output got, in media time: the last ``out_time_us`` of ``-progress pipe:1`` (the latest of
+    #: every output stream's), or None for a run without progress. A truncated source stops it early.
+    out_time_seconds: float | None = None
 
 
 def ffmpeg_executable() -> str:
@@ -58,9 +61,43 @@ def run_ffmpeg(
     """
     started = time.monotonic()
     deadline = started + timeout_seconds
+    process = _start(args, workdir)
+    output = _Output(duration_seconds, on_progress)
+    try:
+        with selectors.DefaultSelector() as selector:
+            assert process.stdout is not None and process.stderr is not None
+            selector.register(process.stdout, selectors.EVENT_READ, "stdout")
+            selector.register(process.stderr, selectors.EVENT_READ, "stderr")
+            while selector.get_map():
+                if time.monotonic() > deadline:
+                    raise _timed_out(timeout_seconds, output)
+                if should_stop():
+                    raise ShutdownRequested()
+                for key, _ in selector.select(timeout=0.25):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                    elif key.data == "stdout":
+                        output.progress(chunk)
+                    else:
+                        output.stderr(chunk)
+            output.close()
+        exit_code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        raise _timed_out(timeout_seconds, output) from None
+    except BaseException:
+        _kill_group(process)
+        raise
+    if exit_code != 0:
+        raise TranscodeError("FFmpeg failed", exit_code=exit_code, stderr_tail=output.tail)
+    return RunResult(time.monotonic() - started, output.tail, output.out_time_seconds)
+
+
+def _start(args: list[str], workdir: Path) -> subprocess.Popen[bytes]:
     # A minimal environment: FFmpeg needs none of ours, and secrets (AWS keys, broker URLs) stay out of it.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), "LC_ALL": "C"}
-    process = subprocess.Popen(
+    return subprocess.Popen(
         _die_with_parent(args),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -70,64 +107,50 @@ def run_ffmpeg(
         start_new_session=True,
         preexec_fn=None if _SETPRIV else parent_death_signal(signal.SIGKILL),  # system calls only: safe after fork
     )
-    stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-    stdout_buffer = b""
-    try:
-        with selectors.DefaultSelector() as selector:
-            assert process.stdout is not None and process.stderr is not None
-            selector.register(process.stdout, selectors.EVENT_READ, "stdout")
-            selector.register(process.stderr, selectors.EVENT_READ, "stderr")
-            stderr_buffer = b""
-            while selector.get_map():
-                if time.monotonic() > deadline:
-                    _kill_group(process)
-                    raise TranscodeTimeoutError(
-                        f"FFmpeg ran past the {timeout_seconds:.0f} s limit and was killed",
-                        stderr_tail="\n".join(stderr_tail),
-                    )
-                if should_stop():
-                    _kill_group(process)
-                    raise ShutdownRequested()
-                for key, _ in selector.select(timeout=0.25):
-                    chunk = os.read(key.fd, 65536)
-                    if not chunk:
-                        selector.unregister(key.fileobj)
-                        continue
-                    if key.data == "stdout":
-                        stdout_buffer += chunk
-                        *lines, stdout_buffer = stdout_buffer.split(b"\n")
-                        _report_progress(lines, duration_seconds, on_progress)
-                    else:
-                        stderr_buffer += chunk
-                        *lines, stderr_buffer = stderr_buffer.split(b"\n")
-                        stderr_tail.extend(line.decode("utf-8", "replace") for line in lines if line.strip())
-            if stderr_buffer.strip():
-                stderr_tail.append(stderr_buffer.decode("utf-8", "replace"))
-        exit_code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        raise TranscodeTimeoutError(
-            f"FFmpeg ran past the {timeout_seconds:.0f} s limit and was killed", stderr_tail="\n".join(stderr_tail)
-        ) from None
-    except BaseException:
-        _kill_group(process)
-        raise
-    tail = "\n".join(stderr_tail)
-    if exit_code != 0:
-        raise TranscodeError("FFmpeg failed", exit_code=exit_code, stderr_tail=tail)
-    return RunResult(time.monotonic() - started, tail)
 
 
-def _report_progress(
-    lines: list[bytes], duration_seconds: float | None, on_progress: Callable[[float], None] | None
-) -> None:
-    if on_progress is None or not duration_seconds:
-        return
-    for line in lines:
-        if line.startswith(b"out_time_us="):
-            with contextlib.suppress(ValueError):
-                done_seconds = int(line.split(b"=", 1)[1]) / 1_000_000
-                on_progress(max(0.0, min(99.9, 100.0 * done_seconds / duration_seconds)))
+def _timed_out(timeout_seconds: float, output: _Output) -> TranscodeTimeoutError:
+    return TranscodeTimeoutError(
+        f"FFmpeg ran past the {timeout_seconds:.0f} s limit and was killed", stderr_tail=output.tail
+    )
+
+
+class _Output:
+    """What FFmpeg writes, read as it comes: progress lines on stdout, the last lines of stderr."""
+
+    def __init__(self, duration_seconds: float | None, on_progress: Callable[[float], None] | None) -> None:
+        self.duration_seconds = duration_seconds
+        self.on_progress = on_progress
+        self.out_time_seconds: float | None = None
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self._stdout = b""
+        self._stderr = b""
+
+    @property
+    def tail(self) -> str:
+        return "\n".join(self._stderr_tail)
+
+    def progress(self, chunk: bytes) -> None:
+        *lines, self._stdout = (self._stdout + chunk).split(b"\n")
+        for line in lines:
+            if line.startswith(b"out_time_us="):
+                with contextlib.suppress(ValueError):
+                    self.out_time_seconds = max(0.0, int(line.split(b"=", 1)[1]) / 1_000_000)
+                    self._report()
+
+    def stderr(self, chunk: bytes) -> None:
+        *lines, self._stderr = (self._stderr + chunk).split(b"\n")
+        self._stderr_tail.extend(line.decode("utf-8", "replace") for line in lines if line.strip())
+
+    def close(self) -> None:
+        if self._stderr.strip():
+            self._stderr_tail.append(self._stderr.decode("utf-8", "replace"))
+            self._stderr = b""
+
+    def _report(self) -> None:
+        if self.on_progress is None or not self.duration_seconds or self.out_time_seconds is None:
+            return
+        self.on_progress(max(0.0, min(99.9, 100.0 * self.out_time_seconds / self.duration_seconds)))
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

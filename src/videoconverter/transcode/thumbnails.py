@@ -29,8 +29,9 @@ from videoconverter.renditions import Limits, Rendition
 from videoconverter.transcode import poster
 from videoconverter.transcode.command import input_args
 from videoconverter.transcode.probe import MediaInfo
-from videoconverter.transcode.products import Conversion, OutputFile, Produced, Runner
+from videoconverter.transcode.products import Conversion, OutputFile, Produced
 from videoconverter.transcode.sprites import SpriteLayout, build_vtt, sprite_layout
+from videoconverter.transcode.truncation import check_read, joined
 
 #: A long video's interval is widened (to whole seconds) so that it gets no more thumbnails than this.
 MAX_THUMBNAILS = 1000
@@ -112,44 +113,69 @@ def thumbnails_args(
 def produce_thumbnails(rendition: Rendition, job: Conversion) -> Produced:
     """Make the poster, thumbnails and (when ``rendition.sprite``) sprites with their VTT, in ``workdir``.
 
-    Returns the files in upload order, ``index.json`` last. Raises what ``run`` raises, or
+    Returns the files in upload order, ``index.json`` last. Raises what ``run`` raises,
+    :class:`TruncatedSourceError` when the pictures show the video ends well before its header says, or
     :class:`TranscodeError` when FFmpeg succeeded but wrote no picture.
     """
-    ffmpeg, source, info, workdir, limits, run, version = (
-        job.ffmpeg, job.source, job.info, job.workdir, job.limits, job.run, job.version
-    )
-    root = workdir / "thumbnails"
+    info, version, root = job.info, job.version, job.workdir / "thumbnails"
+    pictures, sheets = root / "thumbnails", root / "sprites"
     shutil.rmtree(root, ignore_errors=True)  # a retried job must not pick up an earlier attempt's pictures
-    (root / "thumbnails").mkdir(parents=True)
-    (root / "sprites").mkdir()
-    poster_path, choice = _make_poster(ffmpeg, source, info, limits, root, run)
+    pictures.mkdir(parents=True)
+    sheets.mkdir()
+    poster_path, choice, scan_end = _make_poster(job, root)
     plan = plan_thumbnails(rendition, info)
     layout = sprite_layout(plan.count, plan.width, plan.height) if rendition.sprite else None
-    run(thumbnails_args(ffmpeg, source, info, limits, plan, layout, root / "thumbnails", root / "sprites"),
-        info.duration_seconds)  # fmt: skip
-    thumbnails = _written(root / "thumbnails", 5, plan.count)
+    args = thumbnails_args(job.ffmpeg, job.source, info, job.limits, plan, layout, pictures, sheets)
+    job.run(args, info.duration_seconds)
+    thumbnails = _written(pictures, 5, plan.count)
+    read_seconds, promised_seconds, resolution_seconds = seconds_read(info, plan, len(thumbnails), scan_end)
+    read = check_read(read_seconds, promised_seconds, job.limits, resolution_seconds)
     files = [OutputFile(f"{version}/poster.jpg", poster_path)]
     files += [OutputFile(f"{version}/thumbnails/{p.name}", p) for p in thumbnails]
     if layout is not None:
         layout = replace(layout, count=len(thumbnails))
-        sheets = _written(root / "sprites", 3, layout.sheet_count)
-        if len(sheets) != layout.sheet_count:
-            raise TranscodeError(f"FFmpeg wrote {len(sheets)} sprite sheets for {len(thumbnails)} thumbnails")
-        vtt = root / "sprites.vtt"
-        urls = [f"sprites/{p.name}" for p in sheets]
-        vtt.write_text(build_vtt(layout, urls, plan.interval_seconds, info.duration_seconds), encoding="utf-8")
-        files += [OutputFile(f"{version}/sprites/{p.name}", p) for p in sheets]
-        files.append(OutputFile(f"{version}/sprites.vtt", vtt))
+        files += _sprite_files(root, version, layout, plan, info)
     index = build_index(version, info, choice.time_seconds, plan, len(thumbnails), layout)
     index_path = root / INDEX_NAME
     index_path.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     files.append(OutputFile(INDEX_NAME, index_path))
-    return Produced(tuple(files), "; ".join(note for note in (choice.note, plan.note) if note))
+    return Produced(tuple(files), joined(choice.note, plan.note, read))
 
 
-def _make_poster(
-    ffmpeg: str, source: Path, info: MediaInfo, limits: Limits, root: Path, run: Runner
-) -> tuple[Path, poster.PosterChoice]:
+def _sprite_files(
+    root: Path, version: str, layout: SpriteLayout, plan: ThumbnailPlan, info: MediaInfo
+) -> list[OutputFile]:
+    """The sheets FFmpeg wrote and the WebVTT index into them (written here)."""
+    sheets = _written(root / "sprites", 3, layout.sheet_count)
+    if len(sheets) != layout.sheet_count:
+        raise TranscodeError(f"FFmpeg wrote {len(sheets)} sprite sheets for {layout.count} thumbnails")
+    vtt = root / "sprites.vtt"
+    urls = [f"sprites/{p.name}" for p in sheets]
+    vtt.write_text(build_vtt(layout, urls, plan.interval_seconds, info.duration_seconds), encoding="utf-8")
+    return [*(OutputFile(f"{version}/sprites/{p.name}", p) for p in sheets), OutputFile(f"{version}/sprites.vtt", vtt)]
+
+
+def seconds_read(
+    info: MediaInfo, plan: ThumbnailPlan, count: int, scan_end: float | None
+) -> tuple[float | None, float | None, float]:
+    """How far the video stream could be read, what its header promised, and to how many seconds the pictures
+    can tell. Where the luma scan stopped, if before its :data:`~.poster.SCAN_SECONDS`: the stream's end, to
+    a scan frame. Else, when thumbnails are missing, the time the last one reached: the end is within one
+    interval after it, and one thumbnail fewer than planned is normal (a video may end a frame early), so to
+    two intervals. Else None: nothing is missing. Only the video stream is decoded, so the promise is its own
+    duration, as audio may run longer (None where the container gives no stream duration: not compared)."""
+    step = 1 / poster.SCAN_FRAMES_PER_SECOND
+    promised = info.video_duration_seconds
+    if scan_end is not None and scan_end < poster.SCAN_SECONDS - step:
+        return scan_end, promised, step
+    if count < plan.count:
+        return (count - 1) * plan.interval_seconds, promised, 2 * plan.interval_seconds
+    return None, promised, 0.0
+
+
+def _make_poster(job: Conversion, root: Path) -> tuple[Path, poster.PosterChoice, float | None]:
+    """The poster, why it was taken where it was, and where the luma scan stopped (None: no scan log)."""
+    ffmpeg, source, info, limits, run = job.ffmpeg, job.source, job.info, job.limits, job.run
     log = root / "luma-scan.txt"
     run(poster.scan_args(ffmpeg, source, info, limits, log), None)
     samples = poster.parse_luma_log(log.read_text(encoding="utf-8", errors="replace")) if log.exists() else ()
@@ -162,7 +188,7 @@ def _make_poster(
         run(poster.extract_args(ffmpeg, source, info, limits, 0.0, destination), None)
     if not destination.exists():
         raise TranscodeError("FFmpeg wrote no poster frame")
-    return destination, choice
+    return destination, choice, poster.scan_end_seconds(samples)
 
 
 def _written(directory: Path, digits: int, at_most: int) -> list[Path]:

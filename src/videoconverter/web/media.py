@@ -22,6 +22,7 @@ from videoconverter.pipeline import Services
 from videoconverter.renditions import Rendition
 from videoconverter.storage.base import ObjectInfo
 from videoconverter.storage.keys import validate_key
+from videoconverter.transcode.poster import preview_args
 from videoconverter.transcode.probe import probe
 from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
 from videoconverter.web.auth import require_token
@@ -161,35 +162,22 @@ class OutputInspector:
                 return self._posters[ident]
         with tempfile.TemporaryDirectory(prefix="videoconverter-web-") as tmp:
             workdir = Path(tmp)
-            self._head(bucket, info, workdir)
-            args = [
-                ffmpeg_executable(),
-                "-nostdin",
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-protocol_whitelist",
-                "file",
-                "-i",
-                "head.mp4",
-                "-frames:v",
-                "1",
-                "-vf",
-                f"scale='min({POSTER_WIDTH},iw)':-2",
-                "-q:v",
-                "4",
-                "-f",
-                "image2",
-                "poster.jpg",
-            ]
+            head = self._head(bucket, info, workdir)
             try:
-                # The converter's own runner: its own process group killed on timeout, a minimal environment.
-                run_ffmpeg(args, workdir=workdir, timeout_seconds=POSTER_TIMEOUT_SECONDS)
-                jpeg = (workdir / "poster.jpg").read_bytes()
+                jpeg = self._extract_poster(head, workdir / "poster.jpg")
             except (VideoConverterError, OSError) as exc:
                 raise ApiError(422, "no_poster", "no frame could be extracted from this output") from exc
         self._remember(self._posters, ident, jpeg)
         return jpeg
+
+    def _extract_poster(self, head: Path, destination: Path) -> bytes:
+        """Probe the output's start, then take its first frame with the converter's own hardened input
+        arguments (:func:`preview_args`) and runner (its own process group, killed on timeout, a minimal
+        environment)."""
+        limits = self.svc.config.limits
+        args = preview_args(ffmpeg_executable(), head, probe(head, limits), limits, destination, POSTER_WIDTH)
+        run_ffmpeg(args, workdir=destination.parent, timeout_seconds=POSTER_TIMEOUT_SECONDS)
+        return destination.read_bytes()
 
     def _head(self, bucket: str, info: ObjectInfo, workdir: Path) -> Path:
         path = workdir / "head.mp4"

@@ -15,7 +15,7 @@ from videoconverter.events import parse_event
 from videoconverter.jobs.base import JobState
 from videoconverter.pipeline import Services
 from videoconverter.storage.keys import validate_key
-from videoconverter.transcode.outputs import marker_name, output_key
+from videoconverter.transcode.produce import marker_name, output_key
 from videoconverter.web.auth import TOKEN_COOKIE, is_authorized, require_token, token_matches
 from videoconverter.web.errors import ApiError
 from videoconverter.web.live import LiveJobs, job_json, queue_depths

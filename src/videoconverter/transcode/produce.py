@@ -1,4 +1,5 @@
-"""Turn a probed source into a rendition's files, whatever its kind; the worker writes them in order."""
+"""What a kind writes: turn a probed source into a rendition's files, whatever its kind; the worker writes them
+in order. Every kind checks that the source could be read to the end its probe promised (:mod:`.truncation`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from videoconverter.transcode.geometry import output_size
 from videoconverter.transcode.probe import probe
 from videoconverter.transcode.products import Conversion, OutputFile, Produced, Runner
 from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
+from videoconverter.transcode.truncation import check_read, joined
 
 #: The file of each kind whose presence says the output is complete ("" is the upload's key itself).
 MARKERS = {"mp4": "", "hls": "master.m3u8", "thumbnails": "index.json"}
@@ -43,8 +45,9 @@ def produce(rendition: Rendition, job: Conversion) -> Produced:
     size = output_size(*info.display_size, rendition)
     destination = job.workdir / "output.mp4"
     args = build_command(job.ffmpeg, job.source, destination, info, size, rendition, job.limits, job.threads)
-    job.run(args, info.duration_seconds)
-    return Produced((OutputFile("", destination),), size.note)
+    result = job.run(args, info.duration_seconds)
+    read = check_read(result.out_time_seconds, info.duration_seconds, job.limits)
+    return Produced((OutputFile("", destination),), joined(size.note, read))
 
 
 def convert_file(
