@@ -599,3 +599,13 @@ def test_the_video_bitrate_stays_under_the_renditions_cap(
     kbps = sizes["capped"] * 8 / 1000 / duration
     assert sizes["uncapped"] > 2 * sizes["capped"], "the clip is too easy to show the cap"
     assert kbps <= 100 * 1.1, f"{kbps:.0f} kb/s for a 100 kb/s cap (container overhead included)"
+
+
+def test_an_output_cut_at_max_output_bytes_is_a_limit_not_a_truncated_upload(
+    sample_clip: ClipFactory, tmp_path: Path
+) -> None:
+    source = sample_clip(width=320, height=180, seconds=3)
+    capped = dataclasses.replace(LIMITS, max_output_bytes=8_000)
+    with pytest.raises(LimitExceededError) as caught:
+        convert_file(source, tmp_path, TINY, limits=capped)
+    assert "max_output_bytes (8000 bytes)" in caught.value.message

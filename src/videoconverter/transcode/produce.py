@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from videoconverter.errors import LimitExceededError
 from videoconverter.renditions import Limits, Rendition
 from videoconverter.transcode.command import build_command
 from videoconverter.transcode.geometry import output_size
@@ -12,6 +13,8 @@ from videoconverter.transcode.probe import probe
 from videoconverter.transcode.products import Conversion, OutputFile, Produced, Runner
 from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
 from videoconverter.transcode.truncation import check_read, joined
+
+OUTPUT_CAP_SHARE = 0.98  # of max_output_bytes: an output this large was stopped by -fs
 
 #: The file of each kind whose presence says the output is complete ("" is the upload's key itself).
 MARKERS = {"mp4": "", "hls": "master.m3u8", "thumbnails": "index.json"}
@@ -46,8 +49,21 @@ def produce(rendition: Rendition, job: Conversion) -> Produced:
     destination = job.workdir / "output.mp4"
     args = build_command(job.ffmpeg, job.source, destination, info, size, rendition, job.limits, job.threads)
     result = job.run(args, info.duration_seconds)
+    check_output_size(destination, job.limits)  # before the length: a capped output is short too
     read = check_read(result.out_time_seconds, info.duration_seconds, job.limits)
     return Produced((OutputFile("", destination),), joined(size.note, read))
+
+
+def check_output_size(output: Path, limits: Limits) -> None:
+    """Raise :class:`LimitExceededError` when FFmpeg stopped at ``-fs`` (``max_output_bytes``): the output is
+    cut there, which must not pass for a truncated upload or for a whole output."""
+    size = output.stat().st_size if output.exists() else 0
+    # -fs stops once the limit is passed; the index written after (+faststart) can land a little either side.
+    if size >= limits.max_output_bytes * OUTPUT_CAP_SHARE:
+        raise LimitExceededError(
+            f"the output reached [limits] max_output_bytes ({limits.max_output_bytes} bytes) and was cut there: "
+            "raise the limit or lower the rendition's bitrate"
+        )
 
 
 def convert_file(
