@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from videoconverter.aws.settings import AwsSettings, aws_settings
+from videoconverter.consumer import backoff_seconds
 from videoconverter.errors import ConfigError
 from videoconverter.notifications.settings import ENVIRONMENT as NOTIFICATION_ENVIRONMENT
 from videoconverter.notifications.settings import NotificationSettings, notification_settings
@@ -87,12 +88,16 @@ class Config:
 
     def retry_delay_seconds(self, attempt: int) -> float:
         """Back-off before the next delivery after a transient failure on delivery ``attempt``."""
-        # The exponent is bounded so that a very high attempt number cannot overflow a float.
-        return float(min(MAX_RETRY_DELAY_SECONDS, self.retry_base_delay_seconds * 2 ** min(max(attempt - 1, 0), 64)))
+        return backoff_seconds(attempt, self.retry_base_delay_seconds, MAX_RETRY_DELAY_SECONDS)
 
     def matches_input(self, key: str) -> bool:
         """Whether an upload under ``key`` should be converted (suffixes match case-insensitively)."""
         return key.lower().endswith(tuple(s.lower() for s in self.input_suffixes))
+
+    def is_input(self, bucket: str, key: str) -> bool:
+        """Whether an object created at ``bucket``/``key`` is an upload this pipeline converts: one in the input
+        bucket whose key has an input suffix."""
+        return bucket == self.input_bucket and self.matches_input(key)
 
 
 def load_config(environ: Mapping[str, str] | None = None, path: Path | None = None) -> Config:

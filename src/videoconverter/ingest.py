@@ -54,7 +54,7 @@ class Ingest:
         """Publish an event for every input object that lacks a job for some rendition; return how many."""
         published = 0
         for info in store.list(self.config.input_bucket):
-            if not self.config.matches_input(info.key):
+            if not self.config.is_input(info.bucket, info.key):
                 continue
             missing = [r for r in self.config.renditions if self.jobs.get(JobId(info.key, info.etag, r.name)) is None]
             if missing:

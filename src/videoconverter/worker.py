@@ -13,11 +13,21 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from videoconverter.brokers.base import Delivery
+from videoconverter.consumer import (
+    ABANDONED,
+    ACKED,
+    STOP_CHECK_SECONDS,
+    Consumer,
+    Settlement,
+    dead_lettered,
+    released,
+    settle,
+)
 from videoconverter.errors import (
     InvalidEventError,
     InvalidKeyError,
@@ -42,8 +52,6 @@ from videoconverter.transcode.runner import RunResult, ffmpeg_executable, run_ff
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 1.0
-STOP_CHECK_SECONDS = 1.0  # how long one receive waits before the stop flag is looked at again
-IDLE_CONFIRM_SECONDS = 0.3  # with exit_when_idle: how long an empty queue is watched before leaving
 
 
 class LeaseLost(Exception):
@@ -77,35 +85,29 @@ class Worker:
     def run(self, max_messages: int | None = None, exit_when_idle: bool = False) -> int:
         """Handle messages until stopped (or ``max_messages`` handled, or the queue is empty when
         ``exit_when_idle``); return how many were handled."""
-        handled = 0
         log.info("worker for %s listening on %s", self.rendition.name, self.rendition.queue)
-        while not self.stop.is_set() and not self.drain.is_set() and (max_messages is None or handled < max_messages):
-            wait = min(self.config.receive_wait_seconds, STOP_CHECK_SECONDS)
-            idle = exit_when_idle and self.svc.broker.depth(self.rendition.queue).total == 0
-            # An empty count is confirmed by a short receive: a message released a moment ago (RabbitMQ
-            # requeues asynchronously) may not be counted yet.
-            if self.run_once(IDLE_CONFIRM_SECONDS if idle else wait):
-                handled += 1
-            elif idle:
-                break
+        handled = self.consumer().run(max_messages, exit_when_idle)
         log.info("worker for %s stopped after %d messages", self.rendition.name, handled)
         return handled
 
-    def run_once(self, wait_seconds: float) -> bool:
-        """Receive and handle at most one message; return whether there was one."""
-        deliveries = self.svc.broker.receive(
+    def consumer(self) -> Consumer:
+        """The receive loop of this worker: one message at a time from the rendition's queue."""
+        return Consumer(
+            self.svc.broker,
             self.rendition.queue,
-            max_messages=1,
-            wait_seconds=wait_seconds,
+            self.handle,
             visibility_timeout_seconds=self.config.visibility_timeout_seconds,
+            wait_seconds=min(self.config.receive_wait_seconds, STOP_CHECK_SECONDS),
+            stop=self.stop,
+            drain=self.drain,
         )
-        for delivery in deliveries:
-            self.handle(delivery)
-        return bool(deliveries)
 
-    def handle(self, delivery: Delivery) -> None:
-        """Handle one message; never raises for a problem with the message or the job."""
-        broker = self.svc.broker
+    def handle(self, delivery: Delivery) -> Settlement:
+        """Handle one message and settle it; return what was done. Never raises for a problem with the message
+        or the job."""
+        return settle(self.svc.broker, delivery, self._decide(delivery))
+
+    def _decide(self, delivery: Delivery) -> Settlement:
         try:
             records = parse_event(delivery.body)
         except InvalidEventError as exc:
@@ -115,26 +117,26 @@ class Worker:
                 exc,
                 extra={"queue": delivery.queue, "message_id": delivery.message_id},
             )
-            self._settle(broker.dead_letter, delivery, f"malformed message: {exc}")
-            return
-        try:
-            for record in records:
-                self._handle_record(record, delivery)
-        except _Settled:
-            return
-        self._settle(broker.ack, delivery)
+            return dead_lettered(f"malformed message: {exc}")
+        for record in records:
+            settlement = self._handle_record(record, delivery)
+            if settlement is not None:
+                return settlement
+        return ACKED
 
     # --- one upload -----------------------------------------------------------------------------------------
 
-    def _handle_record(self, record: ObjectCreated, delivery: Delivery) -> None:
-        if record.bucket != self.config.input_bucket or not self.config.matches_input(record.key):
+    def _handle_record(self, record: ObjectCreated, delivery: Delivery) -> Settlement | None:
+        """Convert one upload of the message; None when done (the next record follows), else how to settle the
+        message now."""
+        if not self.config.is_input(record.bucket, record.key):
             log.info(
                 "ignoring event for s3://%s/%s: not an input of this pipeline",
                 record.bucket,
                 record.key,
                 extra={"key": record.key, "rendition": self.rendition.name},
             )
-            return
+            return None
         job = JobId(record.key, record.etag, self.rendition.name)
         job_log = JobLog(
             self.svc.jobs, record.key, self.rendition.name, source_etag=record.etag, attempt=delivery.attempt
@@ -148,25 +150,23 @@ class Worker:
             stderr = getattr(exc, "stderr_tail", "")
             jobs.fail(job, exc.message, stderr)
             job_log.error(f"permanent failure, dead-lettered: {exc.message}")
-            self._settle(self.svc.broker.dead_letter, delivery, exc.message)
-            raise _Settled() from exc
-        except (ShutdownRequested, LeaseLost) as exc:
-            if isinstance(exc, ShutdownRequested):
-                jobs.retry(job, "worker stopped during the job; it was handed back to the queue")
-                job_log.warning("worker stopping: job handed back to the queue")
-                self._settle(self.svc.broker.release, delivery, 0.0)
-            else:
-                job_log.warning("lease lost (the message went to another worker): abandoned without writing")
-            raise _Settled() from exc
+            return dead_lettered(exc.message)
+        except ShutdownRequested:
+            jobs.retry(job, "worker stopped during the job; it was handed back to the queue")
+            job_log.warning("worker stopping: job handed back to the queue")
+            return released(0.0)
+        except LeaseLost:
+            job_log.warning("lease lost (the message went to another worker): abandoned without writing")
+            return ABANDONED
         except Exception as exc:
-            self._transient_failure(job, job_log, delivery, exc)
-            raise _Settled() from exc
+            return self._transient_failure(job, job_log, delivery, exc)
         jobs.finish(job, outcome.output_url, outcome.note)
         job_log.info(
             f"done: {outcome.output_url or 'nothing written'}" + (f" ({outcome.note})" if outcome.note else "")
         )
+        return None
 
-    def _transient_failure(self, job: JobId, job_log: JobLog, delivery: Delivery, exc: Exception) -> None:
+    def _transient_failure(self, job: JobId, job_log: JobLog, delivery: Delivery, exc: Exception) -> Settlement:
         message = exc.message if isinstance(exc, TranscodeError) else f"{type(exc).__name__}: {exc}"
         stderr = exc.stderr_tail if isinstance(exc, TranscodeError) else ""
         if not isinstance(exc, TranscodeError):
@@ -175,12 +175,11 @@ class Worker:
             reason = f"gave up after {delivery.attempt} attempts: {message}"
             self.svc.jobs.fail(job, reason, stderr)
             job_log.error(f"dead-lettered: {reason}")
-            self._settle(self.svc.broker.dead_letter, delivery, reason)
-            return
+            return dead_lettered(reason)
         delay = self.config.retry_delay_seconds(delivery.attempt)
         self.svc.jobs.retry(job, message, stderr)
         job_log.warning(f"attempt {delivery.attempt} failed, retrying in {delay:.0f} s: {message}")
-        self._settle(self.svc.broker.release, delivery, delay)
+        return released(delay)
 
     def _convert(self, record: ObjectCreated, delivery: Delivery, job_log: JobLog) -> Outcome:
         store, config, rendition = self.svc.store, self.config, self.rendition
@@ -311,21 +310,6 @@ class Worker:
             self.svc.broker.extend(delivery, self.config.visibility_timeout_seconds)
         except StaleReceiptError as exc:
             raise LeaseLost() from exc
-
-    @staticmethod
-    def _settle(action: Callable[..., None], delivery: Delivery, *args: object) -> None:
-        try:
-            action(delivery, *args)
-        except StaleReceiptError:
-            log.warning(
-                "message %s was delivered to another worker meanwhile; leaving it to that one",
-                delivery.message_id,
-                extra={"queue": delivery.queue, "message_id": delivery.message_id},
-            )
-
-
-class _Settled(Exception):
-    """The message has been dealt with (dead-lettered, released or abandoned): do not ack it."""
 
 
 class Heartbeat:

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from standardwebhooks import Webhook
 
 from tests.conftest import TINY_RENDITIONS_TOML
 from tests.integration.test_pipeline import IN, drain
 from videoconverter.config import load_config
-from videoconverter.notifications.webhooks import SIGNATURE_HEADER, WebhookDeliverer, verify
+from videoconverter.notifications.signing import SIGNATURE_HEADER, receiver_secret, verify
+from videoconverter.notifications.webhooks import WebhookDeliverer
 from videoconverter.pipeline import Services, open_services, provision
 
 pytestmark = pytest.mark.ffmpeg
@@ -141,6 +143,7 @@ def test_webhooks_are_signed_retried_on_their_own_and_kept_when_undeliverable(
     assert Counter(e["id"] for e in endpoints.answered("/down")) == Counter({i: 3 for i in ids})
     for _path, headers, body, _status in endpoints.requests:
         assert verify(SECRET, body, headers[SIGNATURE_HEADER])
+        assert Webhook(receiver_secret(SECRET)).verify(body, headers)["id"] == json.loads(body)["id"]
         assert headers["X-Videoconverter-Event-Id"] == json.loads(body)["id"]
 
     listed = subprocess.run(

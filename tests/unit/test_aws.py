@@ -16,11 +16,10 @@ from videoconverter.aws.provision import (
 )
 from videoconverter.aws.settings import AwsSettings
 from videoconverter.brokers.base import QueueSpec
-from videoconverter.brokers.sqs_messages import source_retention_seconds
+from videoconverter.brokers.sqs_messages import delivery_of_record, source_retention_seconds
 from videoconverter.config import load_config
 from videoconverter.errors import ConfigError, InvalidEventError
 from videoconverter.pipeline import provision_plan
-from videoconverter.serverless.handlers import delivery_from_record
 
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:videoconverter-topic"
 
@@ -94,13 +93,13 @@ def test_a_lambda_record_becomes_the_delivery_a_worker_would_have_received() -> 
         "messageAttributes": {"vc-message-id": {"stringValue": "ours", "dataType": "String"}},
         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:videoconverter_720p",
     }
-    delivery = delivery_from_record(record)
+    delivery = delivery_of_record(record)
     assert (delivery.queue, delivery.message_id, delivery.receipt) == ("videoconverter_720p", "ours", "handle")
     assert (delivery.attempt, delivery.sent_at) == (2, 1_700_000_000.0)
     retried = {**record, "messageAttributes": {"vc-earlier-attempts": {"stringValue": "3", "dataType": "String"}}}
-    assert (delivery_from_record(retried).attempt, delivery_from_record(retried).message_id) == (5, "sqs-id")
+    assert (delivery_of_record(retried).attempt, delivery_of_record(retried).message_id) == (5, "sqs-id")
     with pytest.raises(InvalidEventError):
-        delivery_from_record({"body": "{}"})
+        delivery_of_record({"body": "{}"})
 
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/videoconverter-sns-delivery-status"

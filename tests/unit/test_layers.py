@@ -19,9 +19,9 @@ LAYERS: list[set[str]] = [
     {"processes", "progress", "sqlite_db", "logs", "events", "renditions", "registry"},
     {"aws", "transcode"},  # low-level clients; the pure FFmpeg side
     {"storage", "brokers", "jobs"},  # the three backend families
-    {"notifications"},
+    {"notifications", "consumer"},  # job events; the receive loop, settle and back-off every consumer shares
     {"config"},
-    {"consumer", "ingest", "publish"},
+    {"ingest", "publish"},
     {"pipeline"},
     {"worker", "dead_letters"},
     {"fleet", "serverless", "web"},

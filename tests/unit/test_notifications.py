@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -9,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from videoconverter.config import load_config
 from videoconverter.errors import ConfigError
 from videoconverter.jobs.base import JobId, JobRecord, JobState
 from videoconverter.notifications.schema import EventType, job_event, upload_done_event
-from videoconverter.notifications.webhooks import sign, verify
+from videoconverter.notifications.signing import receiver_secret, sign, signature_headers, signing_key, verify
 
 SECRET = "a-shared-secret-of-some-length"
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -107,3 +109,52 @@ def test_the_readme_receiver_sample_accepts_our_signatures_and_rejects_forgeries
     assert check(body, header, SECRET) is True
     assert check(body.replace(b"done", b"fail"), header, SECRET) is False
     assert check(body, sign(SECRET, body, int(time.time()) - 3600), SECRET) is False
+
+
+WHSEC = "whsec_" + base64.b64encode(b"thirty-two bytes of key material").decode()
+
+
+@pytest.mark.parametrize("secret", [SECRET, WHSEC])
+def test_the_standard_webhooks_headers_verify_with_the_stock_library(secret: str) -> None:
+    body = b'{"id":"evt-1","type":"job.done"}'
+    headers = signature_headers(secret, "evt-1", body, int(time.time()))
+    assert re.fullmatch(r"v1,[A-Za-z0-9+/]{43}=", headers["webhook-signature"])
+    assert (headers["webhook-id"], headers["webhook-timestamp"].isdigit()) == ("evt-1", True)
+    receiver = Webhook(receiver_secret(secret))
+    assert receiver.verify(body, headers) == {"id": "evt-1", "type": "job.done"}
+    with pytest.raises(WebhookVerificationError):
+        receiver.verify(body.replace(b"done", b"fail"), headers)
+    with pytest.raises(WebhookVerificationError):
+        receiver.verify(body, {**headers, "webhook-id": "evt-2"})  # the id is signed too
+    with pytest.raises(WebhookVerificationError):
+        Webhook(receiver_secret("another-secret-entirely")).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):  # a replay an hour later
+        receiver.verify(body, signature_headers(secret, "evt-1", body, int(time.time()) - 3600))
+    assert verify(secret, body, headers["X-Videoconverter-Signature"])  # the deprecated header, as before
+
+
+def test_a_whsec_secret_is_base64_and_a_plain_one_its_own_bytes() -> None:
+    assert signing_key(WHSEC) == b"thirty-two bytes of key material"
+    assert signing_key(WHSEC.rstrip("=")) == b"thirty-two bytes of key material"  # padding may be left out
+    assert signing_key(SECRET) == SECRET.encode()
+    assert receiver_secret(SECRET) == "whsec_" + base64.b64encode(SECRET.encode()).decode()
+    assert receiver_secret(WHSEC) == WHSEC
+    env = {"VIDEOCONVERTER_WEBHOOK_URLS": "https://a.example/hook"}
+    assert load_config(environ={**env, "VIDEOCONVERTER_WEBHOOK_SECRET": WHSEC}).notifications.webhook_secret == WHSEC
+    with pytest.raises(ConfigError, match="base64"):
+        load_config(environ={**env, "VIDEOCONVERTER_WEBHOOK_SECRET": "whsec_not*base64*at*all!"})
+
+
+def test_the_readme_standard_webhooks_sample_accepts_our_requests_and_rejects_forgeries() -> None:
+    text = README.read_text()
+    code = re.search(r"```python\n(.*?)```", text[text.index("<!-- webhook receiver standard sample -->") :], re.S)
+    assert code, "the README's Standard Webhooks receiver sample is missing"
+    namespace: dict[str, Any] = {}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)  # our own documentation
+    verified_event = namespace["verified_event"]
+    body = json.dumps({"id": "x", "type": "job.done"}).encode()
+    for secret in (SECRET, WHSEC):
+        headers = signature_headers(secret, "x", body, int(time.time()))
+        assert verified_event(body, headers, secret) == {"id": "x", "type": "job.done"}
+        assert verified_event(body.replace(b"done", b"fail"), headers, secret) is None
+        assert verified_event(body, headers, "another-secret-entirely") is None

@@ -59,7 +59,7 @@ from videoconverter.brokers.sqs_messages import (
     SUBSCRIPTIONS_CHECK_SECONDS,
     dead_letter_id,
     dead_letter_of,
-    our_attributes,
+    delivery_of_message,
     string_attribute,
 )
 from videoconverter.brokers.sqs_topology import SqsTopology
@@ -161,21 +161,11 @@ class SQSBroker(SqsTopology):
         return list(response.get("Messages", []))
 
     def _delivery(self, queue: str, message: dict[str, Any], deadline: float) -> Delivery:
-        attributes = our_attributes(message)
-        receipt = message["ReceiptHandle"]
+        delivery = delivery_of_message(queue, message)
         with self._lock:
-            self._leases[receipt] = _Lease(deadline)
+            self._leases[delivery.receipt] = _Lease(deadline)
             self._forget_old_leases()
-        system = message.get("Attributes", {})
-        return Delivery(
-            queue=queue,
-            message_id=attributes.get(ID_ATTRIBUTE) or message["MessageId"],
-            body=message["Body"],
-            receipt=receipt,
-            attempt=int(attributes.get(EARLIER_ATTEMPTS_ATTRIBUTE, "0"))
-            + int(system.get("ApproximateReceiveCount", 1)),
-            sent_at=float(attributes.get(SENT_AT_ATTRIBUTE) or int(system.get("SentTimestamp", 0)) / 1000),
-        )
+        return delivery
 
     def ack(self, delivery: Delivery) -> None:
         self._take_lease(delivery)

@@ -1,15 +1,19 @@
-"""The SQS broker's messages: SQS's limits, our message attributes, and what a dead letter says.
+"""The SQS broker's messages: SQS's limits, our message attributes, what a delivery and a dead letter say.
 
 Every message this broker sends carries its own attributes (prefix ``vc-``): the id every copy of a publish
 shares, the deliveries before a delayed retry, the first send time, and for a dead letter its reason, source
-queue and time. Messages S3 or SNS sent without them fall back to SQS's own attributes.
+queue and time. Messages S3 or SNS sent without them fall back to SQS's own attributes. A message reads the
+same whether the broker received it (:func:`delivery_of_message`) or Lambda's SQS trigger passed it in an event
+(:func:`delivery_of_record`), which spells the same fields in camel case.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from videoconverter.brokers.base import DeadLetter, QueueSpec
+from videoconverter.brokers.base import DeadLetter, Delivery, QueueSpec
+from videoconverter.errors import InvalidEventError
 
 MAX_WAIT_SECONDS = 20  # SQS's longest long poll
 MAX_BATCH_MESSAGES = 10
@@ -52,12 +56,50 @@ def string_attribute(value: str) -> dict[str, str]:
     return {"DataType": "String", "StringValue": value}
 
 
-def our_attributes(message: dict[str, Any]) -> dict[str, str]:
+def our_attributes(
+    message: Mapping[str, Any], field: str = "MessageAttributes", value: str = "StringValue"
+) -> dict[str, str]:
+    """The message's attributes of this broker (prefix ``vc-``), by name."""
     return {
-        name: str(value.get("StringValue", ""))
-        for name, value in message.get("MessageAttributes", {}).items()
-        if name.startswith("vc-")
+        name: str(attribute.get(value, ""))
+        for name, attribute in (message.get(field) or {}).items()
+        if name.startswith("vc-") and isinstance(attribute, Mapping)
     }
+
+
+def delivery_of_message(queue: str, message: Mapping[str, Any]) -> Delivery:
+    """The :class:`Delivery` a message that ``ReceiveMessage`` returned stands for."""
+    return _delivery(
+        queue, our_attributes(message), message.get("Attributes") or {},
+        message["MessageId"], message["Body"], message["ReceiptHandle"],
+    )  # fmt: skip
+
+
+def delivery_of_record(record: Mapping[str, Any]) -> Delivery:
+    """The :class:`Delivery` a record of a Lambda SQS event stands for: the same as :func:`delivery_of_message`
+    gives for the message. Raises ``InvalidEventError`` for anything else."""
+    try:
+        return _delivery(
+            str(record["eventSourceARN"]).rsplit(":", 1)[-1],
+            our_attributes(record, "messageAttributes", "stringValue"),
+            record.get("attributes") or {},
+            str(record["messageId"]), str(record["body"]), str(record["receiptHandle"]),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidEventError(f"not an SQS record: {exc!r}") from exc
+
+
+def _delivery(
+    queue: str, ours: Mapping[str, str], system: Mapping[str, Any], message_id: str, body: str, receipt: str
+) -> Delivery:
+    return Delivery(
+        queue=queue,
+        message_id=ours.get(ID_ATTRIBUTE) or message_id,
+        body=body,
+        receipt=receipt,
+        attempt=int(ours.get(EARLIER_ATTEMPTS_ATTRIBUTE, "0")) + int(system.get("ApproximateReceiveCount", 1)),
+        sent_at=float(ours.get(SENT_AT_ATTRIBUTE) or int(system.get("SentTimestamp", 0)) / 1000),
+    )
 
 
 def dead_letter_id(message: dict[str, Any]) -> str:

@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from videoconverter.brokers.base import Delivery
 from videoconverter.config import Config
+from videoconverter.consumer import ACKED, Consumer, Settlement, settle
 from videoconverter.errors import ConfigError
 from videoconverter.fleet.scaling import ScalingPolicy, cpu_budget, threads_per_worker
 from videoconverter.fleet.supervisor import AutoScaling
@@ -80,14 +82,15 @@ def print_events(args: argparse.Namespace, config: Config, stop: threading.Event
                 item = {"event": event, "reason": letter.reason, "dead_lettered_at": letter.dead_lettered_at}
                 print(json.dumps(item) if args.json else f"{_describe(event)}: {letter.reason}")
             return 0
-        while not stop.is_set():
-            deliveries = broker.receive(settings.events_queue, max_messages=10, wait_seconds=1.0 if args.follow else 0)
-            for delivery in deliveries:
-                event = json.loads(delivery.body)
-                print(json.dumps(event) if args.json else _describe(event), flush=True)
-                broker.ack(delivery)
-            if not deliveries and not args.follow:
-                break
+
+        def show(delivery: Delivery) -> Settlement:
+            event = json.loads(delivery.body)
+            print(json.dumps(event) if args.json else _describe(event), flush=True)
+            return settle(broker, delivery, ACKED)
+
+        # Without --follow: until a receive finds nothing.
+        events = Consumer(broker, settings.events_queue, show, batch_size=10, idle_by_depth=False, stop=stop)
+        events.run(exit_when_idle=not args.follow)
     return 0
 
 

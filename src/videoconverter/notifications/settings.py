@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from videoconverter.consumer import backoff_seconds
 from videoconverter.errors import ConfigError
+from videoconverter.notifications.signing import signing_key
 
 ENVIRONMENT = {
     "VIDEOCONVERTER_WEBHOOK_URLS": "webhook URLs for job events, comma-separated",
-    "VIDEOCONVERTER_WEBHOOK_SECRET": "shared secret that signs webhook requests (HMAC-SHA256)",
+    "VIDEOCONVERTER_WEBHOOK_SECRET": "shared secret that signs webhook requests (Standard Webhooks; whsec_ or plain)",
 }
+MAX_RETRY_DELAY_SECONDS = 900.0
 _KNOWN = {
     "topic",
     "events_queue",
@@ -34,10 +37,11 @@ class NotificationSettings:
     webhook_secret: str = field(default="", repr=False)  # a secret: never in a repr or a log line
     webhook_timeout_seconds: float = 10.0
     webhook_max_attempts: int = 10  # then the delivery is kept in the webhooks dead-letter queue
-    webhook_retry_base_delay_seconds: float = 5.0  # doubles with every attempt, at most 900 s
+    webhook_retry_base_delay_seconds: float = 5.0  # doubles with every attempt, at most MAX_RETRY_DELAY_SECONDS
 
     def retry_delay_seconds(self, attempt: int) -> float:
-        return float(min(900.0, self.webhook_retry_base_delay_seconds * 2 ** min(max(attempt - 1, 0), 16)))
+        """Back-off before the next delivery to a URL after delivery ``attempt`` to it failed."""
+        return backoff_seconds(attempt, self.webhook_retry_base_delay_seconds, MAX_RETRY_DELAY_SECONDS)
 
 
 def notification_settings(table: Mapping[str, Any], env: Mapping[str, str]) -> NotificationSettings:
@@ -72,6 +76,10 @@ def notification_settings(table: Mapping[str, Any], env: Mapping[str, str]) -> N
             "notifications.webhook_secret: webhooks are signed; set a secret of at least 16 characters in "
             "VIDEOCONVERTER_WEBHOOK_SECRET (or the TOML)"
         )
+    try:
+        signing_key(settings.webhook_secret)
+    except ValueError as exc:
+        raise ConfigError(f"notifications.webhook_secret: {exc}") from exc
     if not 0 < settings.webhook_timeout_seconds <= 300 or not 1 <= settings.webhook_max_attempts <= 1000:
         raise ConfigError("notifications: webhook_timeout_seconds must be in (0, 300], webhook_max_attempts 1-1000")
     if not 0 <= settings.webhook_retry_base_delay_seconds <= 900:

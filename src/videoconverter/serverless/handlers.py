@@ -27,12 +27,10 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from videoconverter.brokers.base import Broker, Delivery
-from videoconverter.brokers.sqs_messages import EARLIER_ATTEMPTS_ATTRIBUTE, ID_ATTRIBUTE, SENT_AT_ATTRIBUTE
+from videoconverter.brokers.sqs_messages import delivery_of_record
 from videoconverter.config import Config, load_config
 from videoconverter.errors import InvalidEventError
 from videoconverter.events import parse_event
@@ -63,11 +61,11 @@ def handle_sqs_batch(
     for record in event.get("Records", []):
         message_id = str(record.get("messageId", ""))
         try:
-            delivery = delivery_from_record(record)
+            delivery = delivery_of_record(record)
             rendition = _rendition_of_queue(svc.config, delivery.queue)
-            recorder = _SettleRecorder(svc.broker)
-            Worker(replace(svc, broker=recorder), rendition, ffmpeg=ffmpeg).handle(delivery)
-            if not recorder.finished:
+            # Acked or dead-lettered: done with. Released (a transient failure, back-off) or abandoned: Lambda
+            # delivers it again.
+            if not Worker(svc, rendition, ffmpeg=ffmpeg).handle(delivery).finished:
                 failures.append({"itemIdentifier": message_id})
         except Exception:  # this record only: the others of the batch still count
             log.exception("record %s failed", message_id, extra={"message_id": message_id})
@@ -84,33 +82,10 @@ def publish_uploads(svc: Services, event: Mapping[str, Any]) -> dict[str, int]:
         return {"published": 0}
     published = 0
     for record in records:
-        if record.bucket == svc.config.input_bucket and svc.config.matches_input(record.key):
+        if svc.config.is_input(record.bucket, record.key):
             svc.ingest.on_object_created(record)
             published += 1
     return {"published": published}
-
-
-def delivery_from_record(record: Mapping[str, Any]) -> Delivery:
-    """The :class:`Delivery` an SQS record of a Lambda event stands for (as ``SQSBroker.receive`` builds it)."""
-    try:
-        queue = str(record["eventSourceARN"]).rsplit(":", 1)[-1]
-        ours = {
-            name: str(value.get("stringValue", ""))
-            for name, value in (record.get("messageAttributes") or {}).items()
-            if isinstance(value, Mapping)
-        }
-        system = record.get("attributes") or {}
-        received = int(system.get("ApproximateReceiveCount", 1))
-        return Delivery(
-            queue=queue,
-            message_id=ours.get(ID_ATTRIBUTE) or str(record["messageId"]),
-            body=str(record["body"]),
-            receipt=str(record["receiptHandle"]),
-            attempt=int(ours.get(EARLIER_ATTEMPTS_ATTRIBUTE, "0")) + received,
-            sent_at=float(ours.get(SENT_AT_ATTRIBUTE) or int(system.get("SentTimestamp", 0)) / 1000),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidEventError(f"not an SQS record: {exc!r}") from exc
 
 
 def _rendition_of_queue(config: Config, queue: str) -> Any:
@@ -121,26 +96,6 @@ def _rendition_of_queue(config: Config, queue: str) -> Any:
         f"record from queue {queue!r}, which no configured rendition reads "
         f"(configured: {', '.join(r.queue for r in config.renditions)})"
     )
-
-
-class _SettleRecorder:
-    """The broker, noting whether the worker finished with the message (acked or dead-lettered it)."""
-
-    def __init__(self, broker: Broker) -> None:
-        self._broker = broker
-        self.capabilities = broker.capabilities
-        self.finished = False
-
-    def ack(self, delivery: Delivery) -> None:
-        self._broker.ack(delivery)
-        self.finished = True
-
-    def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        self._broker.dead_letter(delivery, reason)
-        self.finished = True
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._broker, name)
 
 
 @functools.cache
