@@ -27,12 +27,11 @@ METRICS_PATH = "/metrics"
 
 
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address, IPv6 with or without brackets) can only mean this machine."""
-    name = host.strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):  # RFC 6761: browsers resolve these to loopback
+    """Whether ``host`` (``localhost`` or an address, IPv6 with or without brackets) is this machine's loopback."""
+    if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 

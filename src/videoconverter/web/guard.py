@@ -115,8 +115,9 @@ def host_refusal(connection: HTTPConnection, settings: WebSettings) -> ApiError 
     host = connection.headers.get("host")
     if host is None:
         return None  # HTTP/1.0 without Host: no browser
-    name = host_name(host).lower()
-    if auth.is_loopback(name) or name == settings.host.lower().strip("[]"):
+    name = host_name(host).lower().rstrip(".")
+    # RFC 6761: browsers resolve *.localhost to loopback themselves, so no other site can be behind one.
+    if auth.is_loopback(name) or name.endswith(".localhost") or name == settings.host.lower().strip("[]"):
         return None
     return ApiError(
         421,
