@@ -118,6 +118,18 @@ def test_the_api_answers_while_the_uploads_are_stalled(server: Any) -> None:
         sock.close()
 
 
+def test_any_stalled_body_times_out_not_only_an_upload(server: Any) -> None:
+    sock = connect(server)
+    started = time.monotonic()
+    sock.sendall(
+        b"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"token": "'
+    )
+    status, _headers, body = read_reply(sock)
+    assert status == 408 and json.loads(body)["error"]["code"] == "timeout"
+    assert TIMEOUT_SECONDS * 0.9 < time.monotonic() - started < TIMEOUT_SECONDS * 3
+
+
 def test_headers_that_never_end_time_out(server: Any) -> None:
     silent = connect(server)
     partial = connect(server)

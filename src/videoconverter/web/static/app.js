@@ -178,7 +178,7 @@ async function renderJobPage(fresh = true) {
     return;
   }
   if (!fresh && key === detailKey) {  // a live update: refresh at most once a second
-    if (!detailTimer) detailTimer = setTimeout(() => { detailTimer = null; renderJobPage(true); }, 1000);
+    if (!detailTimer) detailTimer = setTimeout(() => { detailTimer = null; renderJobPage(true).catch(showProblem); }, 1000);
     return;
   }
   detailKey = key;
