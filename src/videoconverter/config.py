@@ -27,6 +27,8 @@ MAX_RETENTION_SECONDS = 1_209_600  # 14 days, as on SQS
 MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200  # 12 hours, as on SQS
 MAX_RECEIVE_COUNT_LIMIT = 1000  # as SQS's redrive policy
 MAX_RETRY_DELAY_SECONDS = 900  # SQS's largest message delay
+MAX_CONCURRENT_UPLOADS = 64  # each upload holds up to two threads of the uploads' own pool
+MAX_READ_TIMEOUT_SECONDS = 3600
 
 #: Environment variables that override the file. A public interface: keep in step with the README.
 ENVIRONMENT = {
@@ -37,7 +39,8 @@ ENVIRONMENT = {
     "VIDEOCONVERTER_JOBS": "job store URL (default sqlite://<data dir>/jobs.sqlite3)",
     "VIDEOCONVERTER_LOG_LEVEL": "DEBUG, INFO (default), WARNING or ERROR",
     "VIDEOCONVERTER_PORT": "port of the web dashboard and HTTP API (default 8080)",
-    "VIDEOCONVERTER_API_TOKEN": "bearer token that guards the HTTP API's writes and media (default: none)",
+    "VIDEOCONVERTER_API_TOKEN": "bearer token that guards the whole HTTP API but /healthz and the page (default: none)",
+    "VIDEOCONVERTER_METRICS_TOKEN": "a second bearer token that reads /metrics only (default: none)",
     "VIDEOCONVERTER_FFMPEG_THREADS": "threads of each FFmpeg run (0: FFmpeg decides; `up --workers auto` sets it)",
     **NOTIFICATION_ENVIRONMENT,
 }
@@ -55,6 +58,9 @@ class WebSettings:
     api_token: str = field(default="", repr=False)  # a secret: never logged, never shown
     max_upload_bytes: int = 20 * 1024**3
     check_content: bool = True  # refuse uploads that do not start like an MP4, MOV, MKV or WebM file
+    max_concurrent_uploads: int = 8  # one more is answered 429, so stalled uploads cannot pile up
+    read_timeout_seconds: float = 30.0  # the most a client may take for its headers, or pause within a body
+    metrics_token: str = field(default="", repr=False)  # lets a scraper read /metrics and nothing else
 
 
 @dataclass(frozen=True)
@@ -260,7 +266,20 @@ def _web(table: dict[str, Any], env: Mapping[str, str]) -> WebSettings:
         api_token=env.get("VIDEOCONVERTER_API_TOKEN") or _typed(table, "api_token", str, "web.api_token", ""),
         max_upload_bytes=_typed(table, "max_upload_bytes", int, "web.max_upload_bytes", WebSettings.max_upload_bytes),
         check_content=table.get("check_content", WebSettings.check_content),
+        max_concurrent_uploads=_typed(
+            table, "max_concurrent_uploads", int, "web.max_concurrent_uploads", WebSettings.max_concurrent_uploads
+        ),
+        read_timeout_seconds=_typed(
+            table, "read_timeout_seconds", (int, float), "web.read_timeout_seconds", WebSettings.read_timeout_seconds
+        ),
+        metrics_token=env.get("VIDEOCONVERTER_METRICS_TOKEN")
+        or _typed(table, "metrics_token", str, "web.metrics_token", ""),
     )
+    _check_web(settings)
+    return settings
+
+
+def _check_web(settings: WebSettings) -> None:
     if not isinstance(settings.check_content, bool):
         raise ConfigError(f"web.check_content: expected true or false, got {settings.check_content!r}")
     if not 1 <= settings.port <= 65535:
@@ -269,9 +288,23 @@ def _web(table: dict[str, Any], env: Mapping[str, str]) -> WebSettings:
         raise ConfigError("web.host: expected an address such as 127.0.0.1")
     if settings.max_upload_bytes <= 0:
         raise ConfigError("web.max_upload_bytes: must be positive")
-    if settings.api_token and (len(settings.api_token) < 16 or any(c.isspace() for c in settings.api_token)):
-        raise ConfigError("web.api_token (or VIDEOCONVERTER_API_TOKEN): use at least 16 characters, no spaces")
-    return settings
+    if not 1 <= settings.max_concurrent_uploads <= MAX_CONCURRENT_UPLOADS:
+        raise ConfigError(
+            f"web.max_concurrent_uploads: expected 1 to {MAX_CONCURRENT_UPLOADS}, got {settings.max_concurrent_uploads}"
+        )
+    if not 0 < settings.read_timeout_seconds <= MAX_READ_TIMEOUT_SECONDS:
+        raise ConfigError(
+            f"web.read_timeout_seconds: expected more than 0 and at most {MAX_READ_TIMEOUT_SECONDS}, "
+            f"got {settings.read_timeout_seconds}"
+        )
+    for name, token in (("api_token", settings.api_token), ("metrics_token", settings.metrics_token)):
+        if token and (len(token) < 16 or any(c.isspace() for c in token)):
+            raise ConfigError(f"web.{name} (or VIDEOCONVERTER_{name.upper()}): use at least 16 characters, no spaces")
+    if settings.metrics_token and not settings.api_token:
+        # Without an API token everything is open: a metrics token would protect nothing.
+        raise ConfigError("web.metrics_token (or VIDEOCONVERTER_METRICS_TOKEN) needs an API token as well")
+    if settings.metrics_token and settings.metrics_token == settings.api_token:
+        raise ConfigError("web.metrics_token: must differ from the API token, which reads everything")
 
 
 def _validate(config: Config) -> Config:

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,21 +46,29 @@ def dashboard(tmp_path: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serving(tmp_path: Path, renditions_toml: str) -> Iterator[str]:
-    """`videoconverter up` with an API token on ``renditions_toml`` (embedded backends under tmp_path): its URL."""
+def serving(tmp_path: Path, renditions_toml: str, command: str = "up") -> Iterator[str]:
+    """`videoconverter up` (or ``command``: `web` runs no workers) with an API token on ``renditions_toml``
+    (embedded backends under tmp_path): its URL."""
     config = tmp_path / "videoconverter.toml"
     config.write_text(f'data_dir = "{tmp_path / "data"}"\n' + renditions_toml)
     port = free_port()
     env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(config), "VIDEOCONVERTER_API_TOKEN": TOKEN}
-    up = subprocess.Popen([sys.executable, "-m", "videoconverter", "up", "--port", str(port)], env=env)
+    up = subprocess.Popen([sys.executable, "-m", "videoconverter", command, "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: healthy(url) or up.poll() is not None, 30, 0.1, "videoconverter up")
+        wait_until(lambda: healthy(url) or up.poll() is not None, 30, 0.1, f"videoconverter {command}")
         assert up.poll() is None
         yield url
     finally:
         code = interrupt(up)
     assert code == 0
+
+
+@pytest.fixture
+def web_only(tmp_path: Path) -> Iterator[str]:
+    """`videoconverter web`: the dashboard without workers, so that jobs stay queued."""
+    with serving(tmp_path, CONFIG, command="web") as url:
+        yield url
 
 
 @pytest.fixture
@@ -100,7 +109,9 @@ def test_upload_watch_play_and_redrive(dashboard: str, browser: Any, tmp_path: P
 
     page.set_input_files("#file", str(fake))
     page.locator('tr[data-key="broken.mp4"] .rendition[data-state="failed"]').first.wait_for(timeout=30_000)
-    page.wait_for_function("document.querySelectorAll('tr[data-key=\"broken.mp4\"] [data-state=failed]').length == 2")
+    page.wait_for_function(
+        "() => document.querySelectorAll('tr[data-key=\"broken.mp4\"] [data-state=failed]').length == 2"
+    )
     page.screenshot(path=str(shots / "dashboard.png"))
 
     page.click('tr[data-key="beach.mp4"] a')
@@ -108,7 +119,9 @@ def test_upload_watch_play_and_redrive(dashboard: str, browser: Any, tmp_path: P
     video.wait_for()
     page.evaluate("document.querySelector('video[data-rendition=\"720p\"]').muted = true")
     page.evaluate("document.querySelector('video[data-rendition=\"720p\"]').play()")
-    page.wait_for_function("document.querySelector('video[data-rendition=\"720p\"]').currentTime > 0.3", timeout=15_000)
+    page.wait_for_function(
+        "() => document.querySelector('video[data-rendition=\"720p\"]').currentTime > 0.3", timeout=15_000
+    )
     assert video.evaluate("v => v.videoWidth") == 1280
     assert video.evaluate("v => v.videoHeight") == 720
     assert page.locator(".facts", has_text="1280x720 h264").count() == 1
@@ -121,17 +134,66 @@ def test_upload_watch_play_and_redrive(dashboard: str, browser: Any, tmp_path: P
 
     page.goto(dashboard + "/#/dead-letters")
     page.wait_for_selector("#dead-letters td >> text=broken.mp4")
-    page.wait_for_function("document.querySelectorAll('#dead-letters tbody tr').length == 2")
+    page.wait_for_function("() => document.querySelectorAll('#dead-letters tbody tr').length == 2")
     with page.expect_request(lambda request: "message_id=" in request.url and request.method == "POST"):
         page.locator("#dead-letters tbody tr").first.locator("button.redrive-one").click()
     page.wait_for_selector("text=Moved 1 message(s) back to their queues.")
     # The workers fail the redriven message again soon: redrive all moves one or two.
     page.evaluate("document.querySelector('#redrive-result').textContent = ''")
     page.click("#redrive-all")
-    page.wait_for_function("/^Moved [12] message/.test(document.querySelector('#redrive-result').textContent)")
+    page.wait_for_function("() => /^Moved [12] message/.test(document.querySelector('#redrive-result').textContent)")
 
     phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
-    phone.goto(dashboard)
+    sign_in(phone, dashboard)  # another browser context: reads need the token too
     phone.wait_for_selector('tr[data-key="beach.mp4"] [data-state="done"]')
     phone.screenshot(path=str(shots / "dashboard-phone.png"))
+    assert errors == []
+
+
+def watched(page: Any) -> list[str]:
+    """The page's uncaught errors and console errors (a refusal by the Content-Security-Policy is one)."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+def sign_in(page: Any, url: str) -> None:
+    page.goto(url)
+    page.fill("#token", TOKEN)
+    page.click("#signin-form button")
+    page.wait_for_selector("#signin", state="hidden")
+
+
+def put_upload(url: str, key: str) -> None:
+    body = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100
+    request = urllib.request.Request(
+        f"{url}/api/uploads/{key}", data=body, method="PUT", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        assert reply.status == 201
+
+
+def test_a_malformed_job_link_shows_a_message_and_the_page_keeps_updating(
+    web_only: str, browser: Any, tmp_path: Path
+) -> None:
+    page = browser.new_page()
+    errors = watched(page)
+    sign_in(page, web_only)
+    clip = tmp_path / "first.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
+    page.set_input_files("#file", str(clip))  # under the page's policy, with the header writes need
+    page.wait_for_selector("text=uploaded: 2 job(s) queued")
+
+    page.goto("about:blank")
+    page.goto(web_only + "/#/job/%E0%A4%A")  # "%A" ends in the middle of an escape: no text decodes from it
+    page.wait_for_selector("#bad-link >> text=This job link is malformed")
+    page.wait_for_selector("#queues >> text=720p: 1 waiting")
+    put_upload(web_only, "later.mp4")  # the live updates go on: the queue depths change on this page
+    page.wait_for_selector("#queues >> text=720p: 2 waiting")
+    page.click("text=← all jobs")
+    page.wait_for_selector('tr[data-key="later.mp4"]')
+    put_upload(web_only, "latest.mp4")
+    page.wait_for_selector('tr[data-key="latest.mp4"]')
+    assert page.locator("#problem").is_hidden()
     assert errors == []

@@ -94,7 +94,8 @@ def upload(url: str, path: Path) -> None:
 
 def finished_job(url: str) -> dict[str, Any] | None:
     """The HLS job once it is done or failed; None while it is queued or running."""
-    with urllib.request.urlopen(f"{url}/api/jobs/{KEY}", timeout=5) as reply:
+    request = urllib.request.Request(f"{url}/api/jobs/{KEY}", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as reply:
         jobs: list[dict[str, Any]] = json.load(reply)["jobs"]
     return next((job for job in jobs if job["state"] in ("done", "failed")), None)
 

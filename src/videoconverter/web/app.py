@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from importlib import resources
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
@@ -15,17 +14,18 @@ from videoconverter import __version__
 from videoconverter.config import Config
 from videoconverter.pipeline import Services, open_services, provision
 from videoconverter.web import media, routes, uploads
+from videoconverter.web.docs import STATIC_DIR, install_docs
 from videoconverter.web.errors import error_response, install_handlers
+from videoconverter.web.guard import RequestGuard
+from videoconverter.web.limits import UploadSlots
 from videoconverter.web.live import LiveJobs, queue_depths
 from videoconverter.web.media import OutputInspector
 from videoconverter.web.metrics import render
 
-STATIC_DIR = resources.files("videoconverter.web") / "static"
-
 
 def create_app(config: Config, svc: Services | None = None) -> FastAPI:
     """The app for ``config``. It opens the backends at start-up (unless ``svc`` is given) and closes what it
-    opened at shutdown."""
+    opened at shutdown. Every request passes :class:`~videoconverter.web.guard.RequestGuard` first."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -34,6 +34,7 @@ def create_app(config: Config, svc: Services | None = None) -> FastAPI:
         app.state.svc = services
         app.state.inspector = OutputInspector(services)
         app.state.live = LiveJobs(services)
+        app.state.upload_slots = UploadSlots(config.web.max_concurrent_uploads)
         app.state.live.start()
         try:
             yield
@@ -47,11 +48,13 @@ def create_app(config: Config, svc: Services | None = None) -> FastAPI:
         version=__version__,
         description="Upload videos, watch their conversion, download the renditions.",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # install_docs serves it from the package, not from a CDN
         redoc_url=None,
     )
     app.state.config = config
+    app.add_middleware(RequestGuard, settings=config.web)
     install_handlers(app)
+    install_docs(app, token_required=bool(config.web.api_token))
     app.include_router(uploads.router)
     app.include_router(routes.router)
     app.include_router(media.router)
@@ -68,7 +71,8 @@ def create_app(config: Config, svc: Services | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     async def metrics(request: Request) -> PlainTextResponse:
-        """Prometheus text format: queue depths, dead letters, jobs by state, job durations, failures by cause."""
+        """Prometheus text format: queue depths, dead letters, jobs by state, job durations, failures by cause.
+        Takes the API token or the metrics token, when the server has one."""
         services: Services = request.app.state.svc
         records, queues = await run_in_threadpool(lambda: (services.jobs.find(), queue_depths(services)))
         return PlainTextResponse(render(records, queues), media_type="text/plain; version=0.0.4")

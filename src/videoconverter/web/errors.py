@@ -46,8 +46,36 @@ class ApiError(Exception):
         self.headers = headers
 
 
+#: Codes of the HTTP errors that Starlette and FastAPI raise or answer themselves, and of :class:`ReadTimeout`.
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "timeout",
+    413: "too_large",
+    416: "range_not_satisfiable",
+    429: "busy",
+}
+
+
+def code_for(status: int) -> str:
+    return _HTTP_CODES.get(status, "http_error")
+
+
+class ReadTimeout(StarletteHTTPException):
+    """The client stopped sending its request body. An HTTPException, so that FastAPI's body parsing passes it
+    on as it is instead of wrapping it in a 400."""
+
+    def __init__(self, seconds: float) -> None:
+        # Connection: close, as the rest of the body will never be read.
+        message = f"the request body stalled for more than {seconds:g} s: send it without pauses"
+        super().__init__(408, message, {"Connection": "close"})
+
+
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": redact(message)}}, status_code=status, headers=headers)
+    # A message may quote what the client sent, lone surrogates included, which UTF-8 cannot encode.
+    text = redact(message).encode("utf-8", "replace").decode("utf-8")
+    return JSONResponse({"error": {"code": code, "message": text}}, status_code=status, headers=headers)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -72,8 +100,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+        return error_response(exc.status_code, code_for(exc.status_code), str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:

