@@ -37,7 +37,7 @@ def server(tiny_config: Any) -> Iterator[Any]:
 
 
 def connect(server: Any) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT_SECONDS * 4)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT_SECONDS * 8)
     return sock
 
 
@@ -85,7 +85,7 @@ def test_stalled_uploads_time_out_and_uploads_past_the_cap_get_429(server: Any) 
         assert after < TIMEOUT_SECONDS / 2 and headers["retry-after"].isdigit()
         assert json.loads(body)["error"]["code"] == "busy"
     for after, (_status, headers, body) in timed_out:
-        assert TIMEOUT_SECONDS * 0.9 < after < TIMEOUT_SECONDS * 3
+        assert TIMEOUT_SECONDS * 0.9 < after < TIMEOUT_SECONDS * 6
         assert json.loads(body)["error"]["code"] == "timeout" and headers["content-type"] == "application/json"
     assert in_use(server) == 0
     assert list(server_store(server).list("videoconverter-input")) == []  # nothing half-stored
@@ -127,7 +127,7 @@ def test_any_stalled_body_times_out_not_only_an_upload(server: Any) -> None:
     )
     status, _headers, body = read_reply(sock)
     assert status == 408 and json.loads(body)["error"]["code"] == "timeout"
-    assert TIMEOUT_SECONDS * 0.9 < time.monotonic() - started < TIMEOUT_SECONDS * 3
+    assert TIMEOUT_SECONDS * 0.9 < time.monotonic() - started < TIMEOUT_SECONDS * 6
 
 
 def test_headers_that_never_end_time_out(server: Any) -> None:
@@ -141,12 +141,12 @@ def test_headers_that_never_end_time_out(server: Any) -> None:
         trickle.sendall(bytes([byte]))
         if select.select([trickle], [], [], TIMEOUT_SECONDS / 4)[0]:
             break
-    assert TIMEOUT_SECONDS * 0.9 < time.monotonic() - started < TIMEOUT_SECONDS * 2
+    assert TIMEOUT_SECONDS * 0.9 < time.monotonic() - started < TIMEOUT_SECONDS * 5
     for sock in (trickle, partial):
         status, _headers, body = read_reply(sock)
         assert status == 408 and json.loads(body)["error"]["code"] == "timeout"
     assert silent.recv(1) == b""  # closed without a word: it never asked anything
-    assert time.monotonic() - started < TIMEOUT_SECONDS * 3
+    assert time.monotonic() - started < TIMEOUT_SECONDS * 7
 
 
 def test_protocol_errors_are_json_too(server: Any) -> None:
