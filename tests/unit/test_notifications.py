@@ -107,3 +107,46 @@ def test_the_readme_receiver_sample_accepts_our_signatures_and_rejects_forgeries
     assert check(body, header, SECRET) is True
     assert check(body.replace(b"done", b"fail"), header, SECRET) is False
     assert check(body, sign(SECRET, body, int(time.time()) - 3600), SECRET) is False
+
+
+class RecordingBroker:
+    def __init__(self) -> None:
+        self.settled: list[tuple[str, object]] = []
+
+    def release(self, delivery: object, delay: float) -> None:
+        self.settled.append(("release", delay))
+
+    def dead_letter(self, delivery: object, reason: str) -> None:
+        self.settled.append(("dead_letter", reason))
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("https://hooks.slack.com/services/T0001/B0002/XXXXsecretXXXX", "XXXXsecretXXXX"),
+        ("https://discord.com/api/webhooks/123456/tokentokentoken", "tokentokentoken"),
+        ("https://hooks.example.com/in?api_key=k3y-k3y-k3y&sig=s1gs1gs1g", "k3y-k3y-k3y"),
+    ],
+)
+@pytest.mark.parametrize("attempt", [1, 10])
+def test_webhook_urls_secrets_reach_neither_retry_lines_nor_undelivered_reasons(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, url: str, secret: str, attempt: int
+) -> None:
+    import json
+    import logging
+
+    from videoconverter.brokers.base import Delivery
+    from videoconverter.notifications import webhooks
+    from videoconverter.notifications.settings import NotificationSettings
+
+    monkeypatch.setattr(webhooks, "post", lambda *_args: "HTTP 500")
+    broker = RecordingBroker()
+    settings = NotificationSettings(webhook_urls=(url,), webhook_secret=SECRET, webhook_max_attempts=10)
+    delivery = Delivery("q", "m1", json.dumps({"url": url, "event": {"id": "e1"}}), "r", attempt, 0.0)
+    with caplog.at_level(logging.INFO, logger="videoconverter.notifications.webhooks"):
+        webhooks.WebhookDeliverer(broker, settings).handle(delivery)  # type: ignore[arg-type]
+    ((action, detail),) = broker.settled
+    assert action == ("dead_letter" if attempt == 10 else "release")
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert secret not in logged and secret not in str(detail)
+    assert "HTTP 500" in logged
