@@ -13,6 +13,7 @@ from videoconverter.aws import provision as aws
 from videoconverter.brokers.base import Broker, QueueSpec, Topology
 from videoconverter.brokers.sqs_messages import source_retention_seconds
 from videoconverter.config import Config
+from videoconverter.errors import BucketNotFoundError
 from videoconverter.ingest import Ingest
 from videoconverter.jobs.base import JobRecord, JobStore
 from videoconverter.logs import redact
@@ -144,6 +145,36 @@ def provision(svc: Services) -> list[str]:
     if aws.server_side_notifications(config):
         aws.wire_notifications(config, svc.broker.topic_arn(config.topic))  # type: ignore[attr-defined]
     return provision_plan(config)
+
+
+def prepare_upload(svc: Services, bucket: str) -> None:
+    """Make an upload into ``bucket`` independent of ``provision`` having run (``videoconverter up &`` and then
+    ``cp`` at once: ``cp`` may win the race).
+
+    On the embedded store (``file://``) the input bucket is created here, and on the embedded broker the topic
+    and queues its event goes to are declared first (both idempotent; a bucket that exists was made after its
+    topology, by this or by :func:`provision`). Elsewhere nothing is created, and a missing bucket raises
+    :class:`BucketNotFoundError` saying what to run.
+    """
+    config = svc.config
+    if svc.store.bucket_exists(bucket):
+        return
+    if bucket == config.input_bucket and backends.scheme_of(config.storage_url) == "file":
+        if backends.scheme_of(config.broker_url) == "sqlite":
+            svc.broker.declare(topology(config))
+            svc.broker.declare(notifications_topology(config))
+        svc.store.create_bucket(bucket)
+        return
+    configured = [config.input_bucket, *(r.output_bucket for r in config.renditions)]
+    if bucket not in configured:
+        raise BucketNotFoundError(
+            f"bucket {bucket!r} does not exist and is not one of this configuration's buckets "
+            f"({', '.join(configured)}): check the name"
+        )
+    raise BucketNotFoundError(
+        f"bucket {bucket!r} does not exist in {redact(config.storage_url)}: run `videoconverter provision` with "
+        "this same configuration and environment first (it creates the buckets, topic and queues)"
+    )
 
 
 def open_store(url: str, notifications: tuple[Notification, ...] = ()) -> ObjectStore:
