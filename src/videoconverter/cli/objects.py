@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from videoconverter.config import Config
-from videoconverter.errors import ConfigError, VideoConverterError
-from videoconverter.pipeline import prepare_upload, services
+from videoconverter.errors import BucketNotFoundError, ConfigError, VideoConverterError
+from videoconverter.pipeline import missing_bucket, prepare_upload, services
 from videoconverter.progress import ProgressBar, human_bytes
 from videoconverter.storage.base import ObjectInfo, ProgressCallback
 from videoconverter.storage.keys import split_s3_url, upload_key
@@ -62,7 +62,10 @@ def _upload(config: Config, source: Path, destination: str, progress: ProgressCa
     key = upload_key(key + source.name if not key or key.endswith("/") else key)
     with services(config) as svc:
         prepare_upload(svc, bucket)
-        return svc.store.put_file(bucket, key, source, progress=progress)
+        try:
+            return svc.store.put_file(bucket, key, source, progress=progress)
+        except BucketNotFoundError:
+            raise missing_bucket(config, bucket) from None
 
 
 def _download(config: Config, source: str, destination: str, progress: ProgressCallback) -> ObjectInfo:
