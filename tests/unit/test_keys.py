@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from videoconverter.errors import InvalidKeyError
-from videoconverter.storage.keys import MAX_KEY_BYTES, MAX_SEGMENT_BYTES, upload_key, validate_bucket, validate_key
+from videoconverter.storage.keys import (
+    MAX_KEY_BYTES,
+    MAX_SEGMENT_BYTES,
+    MAX_UPLOAD_KEY_BYTES,
+    upload_key,
+    validate_bucket,
+    validate_key,
+)
+from videoconverter.transcode.outputs import output_key, output_version
 
 NFC = "caf\u00e9.mp4"
 NFD = "cafe\u0301.mp4"
@@ -148,7 +156,7 @@ def test_an_upload_key_with_control_or_format_characters_is_refused_with_the_rea
         "x" * MAX_SEGMENT_BYTES,
         "a/" + "x" * MAX_SEGMENT_BYTES + "/b.mp4",
         "é" * 127 + "x",  # 255 bytes
-        "/".join(["x" * 200] * 5),  # 1004 bytes in all
+        "/".join(["x" * 191] * 5),  # 959 bytes in all
     ],
 )
 def test_an_upload_key_may_use_whole_file_names(key: str) -> None:
@@ -170,3 +178,19 @@ def test_keys_that_exist_are_used_as_given() -> None:
     assert validate_key(NFD) == NFD
     assert validate_key("invoice\u202egnp.mp4") == "invoice\u202egnp.mp4"
     assert validate_key("x" * 300) == "x" * 300  # S3 has no segment limit (the file store checks its own)
+
+
+def test_an_upload_key_leaves_room_for_its_outputs_names() -> None:
+    key = "/".join(["k" * 239] * 3 + ["k" * 240])
+    assert len(key) == MAX_UPLOAD_KEY_BYTES and upload_key(key) == key
+    version = output_version("0123456789abcdef0123456789abcdef-10000")
+    for name in [
+        f"{version}/4320p/seg_{99_999:05d}.m4s",
+        f"{version}/thumbnails/{9_999_999:05d}.jpg",  # a month of thumbnails, one a second
+        f"{version}/sprites/{99_999:03d}.jpg",
+        f"{version}/files.json",
+        "master.m3u8",
+    ]:
+        assert validate_key(output_key(key, name))
+    with pytest.raises(InvalidKeyError, match="a new upload's key may have 960"):
+        upload_key(key + "k")

@@ -16,6 +16,11 @@ import unicodedata
 from videoconverter.errors import ConfigError, InvalidKeyError
 
 MAX_KEY_BYTES = 1024  # as on S3
+#: What the outputs of a multi-file rendition add to their upload's key: ``/VERSION/4320p/seg_00001.m4s``,
+#: ``/VERSION/thumbnails/00001.jpg`` and the like are under 40 bytes; the rest is headroom (millions of
+#: thumbnails get longer numbers). A new upload's key keeps this much of S3's 1024 bytes free.
+OUTPUT_SUFFIX_BYTES = 64
+MAX_UPLOAD_KEY_BYTES = MAX_KEY_BYTES - OUTPUT_SUFFIX_BYTES
 #: A new key's path segments: NAME_MAX of ext4, XFS, APFS and most others, as the file store makes each segment
 #: a file or folder name (it adds no suffix to them). S3 has no such limit; uploads keep to it on every store,
 #: so that a key that works on one store works on the other.
@@ -68,7 +73,8 @@ def validate_key(key: str) -> str:
 
 def upload_key(key: str) -> str:
     """The key a new upload is stored under: ``key`` in Unicode NFC, checked by :func:`validate_key` and for
-    :data:`REFUSED_CATEGORIES` and segments over :data:`MAX_SEGMENT_BYTES`; raises InvalidKeyError with the reason.
+    :data:`REFUSED_CATEGORIES`, segments over :data:`MAX_SEGMENT_BYTES` and a length over
+    :data:`MAX_UPLOAD_KEY_BYTES`; raises InvalidKeyError with the reason.
     """
     validate_key(key)
     normalised = unicodedata.normalize("NFC", key)
@@ -78,6 +84,12 @@ def upload_key(key: str) -> str:
             name = unicodedata.name(ch, "unnamed")
             raise InvalidKeyError(f"object key {key!r} contains U+{ord(ch):04X} ({name}), {what}")
     check_segments(normalised, MAX_SEGMENT_BYTES)
+    size = len(normalised.encode("utf-8"))
+    if size > MAX_UPLOAD_KEY_BYTES:
+        raise InvalidKeyError(
+            f"object key is {size} bytes; a new upload's key may have {MAX_UPLOAD_KEY_BYTES} (its outputs go under "
+            f"KEY/, and an S3 key has at most {MAX_KEY_BYTES})"
+        )
     return validate_key(normalised)  # NFC can change the length
 
 
