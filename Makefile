@@ -1,7 +1,12 @@
-# The two set-up commands of the README. Both create .venv and install into it.
+# The two set-up commands of the README. Both create .venv and install into it: `make demo` the package and
+# what it runs on (FFmpeg, PyAV) only; `make test` the development extras too (moto, the AWS CLI, Playwright,
+# cfn-lint, linters). Each install has its own stamp, so either order works: `make test` after `make demo`
+# adds the extras, and `make demo` after `make test` finds everything there.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+DEMO_INSTALLED := $(VENV)/.installed-demo
+DEV_INSTALLED := $(VENV)/.installed-dev
 # hls.js for the HLS playback test (tests/browser/package-lock.json), installed when npm exists; the stamp keeps
 # a second `make test` from reinstalling it. Without npm the test skips (and fails under CI=true).
 NPM := $(shell command -v npm 2>/dev/null)
@@ -9,13 +14,19 @@ BROWSER_JS := tests/browser/node_modules/.installed
 
 .PHONY: demo test lint bench clean
 
-$(BIN)/videoconverter: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(DEMO_INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: $(BIN)/videoconverter
+demo: $(DEMO_INSTALLED)
 	$(BIN)/videoconverter demo
 
 ifneq ($(NPM),)
@@ -26,12 +37,12 @@ $(BROWSER_JS): tests/browser/package-lock.json tests/browser/package.json
 	npm ci --prefix tests/browser --no-audit --no-fund
 	touch $@
 
-test: $(BIN)/videoconverter
+test: $(DEV_INSTALLED)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-bench: $(BIN)/videoconverter
+bench: $(DEV_INSTALLED)
 	$(BIN)/python bench/overhead.py
 
 clean:

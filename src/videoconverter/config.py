@@ -18,17 +18,22 @@ from typing import Any
 from videoconverter.aws.settings import AwsSettings, aws_settings
 from videoconverter.consumer import backoff_seconds
 from videoconverter.errors import ConfigError
+from videoconverter.logs import url_secrets
 from videoconverter.notifications.settings import ENVIRONMENT as NOTIFICATION_ENVIRONMENT
 from videoconverter.notifications.settings import NotificationSettings, notification_settings
-from videoconverter.renditions import Limits, Rendition, parse_renditions
+from videoconverter.renditions import Limits, Rendition, parse_limits, parse_renditions
+from videoconverter.validation import PORT, Real, Whole, check_table, check_url
 
 MIN_RETENTION_SECONDS = 60
 MAX_RETENTION_SECONDS = 1_209_600  # 14 days, as on SQS
 MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200  # 12 hours, as on SQS
 MAX_RECEIVE_COUNT_LIMIT = 1000  # as SQS's redrive policy
 MAX_RETRY_DELAY_SECONDS = 900  # SQS's largest message delay
-MAX_CONCURRENT_UPLOADS = 64  # each upload holds up to two threads of the uploads' own pool
-MAX_READ_TIMEOUT_SECONDS = 3600
+MAX_RECEIVE_WAIT_SECONDS = 20  # SQS's longest long poll
+FFMPEG_THREADS = Whole(0, 1024)  # 0: FFmpeg decides
+UPLOAD_BYTES = Whole(1)
+CONCURRENT_UPLOADS = Whole(1, 64)  # each upload holds up to two threads of the uploads' own pool
+READ_TIMEOUT_SECONDS = Real(0, 3600, above=True)
 
 #: Environment variables that override the file. A public interface: keep in step with the README.
 ENVIRONMENT = {
@@ -47,6 +52,17 @@ ENVIRONMENT = {
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # + "-dlq" stays within SQS's 80 characters
+_TOP_LEVEL = {
+    "data_dir", "storage", "broker", "jobs", "log_level",
+    "input", "queues", "ffmpeg", "limits", "renditions", "notifications", "web", "aws",
+}  # fmt: skip
+_QUEUE_VALUES: dict[str, Whole | Real] = {
+    "message_retention_seconds": Whole(MIN_RETENTION_SECONDS, MAX_RETENTION_SECONDS),  # 14 days, as on SQS
+    "visibility_timeout_seconds": Whole(1, MAX_VISIBILITY_TIMEOUT_SECONDS),
+    "max_receive_count": Whole(1, MAX_RECEIVE_COUNT_LIMIT),
+    "receive_wait_seconds": Real(0, MAX_RECEIVE_WAIT_SECONDS),
+    "retry_base_delay_seconds": Real(0, MAX_RETRY_DELAY_SECONDS),
+}
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,8 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    #: Values the log redactor masks wherever they appear; filled by :func:`load_config`.
+    secrets: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     aws: AwsSettings = field(default_factory=AwsSettings)
 
     def rendition(self, name: str) -> Rendition:
@@ -116,9 +134,14 @@ def load_config(environ: Mapping[str, str] | None = None, path: Path | None = No
             data = tomllib.loads(config_path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise ConfigError(f"cannot read config file {config_path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"config file {config_path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config_path} is not valid TOML: {exc}") from exc
-    return _validate(_from_mapping(data, env))
+    config = _validate(_from_mapping(data, env))
+    return replace(config, secrets=_secrets(config))
 
 
 def _config_path(env: Mapping[str, str]) -> Path | None:
@@ -129,148 +152,76 @@ def _config_path(env: Mapping[str, str]) -> Path | None:
 
 
 def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
-    known = {
-        "data_dir",
-        "storage",
-        "broker",
-        "jobs",
-        "log_level",
-        "input",
-        "queues",
-        "ffmpeg",
-        "limits",
-        "renditions",
-        "notifications",
-    }
-    known |= {"web", "aws"}
-    _reject_unknown("", data, known)
-    data_dir = Path(env.get("VIDEOCONVERTER_DATA_DIR") or _typed(data, "data_dir", str, "data_dir", "vc-data"))
+    _reject_unknown("", data, _TOP_LEVEL)
+    data_dir = Path(_overridden(data, "data_dir", env, "VIDEOCONVERTER_DATA_DIR") or "vc-data")
     inp = _table(data, "input")
     queues = _table(data, "queues")
-    ffmpeg = _table(data, "ffmpeg")
     _reject_unknown("input.", inp, {"bucket", "suffixes", "topic"})
-    _reject_unknown(
-        "queues.",
-        queues,
-        {
-            "message_retention_seconds",
-            "visibility_timeout_seconds",
-            "max_receive_count",
-            "receive_wait_seconds",
-            "retry_base_delay_seconds",
-        },
-    )
-    _reject_unknown("ffmpeg.", ffmpeg, {"threads"})
-    config = Config(
+    _reject_unknown("queues.", queues, set(_QUEUE_VALUES))
+    log_level = _overridden(data, "log_level", env, "VIDEOCONVERTER_LOG_LEVEL") or "INFO"
+    return Config(
         data_dir=data_dir,
-        storage_url=env.get("VIDEOCONVERTER_STORAGE")
-        or _typed(data, "storage", str, "storage", "")
-        or f"file://{data_dir}/buckets",
-        broker_url=env.get("VIDEOCONVERTER_BROKER")
-        or _typed(data, "broker", str, "broker", "")
-        or f"sqlite://{data_dir}/broker.sqlite3",
-        jobs_url=env.get("VIDEOCONVERTER_JOBS")
-        or _typed(data, "jobs", str, "jobs", "")
-        or f"sqlite://{data_dir}/jobs.sqlite3",
+        storage_url=_backend_url(data, "storage", env, f"file://{data_dir}/buckets"),
+        broker_url=_backend_url(data, "broker", env, f"sqlite://{data_dir}/broker.sqlite3"),
+        jobs_url=_backend_url(data, "jobs", env, f"sqlite://{data_dir}/jobs.sqlite3"),
         input_bucket=_typed(inp, "bucket", str, "input.bucket", Config.input_bucket),
         input_suffixes=tuple(_typed(inp, "suffixes", list, "input.suffixes", list(Config.input_suffixes))),
         topic=_typed(inp, "topic", str, "input.topic", Config.topic),
         renditions=parse_renditions(data.get("renditions")),
-        message_retention_seconds=_typed(
-            queues,
-            "message_retention_seconds",
-            int,
-            "queues.message_retention_seconds",
-            Config.message_retention_seconds,
-        ),
-        visibility_timeout_seconds=_typed(
-            queues,
-            "visibility_timeout_seconds",
-            int,
-            "queues.visibility_timeout_seconds",
-            Config.visibility_timeout_seconds,
-        ),
-        max_receive_count=_typed(
-            queues, "max_receive_count", int, "queues.max_receive_count", Config.max_receive_count
-        ),
-        receive_wait_seconds=float(
-            _typed(
-                queues, "receive_wait_seconds", (int, float), "queues.receive_wait_seconds", Config.receive_wait_seconds
-            )
-        ),
-        retry_base_delay_seconds=float(
-            _typed(
-                queues,
-                "retry_base_delay_seconds",
-                (int, float),
-                "queues.retry_base_delay_seconds",
-                Config.retry_base_delay_seconds,
-            )
-        ),
-        ffmpeg_threads=_ffmpeg_threads(env, ffmpeg),
-        log_level=(
-            env.get("VIDEOCONVERTER_LOG_LEVEL") or _typed(data, "log_level", str, "log_level", "INFO") or "INFO"
-        ).upper(),
-        limits=_limits(_table(data, "limits")),
+        **check_table(queues, _QUEUE_VALUES, "queues."),
+        ffmpeg_threads=_ffmpeg_threads(env, _table(data, "ffmpeg")),
+        log_level=log_level.upper(),
+        limits=parse_limits(_table(data, "limits")),
         web=_web(_table(data, "web"), env),
         notifications=notification_settings(_table(data, "notifications"), env),
         aws=aws_settings(_table(data, "aws")),
     )
-    return config
+
+
+def _overridden(data: dict[str, Any], key: str, env: Mapping[str, str], variable: str) -> str:
+    """A top-level string setting, or the environment variable that overrides it; the file's value is checked
+    either way (an override does not make a wrong file right)."""
+    value: str = _typed(data, key, str, key, "")
+    return env.get(variable) or value
+
+
+def _backend_url(data: dict[str, Any], key: str, env: Mapping[str, str], default: str) -> str:
+    variable = f"VIDEOCONVERTER_{key.upper()}"
+    from_file: str = _typed(data, key, str, key, "")
+    if from_file:
+        check_url(from_file, key)
+    if env.get(variable):
+        return check_url(env[variable], variable)
+    return from_file or default
 
 
 def _ffmpeg_threads(env: Mapping[str, str], table: dict[str, Any]) -> int:
+    _reject_unknown("ffmpeg.", table, {"threads"})
+    threads = FFMPEG_THREADS.check(table.get("threads", 0), "ffmpeg.threads")
     text = env.get("VIDEOCONVERTER_FFMPEG_THREADS")
-    if text is None:
-        threads: int = _typed(table, "threads", int, "ffmpeg.threads", 0)
-    elif text.strip().isdigit():
-        threads = int(text)
-    else:
-        raise ConfigError(f"VIDEOCONVERTER_FFMPEG_THREADS: expected a whole number, got {text!r}")
-    if threads < 0:
-        raise ConfigError("ffmpeg.threads: must be 0 (FFmpeg decides) or more")
-    return threads
-
-
-def _limits(table: dict[str, Any]) -> Limits:
-    base = Limits()
-    _reject_unknown("limits.", table, set(Limits.__dataclass_fields__))
-    values: dict[str, Any] = {}
-    for name, value in table.items():
-        expected = type(getattr(base, name))
-        if expected is bool:
-            if not isinstance(value, bool):
-                raise ConfigError(f"limits.{name}: expected true or false, got {value!r}")
-        elif expected is tuple:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"limits.{name}: expected a list of strings")
-            value = tuple(value)
-        elif not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ConfigError(f"limits.{name}: expected a number, got {value!r}")
-        values[name] = value
-    return replace(base, **values)
+    return threads if text is None else FFMPEG_THREADS.parse(text, "VIDEOCONVERTER_FFMPEG_THREADS")
 
 
 def _web(table: dict[str, Any], env: Mapping[str, str]) -> WebSettings:
     _reject_unknown("web.", table, set(WebSettings.__dataclass_fields__))
-    port: Any = _typed(table, "port", int, "web.port", WebSettings.port)
+    port = PORT.check(table.get("port", WebSettings.port), "web.port")
     if env.get("VIDEOCONVERTER_PORT"):
-        try:
-            port = int(env["VIDEOCONVERTER_PORT"])
-        except ValueError:
-            text = env["VIDEOCONVERTER_PORT"]
-            raise ConfigError(f"VIDEOCONVERTER_PORT: expected a port number, got {text!r}") from None
+        port = PORT.parse(env["VIDEOCONVERTER_PORT"], "VIDEOCONVERTER_PORT")
+    token: str = _typed(table, "api_token", str, "web.api_token", "")
+    upload_bytes = UPLOAD_BYTES.check(
+        table.get("max_upload_bytes", WebSettings.max_upload_bytes), "web.max_upload_bytes"
+    )
     settings = WebSettings(
         host=_typed(table, "host", str, "web.host", WebSettings.host),
         port=port,
-        api_token=env.get("VIDEOCONVERTER_API_TOKEN") or _typed(table, "api_token", str, "web.api_token", ""),
-        max_upload_bytes=_typed(table, "max_upload_bytes", int, "web.max_upload_bytes", WebSettings.max_upload_bytes),
+        api_token=env.get("VIDEOCONVERTER_API_TOKEN") or token,
+        max_upload_bytes=upload_bytes,
         check_content=table.get("check_content", WebSettings.check_content),
-        max_concurrent_uploads=_typed(
-            table, "max_concurrent_uploads", int, "web.max_concurrent_uploads", WebSettings.max_concurrent_uploads
+        max_concurrent_uploads=CONCURRENT_UPLOADS.check(
+            table.get("max_concurrent_uploads", WebSettings.max_concurrent_uploads), "web.max_concurrent_uploads"
         ),
-        read_timeout_seconds=_typed(
-            table, "read_timeout_seconds", (int, float), "web.read_timeout_seconds", WebSettings.read_timeout_seconds
+        read_timeout_seconds=READ_TIMEOUT_SECONDS.check(
+            table.get("read_timeout_seconds", WebSettings.read_timeout_seconds), "web.read_timeout_seconds"
         ),
         metrics_token=env.get("VIDEOCONVERTER_METRICS_TOKEN")
         or _typed(table, "metrics_token", str, "web.metrics_token", ""),
@@ -282,21 +233,8 @@ def _web(table: dict[str, Any], env: Mapping[str, str]) -> WebSettings:
 def _check_web(settings: WebSettings) -> None:
     if not isinstance(settings.check_content, bool):
         raise ConfigError(f"web.check_content: expected true or false, got {settings.check_content!r}")
-    if not 1 <= settings.port <= 65535:
-        raise ConfigError(f"web.port (or VIDEOCONVERTER_PORT): expected 1 to 65535, got {settings.port}")
     if not settings.host:
         raise ConfigError("web.host: expected an address such as 127.0.0.1")
-    if settings.max_upload_bytes <= 0:
-        raise ConfigError("web.max_upload_bytes: must be positive")
-    if not 1 <= settings.max_concurrent_uploads <= MAX_CONCURRENT_UPLOADS:
-        raise ConfigError(
-            f"web.max_concurrent_uploads: expected 1 to {MAX_CONCURRENT_UPLOADS}, got {settings.max_concurrent_uploads}"
-        )
-    if not 0 < settings.read_timeout_seconds <= MAX_READ_TIMEOUT_SECONDS:
-        raise ConfigError(
-            f"web.read_timeout_seconds: expected more than 0 and at most {MAX_READ_TIMEOUT_SECONDS}, "
-            f"got {settings.read_timeout_seconds}"
-        )
     for name, token in (("api_token", settings.api_token), ("metrics_token", settings.metrics_token)):
         if token and (len(token) < 16 or any(c.isspace() for c in token)):
             raise ConfigError(f"web.{name} (or VIDEOCONVERTER_{name.upper()}): use at least 16 characters, no spaces")
@@ -314,24 +252,13 @@ def _validate(config: Config) -> Config:
         raise ConfigError('input.suffixes: expected a non-empty list of suffixes such as [".mp4"]')
     if not _NAME_RE.match(config.topic):
         raise ConfigError(f"input.topic: {config.topic!r} is not a valid topic name (letters, digits, _ and -)")
-    if not MIN_RETENTION_SECONDS <= config.message_retention_seconds <= MAX_RETENTION_SECONDS:
-        raise ConfigError(
-            f"queues.message_retention_seconds: must be between {MIN_RETENTION_SECONDS} and "
-            f"{MAX_RETENTION_SECONDS} (14 days), got {config.message_retention_seconds}"
-        )
-    if not 1 <= config.visibility_timeout_seconds <= MAX_VISIBILITY_TIMEOUT_SECONDS:
-        raise ConfigError(
-            f"queues.visibility_timeout_seconds: must be between 1 and "
-            f"{MAX_VISIBILITY_TIMEOUT_SECONDS}, got {config.visibility_timeout_seconds}"
-        )
-    if not 1 <= config.max_receive_count <= MAX_RECEIVE_COUNT_LIMIT:
-        raise ConfigError(f"queues.max_receive_count: must be between 1 and {MAX_RECEIVE_COUNT_LIMIT}")
-    if not 0 <= config.receive_wait_seconds <= 20:
-        raise ConfigError("queues.receive_wait_seconds: must be between 0 and 20")
-    if not 0 <= config.retry_base_delay_seconds <= MAX_RETRY_DELAY_SECONDS:
-        raise ConfigError(f"queues.retry_base_delay_seconds: must be between 0 and {MAX_RETRY_DELAY_SECONDS}")
     if config.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"log_level: expected DEBUG, INFO, WARNING or ERROR, got {config.log_level!r}")
+    _validate_renditions(config)
+    return config
+
+
+def _validate_renditions(config: Config) -> None:
     names: set[str] = set()
     queues: set[str] = set()
     buckets = {config.input_bucket}
@@ -351,9 +278,18 @@ def _validate(config: Config) -> Config:
             # Two renditions sharing a queue would each take only some of the uploads.
             raise ConfigError(f"{where}.queue: {r.queue!r} is already the queue of another rendition")
         queues.add(r.queue)
-    if config.limits.transcode_timeout_seconds <= 0 or config.limits.max_pixels <= 0:
-        raise ConfigError("limits: transcode_timeout_seconds and max_pixels must be positive")
-    return config
+
+
+def _secrets(config: Config) -> frozenset[str]:
+    """What the log redactor masks by value (see :class:`videoconverter.logs.Redactor`): the API token, the
+    webhook secret, the passwords and query values of the backend URLs, and the webhook URLs' paths (a webhook
+    URL is a credential: whoever knows it can post)."""
+    found = {config.web.api_token, config.notifications.webhook_secret}
+    for url in (config.storage_url, config.broker_url, config.jobs_url):
+        found |= url_secrets(url)
+    for url in config.notifications.webhook_urls:
+        found |= url_secrets(url, path_is_secret=True)
+    return frozenset(s for s in found if s)
 
 
 def _valid_bucket(name: str) -> bool:

@@ -13,6 +13,7 @@ from videoconverter.aws import provision as aws
 from videoconverter.brokers.base import Broker, QueueSpec, Topology
 from videoconverter.brokers.sqs_messages import source_retention_seconds
 from videoconverter.config import Config
+from videoconverter.errors import BucketNotFoundError
 from videoconverter.ingest import Ingest
 from videoconverter.jobs.base import JobRecord, JobStore
 from videoconverter.logs import redact
@@ -170,6 +171,40 @@ def provision(svc: Services) -> list[str]:
             settings.delivery_status_success_sample_rate,
         )
     return provision_plan(config)
+
+
+def prepare_upload(svc: Services, bucket: str) -> None:
+    """Make an upload into ``bucket`` independent of ``provision`` having run (``videoconverter up &`` and then
+    ``cp`` at once: ``cp`` may win the race).
+
+    On the embedded store (``file://``) a missing input bucket is created here, and on the embedded broker the
+    topic and queues its event goes to are declared first (both idempotent; a bucket that exists was made after
+    its topology, by this or by :func:`provision`). Elsewhere nothing is created and nothing is asked (an
+    uploader on S3 may hold no permission but PutObject): see :func:`missing_bucket` for the error.
+    """
+    config = svc.config
+    embedded = backends.scheme_of(config.storage_url) == "file"
+    if not embedded or bucket != config.input_bucket or svc.store.bucket_exists(bucket):
+        return
+    if backends.scheme_of(config.broker_url) == "sqlite":
+        svc.broker.declare(topology(config))
+        svc.broker.declare(notifications_topology(config))
+    svc.store.create_bucket(bucket)
+
+
+def missing_bucket(config: Config, bucket: str) -> BucketNotFoundError:
+    """The error for an upload into ``bucket`` that does not exist: exactly what to run, or that it is not a bucket
+    of this configuration."""
+    configured = [config.input_bucket, *(r.output_bucket for r in config.renditions)]
+    if bucket not in configured:
+        return BucketNotFoundError(
+            f"bucket {bucket!r} does not exist and is not one of this configuration's buckets "
+            f"({', '.join(configured)}): check the name"
+        )
+    return BucketNotFoundError(
+        f"bucket {bucket!r} does not exist in {redact(config.storage_url)}: run `videoconverter provision` with "
+        "this same configuration and environment first (it creates the buckets, topic and queues)"
+    )
 
 
 def open_store(url: str, notifications: tuple[Notification, ...] = ()) -> ObjectStore:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from videoconverter.errors import ConfigError
+from videoconverter.validation import Real, Whole
 
 KINDS = ("mp4", "hls", "thumbnails")
 CODECS = ("h264", "hevc", "av1", "vp9")
@@ -56,6 +57,39 @@ class Limits:
     #: A source whose data stops before the duration its header promises (an interrupted transfer) fails the
     #: job permanently; true converts what could be read, and the job's note says it is truncated.
     accept_truncated_sources: bool = False
+
+
+MAX_LIMIT_SECONDS = 30 * 24 * 3600.0  # a month: longer is a typo, and would overflow some timeouts
+#: The range of each number of ``[limits]``: a limit of 0, -1, NaN or infinity would turn its check off.
+LIMIT_VALUES: dict[str, Whole | Real] = {
+    "max_pixels": Whole(1),
+    "max_duration_seconds": Real(0, MAX_LIMIT_SECONDS, above=True),
+    "max_streams": Whole(1),
+    "max_input_bytes": Whole(1),
+    "max_output_bytes": Whole(1),
+    "transcode_timeout_seconds": Real(0, MAX_LIMIT_SECONDS, above=True),
+}
+
+
+def parse_limits(table: dict[str, Any]) -> Limits:
+    """The ``[limits]`` table: every number checked against :data:`LIMIT_VALUES`, the formats a list of names."""
+    known = set(Limits.__dataclass_fields__)
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"limits.{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for name, value in table.items():
+        if name in LIMIT_VALUES:
+            values[name] = LIMIT_VALUES[name].check(value, f"limits.{name}")
+        elif isinstance(getattr(Limits, name, None), bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"limits.{name}: expected true or false, got {value!r}")
+            values[name] = value
+        elif not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"limits.{name}: expected a non-empty list of format names, got {value!r}")
+        else:
+            values[name] = tuple(value)
+    return replace(Limits(), **values)
 
 
 @dataclass(frozen=True)
@@ -122,26 +156,30 @@ def default_rendition(short_side: int, name: str | None = None, kind: str = "mp4
 
 
 DEFAULT_RENDITIONS = (default_rendition(720), default_rendition(1080))
+#: The range of each number of a ``[[renditions]]`` table (the codec's own CRF scale is checked after).
+NUMBERS: dict[str, Whole | Real] = {
+    "short_side": Whole(16, 4320),
+    "max_video_bitrate_kbps": Whole(50, 1_000_000),
+    "crf": Whole(0, max(_MAX_CRF.values())),
+    "audio_bitrate_kbps": Whole(16, 1024),
+    "max_frame_rate": Whole(1, 240),
+    "keyframe_interval_seconds": Real(0.1, 20),
+    "segment_seconds": Real(2, 6),
+    "thumbnail_interval_seconds": Real(1, 3600),
+    "thumbnail_width": Whole(16, 1920),
+}
 _TYPES: dict[str, Any] = {
     "name": str,
     "queue": str,
     "output_bucket": str,
-    "max_video_bitrate_kbps": int,
     "kind": str,
     "codec": str,
-    "crf": int,
     "preset": str,
     "x264_preset": str,
-    "audio_bitrate_kbps": int,
-    "max_frame_rate": int,
-    "keyframe_interval_seconds": float,
     "upscale": bool,
     "hdr": str,
     "ladder": tuple,
-    "segment_seconds": float,
     "ladder_mode": str,
-    "thumbnail_interval_seconds": float,
-    "thumbnail_width": int,
     "sprite": bool,
 }
 
@@ -158,32 +196,31 @@ def parse_renditions(raw: Any) -> tuple[Rendition, ...]:
 def _parse_one(item: Any, where: str) -> Rendition:
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: expected a table")
-    unknown = sorted(set(item) - set(_TYPES) - {"short_side"})
+    unknown = sorted(set(item) - set(_TYPES) - set(NUMBERS))
     if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown setting (known: short_side, {', '.join(sorted(_TYPES))})")
+        known = ", ".join(sorted({*_TYPES, *NUMBERS}))
+        raise ConfigError(f"{where}.{unknown[0]}: unknown setting (known: {known})")
     kind = item.get("kind", "mp4")
     if kind not in KINDS:
         raise ConfigError(f"{where}.kind: expected one of {', '.join(KINDS)}, got {kind!r}")
     short_side = item.get("short_side")
     if short_side is None and kind == "mp4":
         raise ConfigError(f"{where}.short_side is required (e.g. 720)")
-    if short_side is not None and (not isinstance(short_side, int) or isinstance(short_side, bool)):
-        raise ConfigError(f"{where}.short_side: expected int, got {short_side!r}")
-    ladder = item.get("ladder", DEFAULT_LADDER)
-    if short_side is None:  # hls: the top rung; thumbnails: unused
-        short_side = max(ladder) if kind == "hls" and isinstance(ladder, list) and ladder else 1080
     values: dict[str, Any] = {}
     for name, value in item.items():
-        if name == "short_side":
-            continue
-        expected = _TYPES[name]
-        if expected is tuple:
+        if name in NUMBERS:
+            values[name] = NUMBERS[name].check(value, f"{where}.{name}")
+        elif _TYPES[name] is tuple:
             if not isinstance(value, list) or not value or not all(_is_int(v) for v in value):
                 raise ConfigError(f"{where}.{name}: expected a non-empty list of short sides, e.g. [360, 720]")
-            value = tuple(sorted(set(value)))
-        elif not _is_a(value, expected):
-            raise ConfigError(f"{where}.{name}: expected {expected.__name__}, got {value!r}")
-        values[name] = float(value) if expected is float else value
+            values[name] = tuple(sorted(set(value)))
+        elif not _is_a(value, _TYPES[name]):
+            raise ConfigError(f"{where}.{name}: expected {_TYPES[name].__name__}, got {value!r}")
+        else:
+            values[name] = value
+    if short_side is None:  # hls: the top rung; thumbnails: unused
+        short_side = max(values["ladder"]) if kind == "hls" and "ladder" in values else 1080
+    values.pop("short_side", None)
     return validate_rendition(replace(default_rendition(short_side, item.get("name"), kind), **values), where)
 
 
@@ -194,8 +231,6 @@ def _is_int(value: Any) -> bool:
 def _is_a(value: Any, expected: type) -> bool:
     if expected is bool:
         return isinstance(value, bool)
-    if expected is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, expected) and not isinstance(value, bool)
 
 
@@ -205,9 +240,15 @@ def validate_rendition(r: Rendition, where: str) -> Rendition:
         raise ConfigError(f"{where}.name: {r.name!r} is invalid (letters, digits, _ and -, at most 76)")
     if not _NAME_RE.match(r.queue):
         raise ConfigError(f"{where}.queue: {r.queue!r} is not a valid queue name")
-    if r.kind == "hls":  # first: the ladder's top rung is the short side
+    if r.kind == "hls" and any(not 16 <= side <= 4320 or side % 2 for side in r.ladder):
+        # First: the ladder's top rung is the short side.
+        raise ConfigError(f"{where}.ladder: rungs are even short sides from 16 to 4320")
+    for name, spec in NUMBERS.items():
+        if getattr(r, name) is not None:  # crf None: the codec's default
+            spec.check(getattr(r, name), f"{where}.{name}")
+    if r.kind == "hls":
         _validate_ladder(r, where)
-    if not 16 <= r.short_side <= 4320 or r.short_side % 2:
+    if r.short_side % 2:
         raise ConfigError(f"{where}.short_side: expected an even number of pixels from 16 to 4320")
     if r.codec not in CODECS:
         raise ConfigError(f"{where}.codec: expected one of {', '.join(CODECS)}, got {r.codec!r}")
@@ -218,16 +259,10 @@ def validate_rendition(r: Rendition, where: str) -> Rendition:
         raise ConfigError(f"{where}.preset: {r.effective_preset!r} is not a {r.codec} preset ({choices})")
     if r.x264_preset and r.codec != "h264":
         raise ConfigError(f"{where}.x264_preset: only for codec h264; use preset for {r.codec}")
-    if r.max_video_bitrate_kbps < 50 or r.audio_bitrate_kbps < 16 or not 1 <= r.max_frame_rate <= 240:
-        raise ConfigError(f"{where}: bitrates or max_frame_rate out of range")
-    if not 0.1 <= r.keyframe_interval_seconds <= 20:
-        raise ConfigError(f"{where}.keyframe_interval_seconds: expected 0.1 to 20")
     if r.hdr not in HDR_MODES:
         raise ConfigError(f"{where}.hdr: expected tonemap or keep, got {r.hdr!r}")
     if r.hdr == "keep" and r.codec == "h264":
         raise ConfigError(f"{where}.hdr: H.264 outputs are 8-bit SDR; keep HDR with codec hevc, av1 or vp9")
-    if r.kind == "thumbnails" and (r.thumbnail_interval_seconds < 1 or not 16 <= r.thumbnail_width <= 1920):
-        raise ConfigError(f"{where}: thumbnail_interval_seconds must be 1 or more, thumbnail_width 16 to 1920")
     return r
 
 
@@ -235,10 +270,6 @@ def _validate_ladder(r: Rendition, where: str) -> None:
     if r.codec != "h264":
         # Streams that play everywhere: hls.js and every Apple device take H.264 + AAC.
         raise ConfigError(f"{where}.codec: HLS ladders are H.264 (they must play everywhere), got {r.codec!r}")
-    if any(not 16 <= side <= 4320 or side % 2 for side in r.ladder):
-        raise ConfigError(f"{where}.ladder: rungs are even short sides from 16 to 4320")
-    if not 2 <= r.segment_seconds <= 6:
-        raise ConfigError(f"{where}.segment_seconds: expected 2 to 6")
     ratio = r.segment_seconds / r.keyframe_interval_seconds
     if abs(ratio - round(ratio)) > 1e-6:
         # Segments may only cut at keyframes: each must hold a whole number of keyframe intervals.

@@ -144,6 +144,98 @@ def test_a_bad_config_names_the_field_and_exits_2(env: dict[str, str], tmp_path:
     assert "queues.message_retention_seconds" in result.stderr and "Traceback" not in result.stderr
 
 
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode in (1, 2), result
+    assert len(lines) == 1 and lines[0].startswith("videoconverter: error:"), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("variables", "args", "expected"),
+    [
+        ({"VIDEOCONVERTER_FFMPEG_THREADS": "²"}, ["jobs"], "VIDEOCONVERTER_FFMPEG_THREADS: expected a whole number"),
+        ({"VIDEOCONVERTER_PORT": "99999"}, ["jobs"], "VIDEOCONVERTER_PORT: expected a whole number from 1 to 65535"),
+        (
+            {"VIDEOCONVERTER_JOBS": "postgresql://u:hunter2@[::1/db"},
+            ["jobs"],
+            "VIDEOCONVERTER_JOBS: 'postgresql://u:***@",
+        ),
+        ({"VIDEOCONVERTER_JOBS": "postgresql://u:hunter2@127.0.0.1:1/db"}, ["jobs"], "cannot connect to PostgreSQL"),
+        ({"VIDEOCONVERTER_BROKER": "amqp://"}, ["jobs"], "VIDEOCONVERTER_BROKER: 'amqp://' names no host"),
+        ({}, ["up", "--port", "70000"], "--port: expected a whole number from 1 to 65535, got 70000"),
+        ({}, ["web", "--port", "٨٠"], "--port: expected a whole number"),
+        ({}, ["jobs", "--wait", "nan"], "--wait: expected a number at least 0"),
+    ],
+)
+def test_bad_settings_are_one_line_naming_the_setting(
+    env: dict[str, str], variables: dict[str, str], args: list[str], expected: str
+) -> None:
+    result = run({**env, **variables}, *args, check=False, timeout=60)
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert expected in line and "hunter2" not in result.stderr
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(b'[input]\nbucket = "caf\xe9"\n')
+    line = one_error_line(run({**env, "VIDEOCONVERTER_CONFIG": str(latin1)}, "jobs", check=False))
+    assert "latin1.toml is not UTF-8 text (byte 21)" in line
+
+
+def test_cp_right_after_up_needs_no_provisioning_on_the_embedded_store(env: dict[str, str], small_clip: Path) -> None:
+    """`videoconverter up &` then `cp` at once: `cp` may win the race, and must not depend on it."""
+    copied = json.loads(run(env, "cp", str(small_clip), "s3://videoconverter-input/", "--json").stdout)
+    assert copied["key"] == "small.mp4"
+    jobs = json.loads(run(env, "jobs", "--json").stdout)["jobs"]
+    assert {(j["rendition"], j["state"]) for j in jobs} == {("small", "queued"), ("smaller", "queued")}
+    run(env, "provision")  # what `up` does when it gets there: nothing to undo, nothing lost
+    run(env, "worker", "small", "--exit-when-idle")
+    states = {j["rendition"]: j["state"] for j in json.loads(run(env, "jobs", "small.mp4", "--json").stdout)["jobs"]}
+    assert states == {"small": "done", "smaller": "queued"}
+
+
+def test_cp_into_a_bucket_that_is_not_configured_says_so(env: dict[str, str], small_clip: Path) -> None:
+    line = one_error_line(run(env, "cp", str(small_clip), "s3://no-such-bucket/", check=False))
+    assert "'no-such-bucket' does not exist and is not one of this configuration's buckets" in line
+    line = one_error_line(run(env, "cp", str(small_clip), "s3://videoconverter-output-small/", check=False))
+    assert "run `videoconverter provision` with this same configuration" in line
+
+
+def test_cp_normalises_the_key_and_refuses_look_alikes(env: dict[str, str], small_clip: Path, tmp_path: Path) -> None:
+    nfd = tmp_path / "cafe\u0301.mp4"
+    nfd.write_bytes(small_clip.read_bytes())
+    copied = json.loads(run(env, "cp", str(nfd), "s3://videoconverter-input/", "--json").stdout)
+    again = json.loads(run(env, "cp", str(small_clip), "s3://videoconverter-input/caf\u00e9.mp4", "--json").stdout)
+    assert copied["key"] == again["key"] == "caf\u00e9.mp4"  # one object, not two
+    assert [o["key"] for o in json.loads(run(env, "ls", "s3://videoconverter-input", "--json").stdout)] == ["café.mp4"]
+    assert {j["key"] for j in json.loads(run(env, "jobs", "--json").stdout)["jobs"]} == {"café.mp4"}
+    line = one_error_line(run(env, "cp", str(small_clip), "s3://videoconverter-input/x\u202e4pm.exe", check=False))
+    assert "U+202E (RIGHT-TO-LEFT OVERRIDE)" in line
+
+
+def test_cp_of_long_names_works_up_to_the_file_name_limit(
+    env: dict[str, str], small_clip: Path, tmp_path: Path
+) -> None:
+    key = "k" * 251 + ".mp4"  # 255 bytes: the store's sidecar and cp's partial download add nothing to it
+    run(env, "cp", str(small_clip), f"s3://videoconverter-input/{key}")
+    (tmp_path / "down").mkdir()
+    run(env, "cp", f"s3://videoconverter-input/{key}", str(tmp_path / "down") + "/")
+    assert [p.name for p in (tmp_path / "down").iterdir()] == [key]
+    result = run(env, "cp", str(small_clip), "s3://videoconverter-input/" + "k" * 252 + ".mp4", check=False)
+    assert "path segment of 256 bytes; the limit is 255" in one_error_line(result)
+    assert len(json.loads(run(env, "ls", "s3://videoconverter-input", "--json").stdout)) == 1
+
+
+def test_ls_skips_a_planted_symlink_with_a_warning(env: dict[str, str], small_clip: Path, tmp_path: Path) -> None:
+    run(env, "cp", str(small_clip), "s3://videoconverter-input/")
+    os.symlink("/etc/passwd", tmp_path / "data" / "buckets" / "videoconverter-input" / "planted.mp4")
+    result = run(env, "ls", "s3://videoconverter-input", "--json")
+    assert [o["key"] for o in json.loads(result.stdout)] == ["small.mp4"]
+    assert "planted.mp4" in result.stderr and "symbolic link" in result.stderr
+
+
 def test_an_unknown_backend_scheme_gets_a_hint(env: dict[str, str]) -> None:
     result = run({**env, "VIDEOCONVERTER_BROKER": "sqlit://x.db"}, "jobs", check=False)
     assert result.returncode == 2 and "Did you mean sqlite://" in result.stderr

@@ -94,6 +94,52 @@ def test_unsafe_keys_are_refused_and_nothing_is_written(
     assert not (tmp_path / "escape.mp4").exists()
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "x" * 255,  # a whole file name: the store may add nothing to it (no sidecar suffix, no temp suffix)
+        "é" * 127 + "x",  # 255 bytes of UTF-8
+        "f" * 255 + "/" + "g" * 251 + ".mp4",  # as a folder too, as the outputs under KEY/ make it
+    ],
+)
+def test_a_key_segment_as_long_as_a_file_name_round_trips(store: ObjectStore, tmp_path: Path, key: str) -> None:
+    store.put_stream(BUCKET, key, io.BytesIO(b"long"), metadata={"source-etag": "e"})
+    head = store.head(BUCKET, key)
+    assert head is not None and dict(head.metadata) == {"source-etag": "e"}
+    store.get_file(BUCKET, key, tmp_path / "dst")
+    assert (tmp_path / "dst").read_bytes() == b"long"
+    assert [o.key for o in store.list(BUCKET)] == [key]
+    store.delete(BUCKET, key)
+    assert list(store.list(BUCKET)) == []
+
+
+@pytest.mark.parametrize("first", ["victim.mp4", "victim.mp4.vc-meta.json/x.mp4"])
+def test_keys_that_look_like_the_stores_own_names_are_independent(
+    store: ObjectStore, tmp_path: Path, first: str
+) -> None:
+    """Both orders: neither key's object (or metadata) may block or change the other's."""
+    keys = [first, *({"victim.mp4", "victim.mp4.vc-meta.json/x.mp4"} - {first})]
+    for key in keys:
+        store.put_file(BUCKET, key, write(tmp_path, "src", key.encode()), metadata={"k": str(len(key))})
+    for key in keys:
+        head = store.head(BUCKET, key)
+        assert head is not None and head.size == len(key) and dict(head.metadata) == {"k": str(len(key))}
+    assert sorted(o.key for o in store.list(BUCKET)) == sorted(keys)
+    store.delete(BUCKET, keys[0])
+    assert [o.key for o in store.list(BUCKET)] == [keys[1]]
+    store.put_file(BUCKET, keys[0], write(tmp_path, "src", b"again"))
+    assert store.head(BUCKET, keys[0]) is not None and store.head(BUCKET, keys[1]) is not None
+
+
+def test_keys_are_stored_as_given_nfd_included(store: ObjectStore, tmp_path: Path) -> None:
+    """A store does not normalise: an output is written under its source's key exactly as S3 gave it (new
+    uploads are normalised before they reach a store: storage.keys.upload_key)."""
+    nfd, nfc = "cafe\u0301.mp4", "caf\u00e9.mp4"
+    store.put_file(BUCKET, nfd, write(tmp_path, "src", b"nfd"))
+    assert [o.key for o in store.list(BUCKET)] == [nfd]
+    assert store.head(BUCKET, nfd) is not None and store.head(BUCKET, nfc) is None
+
+
 def test_missing_objects_and_buckets(store: ObjectStore, tmp_path: Path) -> None:
     assert store.head(BUCKET, "missing.mp4") is None
     with pytest.raises(ObjectNotFoundError):

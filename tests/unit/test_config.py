@@ -356,3 +356,158 @@ def test_the_aws_table_names_the_delivery_status_role_and_its_success_sample_rat
         ).aws.delivery_status_success_sample_rate
         == 100
     )
+
+
+# --- every number's type and range, once (NaN, infinity, fractions, negatives, zero) -------------------------
+
+
+@pytest.mark.parametrize("name", ["max_pixels", "max_streams", "max_input_bytes", "max_output_bytes"])
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "-inf", "2.5", "1.0", "true", '"1"'])
+def test_whole_number_limits_are_refused_out_of_range(tmp_path: Path, name: str, value: str) -> None:
+    message = config_error(tmp_path, f"[limits]\n{name} = {value}\n")
+    assert message.startswith(f"limits.{name}: expected a whole number of at least 1"), message
+
+
+@pytest.mark.parametrize("name", ["max_duration_seconds", "transcode_timeout_seconds"])
+@pytest.mark.parametrize("value", ["-1", "0", "0.0", "nan", "inf", "-inf", "1e300", "true", '"60"'])
+def test_second_limits_are_refused_out_of_range(tmp_path: Path, name: str, value: str) -> None:
+    message = config_error(tmp_path, f"[limits]\n{name} = {value}\n")
+    assert message.startswith(f"limits.{name}: expected a number more than 0"), message
+
+
+def test_limits_in_range_are_kept(tmp_path: Path) -> None:
+    limits = load_toml(tmp_path, "[limits]\ntranscode_timeout_seconds = 0.5\nmax_output_bytes = 1\n").limits
+    assert (limits.transcode_timeout_seconds, limits.max_output_bytes) == (0.5, 1)
+
+
+@pytest.mark.parametrize(
+    ("toml", "field"),
+    [
+        ("[queues]\nmax_receive_count = 2.5\n", "queues.max_receive_count"),
+        ("[queues]\nvisibility_timeout_seconds = 30.0\n", "queues.visibility_timeout_seconds"),
+        ("[queues]\nreceive_wait_seconds = nan\n", "queues.receive_wait_seconds"),
+        ("[queues]\nretry_base_delay_seconds = -inf\n", "queues.retry_base_delay_seconds"),
+        ("[ffmpeg]\nthreads = -1\n", "ffmpeg.threads"),
+        ("[ffmpeg]\nthreads = 1.5\n", "ffmpeg.threads"),
+        ("[ffmpeg]\nthreads = 100000\n", "ffmpeg.threads"),
+        ("[web]\nport = 70000\n", "web.port"),
+        ("[web]\nport = 0\n", "web.port"),
+        ("[web]\nport = 80.0\n", "web.port"),
+        ("[web]\nmax_upload_bytes = -1\n", "web.max_upload_bytes"),
+        ("[web]\nmax_upload_bytes = inf\n", "web.max_upload_bytes"),
+        ("[notifications]\nwebhook_timeout_seconds = nan\n", "notifications.webhook_timeout_seconds"),
+        ("[notifications]\nwebhook_timeout_seconds = 0\n", "notifications.webhook_timeout_seconds"),
+        ("[notifications]\nwebhook_max_attempts = 2.0\n", "notifications.webhook_max_attempts"),
+        ("[notifications]\nwebhook_retry_base_delay_seconds = inf\n", "notifications.webhook_retry_base_delay_seconds"),
+        (
+            '[notifications]\nwebhook_urls = ["https://hooks.example.com:99999/x"]\nwebhook_secret = "s" \n',
+            "notifications.webhook_urls",
+        ),
+        ('[notifications]\nwebhook_urls = ["https://[::1/x"]\n', "notifications.webhook_urls"),
+        ('[notifications]\nwebhook_urls = ["https:///x"]\n', "notifications.webhook_urls"),
+        (
+            "[[renditions]]\nshort_side = 720\nthumbnail_interval_seconds = nan\n",
+            "renditions[0].thumbnail_interval_seconds",
+        ),
+        (
+            "[[renditions]]\nkind = 'thumbnails'\nthumbnail_interval_seconds = inf\n",
+            "renditions[0].thumbnail_interval_seconds",
+        ),
+        (
+            "[[renditions]]\nshort_side = 720\nkeyframe_interval_seconds = nan\n",
+            "renditions[0].keyframe_interval_seconds",
+        ),
+        (
+            "[[renditions]]\nshort_side = 720\nkeyframe_interval_seconds = 0\n",
+            "renditions[0].keyframe_interval_seconds",
+        ),
+        ("[[renditions]]\nshort_side = 720\nmax_video_bitrate_kbps = 2400.5\n", "renditions[0].max_video_bitrate_kbps"),
+        ("[[renditions]]\nshort_side = 720\naudio_bitrate_kbps = -128\n", "renditions[0].audio_bitrate_kbps"),
+        ("[[renditions]]\nshort_side = 720\nmax_frame_rate = 1000\n", "renditions[0].max_frame_rate"),
+        ("[[renditions]]\nshort_side = 720.0\n", "renditions[0].short_side"),
+        ("[[renditions]]\nkind = 'hls'\nsegment_seconds = nan\n", "renditions[0].segment_seconds"),
+        ("[[renditions]]\nkind = 'hls'\nkeyframe_interval_seconds = 0.0\n", "renditions[0].keyframe_interval_seconds"),
+        ('storage = "amqp://"\n', "storage"),
+        ('broker = "amqp://"\n', "broker"),
+        ('broker = "amqps://:5671/"\n', "broker"),
+        ('broker = "amqp://u:p@rabbit:99999/"\n', "broker"),
+        ('jobs = "postgresql://u:p@[::1/db"\n', "jobs"),
+        ('jobs = "postgresql://u:p@db:port/db"\n', "jobs"),
+        ('storage = "s3://?endpoint_url=http://[::1:9000"\n', "storage"),
+        ('storage = "s3://?endpoint_url=http://localhost:0"\n', "storage"),
+    ],
+)
+def test_numbers_and_urls_out_of_range_name_the_field(tmp_path: Path, toml: str, field: str) -> None:
+    message = config_error(tmp_path, toml)
+    assert message.startswith(field + ":"), message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("VIDEOCONVERTER_FFMPEG_THREADS", "²"),  # str.isdigit says yes, int() says no
+        ("VIDEOCONVERTER_FFMPEG_THREADS", "٣"),  # int() says 3
+        ("VIDEOCONVERTER_FFMPEG_THREADS", "-2"),
+        ("VIDEOCONVERTER_FFMPEG_THREADS", "2.0"),
+        ("VIDEOCONVERTER_PORT", "70000"),
+        ("VIDEOCONVERTER_PORT", "٨٠٨٠"),
+        ("VIDEOCONVERTER_PORT", "8080x"),
+        ("VIDEOCONVERTER_BROKER", "amqp://"),
+        ("VIDEOCONVERTER_BROKER", "amqp://guest:guest@/"),
+        ("VIDEOCONVERTER_JOBS", "postgresql://u:p@[::1/db"),
+        ("VIDEOCONVERTER_STORAGE", "s3://?endpoint_url=http://h:65536"),
+        ("VIDEOCONVERTER_WEBHOOK_URLS", "https://ok.example/x, https://bad.example:99999/y"),
+    ],
+)
+def test_environment_values_are_checked_and_named(variable: str, value: str) -> None:
+    env = {variable: value, "VIDEOCONVERTER_WEBHOOK_SECRET": "s" * 16}
+    with pytest.raises(ConfigError) as info:
+        load_config(environ=env)
+    assert str(info.value).startswith(variable + ":"), info.value
+
+
+def test_environment_numbers_in_range_are_read() -> None:
+    config = load_config(environ={"VIDEOCONVERTER_FFMPEG_THREADS": " 4 ", "VIDEOCONVERTER_PORT": "8081"})
+    assert (config.ffmpeg_threads, config.web.port) == (4, 8081)
+
+
+@pytest.mark.parametrize(
+    ("toml", "variable", "field"),
+    [
+        ("storage = 5\n", "VIDEOCONVERTER_STORAGE", "storage"),
+        ('broker = "amqp://"\n', "VIDEOCONVERTER_BROKER", "broker"),
+        ("jobs = ['x']\n", "VIDEOCONVERTER_JOBS", "jobs"),
+        ("data_dir = 5\n", "VIDEOCONVERTER_DATA_DIR", "data_dir"),
+        ("log_level = 5\n", "VIDEOCONVERTER_LOG_LEVEL", "log_level"),
+        ("[ffmpeg]\nthreads = 'many'\n", "VIDEOCONVERTER_FFMPEG_THREADS", "ffmpeg.threads"),
+        ("[web]\nport = 'http'\n", "VIDEOCONVERTER_PORT", "web.port"),
+        ("[web]\napi_token = 12345\n", "VIDEOCONVERTER_API_TOKEN", "web.api_token"),
+        ("[notifications]\nwebhook_urls = 'https://x'\n", "VIDEOCONVERTER_WEBHOOK_URLS", "notifications.webhook_urls"),
+        ("[notifications]\nwebhook_secret = 5\n", "VIDEOCONVERTER_WEBHOOK_SECRET", "notifications.webhook_secret"),
+    ],
+)
+def test_a_file_value_overridden_by_the_environment_is_still_checked(
+    tmp_path: Path, toml: str, variable: str, field: str
+) -> None:
+    values = {
+        "VIDEOCONVERTER_STORAGE": "file:///s",
+        "VIDEOCONVERTER_BROKER": "sqlite:///b.db",
+        "VIDEOCONVERTER_JOBS": "sqlite:///j.db",
+        "VIDEOCONVERTER_DATA_DIR": "d",
+        "VIDEOCONVERTER_LOG_LEVEL": "INFO",
+        "VIDEOCONVERTER_FFMPEG_THREADS": "2",
+        "VIDEOCONVERTER_PORT": "8081",
+        "VIDEOCONVERTER_API_TOKEN": "t" * 16,
+        "VIDEOCONVERTER_WEBHOOK_URLS": "https://hooks.example/x",
+        "VIDEOCONVERTER_WEBHOOK_SECRET": "s" * 16,
+    }
+    with pytest.raises(ConfigError) as info:
+        load_toml(tmp_path, toml, **{variable: values[variable]})
+    assert str(info.value).startswith(field + ":"), info.value
+
+
+def test_a_config_file_that_is_not_utf8_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "videoconverter.toml"
+    path.write_bytes(b'[input]\nbucket = "caf\xe9"\n')  # Latin-1
+    with pytest.raises(ConfigError, match=r"videoconverter\.toml is not UTF-8 text \(byte 21\)"):
+        load_config(environ={"VIDEOCONVERTER_CONFIG": str(path)})

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import logging
 import os
 from pathlib import Path
 
@@ -82,3 +85,84 @@ def test_a_failed_put_leaves_no_temp_file(tmp_path: Path) -> None:
         store.put_stream("out-bucket", "x.mp4", Broken())  # type: ignore[arg-type]
     assert list((tmp_path / "root" / ".tmp").iterdir()) == []
     assert store.head("out-bucket", "x.mp4") is None
+
+
+def test_a_segment_over_the_file_name_limit_is_refused_before_any_byte_is_read(tmp_path: Path) -> None:
+    store = make_store(tmp_path, [])
+
+    class Unread:
+        def read(self, n: int) -> bytes:
+            raise AssertionError("the body was read before the key was checked")
+
+    for key in ["x" * 256, "a/" + "é" * 128 + "/b.mp4"]:
+        with pytest.raises(InvalidKeyError, match="path segment of 256 bytes; the limit is 255"):
+            store.put_stream("out-bucket", key, Unread())  # type: ignore[arg-type]
+    assert list((tmp_path / "root" / ".tmp").iterdir()) == []
+    assert list((tmp_path / "root" / "out-bucket").iterdir()) == []
+
+
+@pytest.mark.parametrize("first", ["victim.mp4", "victim.mp4.vc-meta.json/x.mp4"])
+def test_no_key_reaches_the_metadata_and_no_empty_folder_is_left(tmp_path: Path, first: str) -> None:
+    store = make_store(tmp_path, [])
+    other = ({"victim.mp4", "victim.mp4.vc-meta.json/x.mp4"} - {first}).pop()
+    store.put_stream("out-bucket", first, io.BytesIO(b"1"), metadata={"n": "1"})
+    store.put_stream("out-bucket", other, io.BytesIO(b"2"), metadata={"n": "2"})
+    store.delete("out-bucket", other)
+    store.delete("out-bucket", first)
+    assert list((tmp_path / "root" / "out-bucket").iterdir()) == []
+    sidecars = [p for p in (tmp_path / "root" / ".sidecars").rglob("*") if p.is_file()]
+    assert sidecars == []
+
+
+def test_sidecars_of_the_previous_layout_are_read_then_replaced(tmp_path: Path) -> None:
+    """A data dir made by the previous version: ``.meta/<bucket>/<key>.vc-meta.json`` sidecars."""
+    root = tmp_path / "root"
+    (root / "out-bucket" / "dir").mkdir(parents=True)
+    content = root / "out-bucket" / "dir" / "old.mp4"
+    content.write_bytes(b"old bytes")
+    legacy = root / ".meta" / "out-bucket" / "dir" / "old.mp4.vc-meta.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text(
+        json.dumps(
+            {"etag": "multipart-etag-2", "size": 9, "inode": content.stat().st_ino, "metadata": {"source-etag": "s"}}
+        )
+    )
+    store = FileSystemStore(root)
+    head = store.head("out-bucket", "dir/old.mp4")
+    assert head is not None and (head.etag, dict(head.metadata)) == ("multipart-etag-2", {"source-etag": "s"})
+    store.put_stream("out-bucket", "dir/old.mp4", io.BytesIO(b"new"), metadata={"v": "2"})
+    assert not legacy.exists() and not legacy.parent.exists()  # the old sidecar, and its emptied folder, are gone
+    head = store.head("out-bucket", "dir/old.mp4")
+    assert head is not None and dict(head.metadata) == {"v": "2"}
+
+
+def test_a_sidecar_of_the_previous_layout_is_deleted_with_its_object(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "out-bucket").mkdir(parents=True)
+    (root / "out-bucket" / "gone.mp4").write_bytes(b"x")
+    legacy = root / ".meta" / "out-bucket" / "gone.mp4.vc-meta.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text("{}")
+    FileSystemStore(root).delete("out-bucket", "gone.mp4")
+    assert not legacy.exists()
+
+
+def test_listing_skips_planted_symlinks_and_bad_names_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = make_store(tmp_path, [])
+    bucket = tmp_path / "root" / "in-bucket"
+    source = tmp_path / "src"
+    source.write_bytes(b"video")
+    store.put_file("in-bucket", "real.mp4", source)
+    (tmp_path / "secret.txt").write_text("secret")
+    os.symlink(tmp_path / "secret.txt", bucket / "link.mp4")
+    os.symlink(bucket / "real.mp4", bucket / "inside.mp4")  # even one that stays inside the bucket
+    os.symlink(tmp_path, bucket / "folder-link")
+    os.symlink(tmp_path / "nowhere", bucket / "dangling.mp4")
+    (bucket / "new\nline.mp4").write_bytes(b"by hand")
+    with caplog.at_level(logging.WARNING, logger="videoconverter.storage.filesystem"):
+        assert [o.key for o in store.list("in-bucket")] == ["real.mp4"]
+    warnings = " ".join(r.getMessage() for r in caplog.records)
+    for name in ("link.mp4", "inside.mp4", "folder-link", "dangling.mp4", "U+000A"):
+        assert name in warnings

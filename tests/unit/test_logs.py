@@ -7,10 +7,12 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from videoconverter.logs import JsonLinesFormatter, redact
+from videoconverter.config import load_config
+from videoconverter.logs import JsonLinesFormatter, Redactor, redact
 
 
 @pytest.mark.parametrize(
@@ -21,7 +23,7 @@ from videoconverter.logs import JsonLinesFormatter, redact
         ("redis://:onlypass@cache:6379/0", "onlypass", "redis://:***@cache:6379/0"),
         ("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG", "wJalrXUtnFEMI", "aws_secret_access_key=***"),
         ("AWS_SECRET_ACCESS_KEY = wJalrXUtnFEMI/K7MDENG", "wJalrXUtnFEMI", "AWS_SECRET_ACCESS_KEY = ***"),
-        ("aws_secret_access_key: abc123, region=eu", "abc123", "aws_secret_access_key: ***, region=eu"),
+        ("aws_secret_access_key=abc123, region=eu", "abc123", "aws_secret_access_key=***, region=eu"),
         ("password=letmein&user=bob", "letmein", "password=***&user=bob"),
         ("token=tok_42", "tok_42", "token=***"),
     ],
@@ -40,6 +42,84 @@ def test_redact_keeps_harmless_text() -> None:
 def test_redact_several_urls_in_one_line() -> None:
     redacted = redact("from amqp://a:one@h1 to amqp://b:two@h2")
     assert redacted == "from amqp://a:***@h1 to amqp://b:***@h2"
+
+
+# --- by place, not by the word before: prose stays as written ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "this needs the API token: 'Authorization: Bearer TOKEN'",
+        "notifications.webhook_secret: webhooks are signed; set a secret of at least 16 characters",
+        "web.api_token (or VIDEOCONVERTER_API_TOKEN): use at least 16 characters, no spaces",
+        "the password: see the README; secret: none; token expired",
+        "s3://videoconverter-input/what?.mp4 and s3://in/a&b=c.mp4 are keys",
+        "file:///tmp/odd?name.db",
+        "see https://example.com/docs/config.html.",
+        "s3://?endpoint_url=http://127.0.0.1:5000&region=eu-west-1",
+    ],
+)
+def test_prose_and_harmless_urls_are_kept_as_written(text: str) -> None:
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "webhook https://hooks.slack.com/services/T0001/B0002/XXXXsecretXXXX failed (HTTP 500); retrying",
+            "webhook https://hooks.slack.com/services/*** failed (HTTP 500); retrying",
+        ),
+        (
+            "https://discord.com/api/webhooks/123456/tokentokentoken: HTTP 404 (gave up after 10 attempts)",
+            "https://discord.com/api/webhooks/***: HTTP 404 (gave up after 10 attempts)",
+        ),
+        ("https://ptb.discordapp.com/api/webhooks/1/abc", "https://ptb.discordapp.com/api/webhooks/***"),
+        (
+            "https://acme.webhook.office.com/webhookb2/abc@def/IncomingWebhook/x",
+            "https://acme.webhook.office.com/webhookb2/***",
+        ),
+        ("https://api.telegram.org/bot123:ABC/sendMessage", "https://api.telegram.org/***"),
+        (
+            "post to https://example.com/hook?api_key=k3y&sig=s1g.",
+            "post to https://example.com/hook?api_key=***&sig=***.",
+        ),
+        ("https://example.com/h?SECRETVALUE", "https://example.com/h?***"),
+        ("(https://example.com/h?token=abc)", "(https://example.com/h?token=***)"),
+        ("amqp://u:pa/ss@host/vhost", "amqp://u:***@host/vhost"),
+        ("http://[::1]:8080/x?code=42", "http://[::1]:8080/x?code=***"),
+    ],
+)
+def test_secrets_in_urls_are_found_by_their_place(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_configured_secrets_are_masked_by_value() -> None:
+    redactor = Redactor({"tok-0123456789abcdef", "whsec-0123456789abcdef", "short"})
+    text = "sent 'Authorization: Bearer tok-0123456789abcdef' signed with whsec-0123456789abcdef, short and sweet"
+    assert redactor.redact(text) == "sent 'Authorization: Bearer ***' signed with ***, short and sweet"
+    assert redactor.redact("https://h/x?v=tok-0123456789abcdef") == "https://h/x?v=***"
+    assert Redactor({"p@ss/word-123"}).redact("p%40ss%2Fword-123") == "***"  # as a URL carries it
+
+
+def test_the_config_loader_collects_the_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "videoconverter.toml"
+    path.write_text('[web]\napi_token = "tok-0123456789abcdef"\n', encoding="utf-8")
+    env = {
+        "VIDEOCONVERTER_CONFIG": str(path),
+        "VIDEOCONVERTER_BROKER": "amqp://worker:broker-password-1@mq/",
+        "VIDEOCONVERTER_WEBHOOK_URLS": "https://hooks.example.com/in/abcdef123456",
+        "VIDEOCONVERTER_WEBHOOK_SECRET": "whsec-0123456789abcdef",
+    }
+    config = load_config(environ=env)
+    assert {"tok-0123456789abcdef", "broker-password-1", "whsec-0123456789abcdef", "/in/abcdef123456"} <= set(
+        config.secrets
+    )
+    assert "tok-0123456789abcdef" not in repr(config)
+    redactor = Redactor(config.secrets)
+    line = "posting to https://hooks.example.com/in/abcdef123456 with tok-0123456789abcdef failed: broker-password-1"
+    assert redactor.redact(line) == "posting to https://hooks.example.com*** with *** failed: ***"
 
 
 @pytest.fixture
@@ -118,3 +198,18 @@ def test_exception_is_included_and_redacted(captured: tuple[logging.Logger, io.S
     assert "pw123" not in stream.getvalue()
     assert record["key"] == "k.mp4"
     assert sys.exc_info() == (None, None, None)
+
+
+def test_the_formatter_masks_configured_secrets() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLinesFormatter(Redactor({"tok-0123456789abcdef"})))
+    logger = logging.getLogger("videoconverter.test_logs.secrets")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    try:
+        logger.warning("token tok-0123456789abcdef refused")
+    finally:
+        logger.handlers[:] = []
+        logger.propagate = True
+    assert lines(stream)[0]["message"] == "token *** refused"

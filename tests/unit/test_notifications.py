@@ -158,3 +158,48 @@ def test_the_readme_standard_webhooks_sample_accepts_our_requests_and_rejects_fo
         assert verified_event(body, headers, secret) == {"id": "x", "type": "job.done"}
         assert verified_event(body.replace(b"done", b"fail"), headers, secret) is None
         assert verified_event(body, headers, "another-secret-entirely") is None
+
+
+class RecordingBroker:
+    def __init__(self) -> None:
+        self.settled: list[tuple[str, object]] = []
+
+    def release(self, delivery: object, delay: float) -> None:
+        self.settled.append(("release", delay))
+
+    def dead_letter(self, delivery: object, reason: str) -> None:
+        self.settled.append(("dead_letter", reason))
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("https://hooks.slack.com/services/T0001/B0002/XXXXsecretXXXX", "XXXXsecretXXXX"),
+        ("https://discord.com/api/webhooks/123456/tokentokentoken", "tokentokentoken"),
+        ("https://hooks.example.com/in?api_key=k3y-k3y-k3y&sig=s1gs1gs1g", "k3y-k3y-k3y"),
+    ],
+)
+@pytest.mark.parametrize("attempt", [1, 10])
+def test_webhook_urls_secrets_reach_neither_retry_lines_nor_undelivered_reasons(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, url: str, secret: str, attempt: int
+) -> None:
+    import json
+    import logging
+
+    from videoconverter.brokers.base import Delivery
+    from videoconverter.notifications import webhooks
+    from videoconverter.notifications.settings import NotificationSettings
+
+    monkeypatch.setattr(webhooks, "post", lambda *_args: "HTTP 500")
+    broker = RecordingBroker()
+    settings = NotificationSettings(webhook_urls=(url,), webhook_secret=SECRET, webhook_max_attempts=10)
+    delivery = Delivery("q", "m1", json.dumps({"url": url, "event": {"id": "e1"}}), "r", attempt, 0.0)
+    with caplog.at_level(logging.INFO, logger="videoconverter.notifications.webhooks"):
+        deliverer = webhooks.WebhookDeliverer(broker, settings)  # type: ignore[arg-type]
+        deliverer.handle(delivery)
+        deliverer.close()  # the URL's lane sends and settles it
+    ((action, detail),) = broker.settled
+    assert action == ("dead_letter" if attempt == 10 else "release")
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert secret not in logged and secret not in str(detail)
+    assert "HTTP 500" in logged

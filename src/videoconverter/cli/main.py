@@ -22,29 +22,52 @@ from videoconverter.cli import objects as cli_objects
 from videoconverter.config import ENVIRONMENT, Config, load_config
 from videoconverter.errors import ConfigError, VideoConverterError
 from videoconverter.jobs.base import JobRecord, JobState
-from videoconverter.logs import configure_logging, redact
+from videoconverter.logs import Redactor, configure_logging, redact
 from videoconverter.pipeline import Services, open_services, provision, provision_plan, services, settled
 from videoconverter.progress import ProgressBar
+from videoconverter.validation import PORT, Real
 
 EXIT_ERROR, EXIT_USAGE, EXIT_JOBS_FAILED, EXIT_TIMEOUT = 1, 2, 3, 4
+WAIT_SECONDS = Real(0, 366 * 24 * 3600.0)  # `jobs --wait nan` would wait for ever
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    redactor = Redactor()  # by place only, until the configuration names its secrets
     try:
+        _check_numbers(args)
         config = load_config()
-        configure_logging(config.log_level)
+        redactor = Redactor(config.secrets)
+        configure_logging(config.log_level, redactor)
         result: int = args.handler(args, config)
         return result
     except VideoConverterError as exc:
-        print(f"videoconverter: error: {redact(exc.message)}", file=sys.stderr)
+        _print_error(redactor, exc.message)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
     except KeyboardInterrupt:
         print("videoconverter: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_ERROR
+    except OSError as exc:  # a local file or folder: unreadable, full disk, name too long, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        _print_error(redactor, f"{exc.strerror or exc}{where}")
+        return EXIT_ERROR
+
+
+def _print_error(redactor: Redactor, message: str) -> None:
+    """The one line of an error: a message of several lines (a driver's hint after its error) is joined."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    print(f"videoconverter: error: {redactor.redact(line)}", file=sys.stderr)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """The options whose range argparse does not know (``--port 70000`` would listen on 4464)."""
+    if getattr(args, "port", None) is not None:
+        args.port = PORT.parse(args.port, "--port")
+    if getattr(args, "wait", None) is not None:
+        args.wait = WAIT_SECONDS.check(args.wait, "--wait")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _web_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="address to serve the dashboard on (default 127.0.0.1, or [web] host)")
-    p.add_argument("--port", type=int, help="port (default 8080, or VIDEOCONVERTER_PORT, or [web] port)")
+    p.add_argument("--port", help="port (default 8080, or VIDEOCONVERTER_PORT, or [web] port)")
 
 
 # --- long-running ------------------------------------------------------------------------------------------
@@ -222,9 +245,6 @@ def cmd_events(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_webhooks(args: argparse.Namespace, config: Config) -> int:
     return cli_events.deliver_webhooks(config, _stop_on_signals())
-
-
-# --- storage -----------------------------------------------------------------------------------------------
 
 
 # --- jobs --------------------------------------------------------------------------------------------------

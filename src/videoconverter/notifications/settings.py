@@ -9,7 +9,9 @@ from urllib.parse import urlsplit
 
 from videoconverter.consumer import backoff_seconds
 from videoconverter.errors import ConfigError
+from videoconverter.logs import redact
 from videoconverter.notifications.signing import signing_key
+from videoconverter.validation import Real, Whole, check_table, check_url
 
 ENVIRONMENT = {
     "VIDEOCONVERTER_WEBHOOK_URLS": "webhook URLs for job events, comma-separated",
@@ -25,6 +27,12 @@ _KNOWN = {
     "webhook_timeout_seconds",
     "webhook_max_attempts",
     "webhook_retry_base_delay_seconds",
+}
+
+_NUMBERS: dict[str, Whole | Real] = {
+    "webhook_timeout_seconds": Real(0, 300, above=True),
+    "webhook_max_attempts": Whole(1, 1000),
+    "webhook_retry_base_delay_seconds": Real(0, 900),
 }
 
 
@@ -45,31 +53,27 @@ class NotificationSettings:
 
 
 def notification_settings(table: Mapping[str, Any], env: Mapping[str, str]) -> NotificationSettings:
-    """Parse and validate the ``[notifications]`` table; the environment overrides the webhook settings."""
+    """Parse and validate the ``[notifications]`` table; the environment overrides the webhook settings.
+
+    The table's own values are checked even where the environment overrides them.
+    """
     unknown = set(table) - _KNOWN
     if unknown:
         raise ConfigError(f"notifications: unknown setting(s) {', '.join(sorted(unknown))}")
     defaults = NotificationSettings()
-    urls: Any = table.get("webhook_urls", [])
+    urls = _webhook_urls(table.get("webhook_urls", []), "notifications.webhook_urls")
     if env.get("VIDEOCONVERTER_WEBHOOK_URLS") is not None:
-        urls = [u.strip() for u in env["VIDEOCONVERTER_WEBHOOK_URLS"].split(",") if u.strip()]
-    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-        raise ConfigError("notifications.webhook_urls: expected a list of URLs")
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ConfigError(f"notifications.webhook_urls: {parts.scheme}://{parts.hostname} is not an http(s) URL")
+        text = env["VIDEOCONVERTER_WEBHOOK_URLS"]
+        urls = _webhook_urls([u.strip() for u in text.split(",") if u.strip()], "VIDEOCONVERTER_WEBHOOK_URLS")
+    secret = _value(table, "webhook_secret", str, "")
+    numbers = check_table(dict(table), _NUMBERS, "notifications.")
     settings = NotificationSettings(
         topic=_value(table, "topic", str, defaults.topic),
         events_queue=_value(table, "events_queue", str, defaults.events_queue),
         webhooks_queue=_value(table, "webhooks_queue", str, defaults.webhooks_queue),
-        webhook_urls=tuple(urls),
-        webhook_secret=env.get("VIDEOCONVERTER_WEBHOOK_SECRET") or _value(table, "webhook_secret", str, ""),
-        webhook_timeout_seconds=float(_value(table, "webhook_timeout_seconds", (int, float), 10.0)),
-        webhook_max_attempts=_value(table, "webhook_max_attempts", int, defaults.webhook_max_attempts),
-        webhook_retry_base_delay_seconds=float(
-            _value(table, "webhook_retry_base_delay_seconds", (int, float), defaults.webhook_retry_base_delay_seconds)
-        ),
+        webhook_urls=urls,
+        webhook_secret=env.get("VIDEOCONVERTER_WEBHOOK_SECRET") or secret,
+        **numbers,
     )
     if settings.webhook_urls and len(settings.webhook_secret) < 16:
         raise ConfigError(
@@ -80,15 +84,21 @@ def notification_settings(table: Mapping[str, Any], env: Mapping[str, str]) -> N
         signing_key(settings.webhook_secret)
     except ValueError as exc:
         raise ConfigError(f"notifications.webhook_secret: {exc}") from exc
-    if not 0 < settings.webhook_timeout_seconds <= 300 or not 1 <= settings.webhook_max_attempts <= 1000:
-        raise ConfigError("notifications: webhook_timeout_seconds must be in (0, 300], webhook_max_attempts 1-1000")
-    if not 0 <= settings.webhook_retry_base_delay_seconds <= 900:
-        raise ConfigError("notifications.webhook_retry_base_delay_seconds: must be between 0 and 900")
     return settings
 
 
-def _value(table: Mapping[str, Any], key: str, kind: Any, default: Any) -> Any:
+def _webhook_urls(urls: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise ConfigError(f"{where}: expected a list of URLs")
+    for url in urls:
+        check_url(url, where)
+        if urlsplit(url).scheme not in {"http", "https"}:
+            raise ConfigError(f"{where}: {redact(url)!r} is not an http(s) URL")
+    return tuple(urls)
+
+
+def _value(table: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
     value = table.get(key, default)
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise ConfigError(f"notifications.{key}: expected {getattr(kind, '__name__', 'a number')}, got {value!r}")
+        raise ConfigError(f"notifications.{key}: expected {kind.__name__}, got {value!r}")
     return value

@@ -76,9 +76,13 @@ class WebhookDeliverer:
         try:
             return consumer.run(exit_when_idle=exit_when_idle)
         finally:
-            for lane in self._lanes.values():
-                lane.close()
-            self._lanes.clear()
+            self.close()
+
+    def close(self) -> None:
+        """Wait until every delivery handed to a URL's lane has been sent and settled (or handed back)."""
+        for lane in self._lanes.values():
+            lane.close()
+        self._lanes.clear()
 
     def lease_seconds(self) -> int:
         """How long a received delivery is leased: enough to wait for a sender of its URL and then be sent,

@@ -34,7 +34,7 @@ from videoconverter.brokers.sqs_messages import delivery_of_record
 from videoconverter.config import Config, load_config
 from videoconverter.errors import InvalidEventError
 from videoconverter.events import parse_event
-from videoconverter.logs import configure_logging
+from videoconverter.logs import Redactor, configure_logging
 from videoconverter.pipeline import Services, open_services
 
 log = logging.getLogger(__name__)
@@ -108,5 +108,5 @@ def _services() -> Services:
     # /var/task is read-only on Lambda: local state (none with the AWS backends) goes to /tmp.
     env.setdefault("VIDEOCONVERTER_DATA_DIR", str(Path(tempfile.gettempdir()) / "videoconverter"))
     config = load_config(environ=env)
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, Redactor(config.secrets))
     return open_services(config)

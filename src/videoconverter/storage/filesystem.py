@@ -1,9 +1,16 @@
 """The embedded object store: a bucket is a folder under a root directory.
 
-Layout under the root: ``<bucket>/<key>`` holds the content, ``.meta/<bucket>/<key>.vc-meta.json`` its ETag and user
-metadata, ``.tmp/`` the files being written. Content is written to ``.tmp`` and renamed into place, so a reader
-never sees half an object. The sidecar names the inode it describes; a file dropped into a bucket by hand (no
-sidecar) is still served, with its ETag computed from its bytes.
+Layout under the root: ``<bucket>/<key>`` holds the content; ``.sidecars/<bucket>/<hh>/<sha256 of key>.json`` its
+ETag and user metadata; ``.tmp/`` the files being written. Content is written to ``.tmp`` and renamed into place,
+so a reader never sees half an object. The sidecar names the key and the inode it describes; a file dropped into
+a bucket by hand (no sidecar) is still served, with its ETag computed from its bytes.
+
+Sidecars are named by a hash of the key, not by the key: no key can reach them (``a.mp4.vc-meta.json/x.mp4`` once
+made a folder where the sidecar of ``a.mp4`` had to go), and their names add nothing to a key's segments, so each
+segment may use the filesystem's whole name limit (NAME_MAX, 255 bytes on most), checked before any byte is
+written. Stores made before this layout kept sidecars at ``.meta/<bucket>/<key>.vc-meta.json``: those are read
+when a key has no new sidecar (the inode check still applies), and removed when their object is written again
+or deleted; nothing is migrated in bulk.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -21,9 +29,12 @@ from typing import Any, BinaryIO
 from videoconverter.errors import BucketNotFoundError, InvalidKeyError, ObjectNotFoundError
 from videoconverter.events import ObjectCreated, new_sequencer
 from videoconverter.storage.base import Notification, ObjectInfo, ProgressCallback
-from videoconverter.storage.keys import validate_bucket, validate_key
+from videoconverter.storage.keys import MAX_SEGMENT_BYTES, check_segments, validate_bucket, validate_key
 
 CHUNK_BYTES = 1024 * 1024
+SIDECARS = ".sidecars"
+LEGACY_SIDECARS = ".meta"  # the layout before sidecars were named by hash: read only
+log = logging.getLogger(__name__)
 
 
 class FileSystemStore:
@@ -32,8 +43,10 @@ class FileSystemStore:
     def __init__(self, root: Path, notifications: tuple[Notification, ...] = ()) -> None:
         self.root = Path(root).absolute()
         self.notifications = notifications
-        for private in (".meta", ".tmp", ".locks"):
+        for private in (SIDECARS, ".tmp", ".locks"):
             (self.root / private).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.max_segment_bytes = _name_max(self.root)
+        self._legacy_sidecars = (self.root / LEGACY_SIDECARS).is_dir()  # a store made before sidecars had hashes
 
     # --- buckets ----------------------------------------------------------------------------------------
 
@@ -92,19 +105,20 @@ class FileSystemStore:
         self, bucket: str, key: str, tmp: Path, target: Path, etag: str, size: int, metadata: dict[str, str]
     ) -> ObjectInfo:
         stat = tmp.stat()
-        sidecar = {"etag": etag, "size": size, "inode": stat.st_ino, "metadata": metadata}
+        sidecar = {"key": key, "etag": etag, "size": size, "inode": stat.st_ino, "metadata": metadata}
         meta_path = self._meta_path(bucket, key)
         with self._bucket_lock(bucket):
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                meta_path.parent.mkdir(parents=True, exist_ok=True)
             except (FileExistsError, NotADirectoryError) as exc:
                 raise InvalidKeyError(f"key {key!r} conflicts with an existing object that is a prefix of it") from exc
             if target.is_dir():
                 raise InvalidKeyError(f"key {key!r} conflicts with existing objects under {key}/")
+            meta_path.parent.mkdir(parents=True, exist_ok=True)
             _atomic_write_text(meta_path, json.dumps(sidecar))
             # Sidecar first, content second: in between, a reader sees an inode mismatch and recomputes.
             os.replace(tmp, target)
+            self._drop_legacy_sidecar(bucket, key)
         return ObjectInfo(bucket, key, size, etag, stat.st_mtime, metadata)
 
     def _notify(self, info: ObjectInfo) -> None:
@@ -164,14 +178,31 @@ class FileSystemStore:
         base = self._bucket_dir(validate_bucket(bucket))
         if not base.is_dir():
             raise BucketNotFoundError(f"bucket {bucket!r} does not exist: run `videoconverter provision` first")
-        keys = sorted(
-            str(Path(dirpath, name).relative_to(base)) for dirpath, _dirs, files in os.walk(base) for name in files
-        )
-        for key in keys:
+        for key in sorted(self._listed_keys(bucket, base)):
             if key.startswith(prefix):
                 info = self.head(bucket, key)
                 if info is not None:
                     yield info
+
+    def _listed_keys(self, bucket: str, base: Path) -> Iterator[str]:
+        """The keys of the regular files under ``base``. A symbolic link (this store never makes one: someone
+        planted it) or a name that is not a valid key is skipped with a warning, so one bad entry does not make
+        the whole bucket unlistable."""
+        for dirpath, dirs, files in os.walk(base):  # does not follow links to folders
+            for name in dirs:
+                if Path(dirpath, name).is_symlink():
+                    folder = str(Path(dirpath, name).relative_to(base))
+                    log.warning("bucket %s: skipping %r, a symbolic link to a folder", bucket, folder)
+            for name in files:
+                path = Path(dirpath, name)
+                key = str(path.relative_to(base))
+                if path.is_symlink():
+                    log.warning("bucket %s: skipping %r, a symbolic link, not an object", bucket, key)
+                    continue
+                try:
+                    yield validate_key(key)
+                except InvalidKeyError as exc:
+                    log.warning("skipping a file in bucket %s: %s", bucket, exc.message)
 
     def delete(self, bucket: str, key: str) -> None:
         with self._bucket_lock(bucket):  # puts create folders under the same lock
@@ -180,7 +211,7 @@ class FileSystemStore:
             meta_path.unlink(missing_ok=True)
             # As on S3, a "folder" exists only while objects are under it: a later key of the same name fits.
             _remove_empty_parents(path.parent, self._bucket_dir(bucket))
-            _remove_empty_parents(meta_path.parent, self.root / ".meta" / bucket)
+            self._drop_legacy_sidecar(bucket, key)
 
     def url(self, bucket: str, key: str) -> str:
         return f"s3://{bucket}/{key}"
@@ -194,21 +225,41 @@ class FileSystemStore:
         base = self._bucket_dir(validate_bucket(bucket))
         if not base.is_dir():
             raise BucketNotFoundError(f"bucket {bucket!r} does not exist: run `videoconverter provision` first")
-        path = base / validate_key(key)
+        path = base / check_segments(validate_key(key), self.max_segment_bytes)
         # Defence in depth against symlinks planted inside a bucket folder.
         if not path.resolve().is_relative_to(base.resolve()):
             raise InvalidKeyError(f"key {key!r} resolves outside its bucket")
         return path
 
     def _meta_path(self, bucket: str, key: str) -> Path:
-        return self.root / ".meta" / bucket / f"{validate_key(key)}.vc-meta.json"
+        """Where ``key``'s sidecar goes: named by a hash, so that no key's path can be, or be under, a sidecar's."""
+        digest = hashlib.sha256(validate_key(key).encode("utf-8", "surrogatepass")).hexdigest()
+        return self.root / SIDECARS / bucket / digest[:2] / f"{digest}.json"
+
+    def _legacy_meta_path(self, bucket: str, key: str) -> Path:
+        return self.root / LEGACY_SIDECARS / bucket / f"{key}.vc-meta.json"
 
     def _read_sidecar(self, bucket: str, key: str) -> dict[str, Any] | None:
-        try:
-            loaded = json.loads(self._meta_path(bucket, key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return loaded if isinstance(loaded, dict) else None
+        paths = [self._meta_path(bucket, key)]
+        if self._legacy_sidecars:
+            paths.append(self._legacy_meta_path(bucket, key))
+        for path in paths:
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(loaded, dict) and loaded.get("key", key) == key:
+                return loaded
+        return None
+
+    def _drop_legacy_sidecar(self, bucket: str, key: str) -> None:
+        """Remove the sidecar an older version of this store kept for ``key``, if any (called under the lock)."""
+        if not self._legacy_sidecars:
+            return
+        legacy = self._legacy_meta_path(bucket, key)
+        with contextlib.suppress(OSError):  # none (the usual case), or a name too long to have ever existed
+            legacy.unlink()
+            _remove_empty_parents(legacy.parent, self.root / LEGACY_SIDECARS / bucket)
 
     @contextlib.contextmanager
     def _bucket_lock(self, bucket: str) -> Iterator[None]:
@@ -218,6 +269,14 @@ class FileSystemStore:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _name_max(root: Path) -> int:
+    """The longest file name the filesystem under ``root`` takes, in bytes."""
+    try:
+        return int(os.pathconf(root, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return MAX_SEGMENT_BYTES
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

@@ -17,10 +17,10 @@ from fastapi import APIRouter, Depends, Request
 from starlette.requests import ClientDisconnect
 
 from videoconverter.jobs.base import JobRecord
-from videoconverter.pipeline import Services
+from videoconverter.pipeline import Services, prepare_upload
 from videoconverter.progress import human_bytes
 from videoconverter.storage.base import ObjectInfo
-from videoconverter.storage.keys import validate_key
+from videoconverter.storage.keys import upload_key
 from videoconverter.web.errors import ApiError
 from videoconverter.web.limits import UploadSlots
 from videoconverter.web.live import job_json
@@ -97,7 +97,7 @@ async def upload(key: str, request: Request, svc: Annotated[Services, Depends(se
     408 the body stalled, 411/413 size, 415 not a video (by suffix or by content), 429 too many uploads at once.
     """
     config = svc.config
-    validate_key(key)
+    key = upload_key(key)  # NFC, no invisible characters, segments that fit a file name: before any byte is read
     if not config.matches_input(key):
         raise ApiError(
             415,
@@ -108,6 +108,7 @@ async def upload(key: str, request: Request, svc: Annotated[Services, Depends(se
     declared = _content_length(request)
     if declared is not None and declared > limit:
         raise ApiError(413, "too_large", f"the upload is {human_bytes(declared)}; the limit is {human_bytes(limit)}")
+    await anyio.to_thread.run_sync(prepare_upload, svc, config.input_bucket)  # the embedded store makes it
     slots: UploadSlots = request.app.state.upload_slots
     with slots.hold():
         info = await _store(request, svc, key, declared, slots.threads)

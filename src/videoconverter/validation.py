@@ -1,0 +1,129 @@
+"""Settings values: each one's type and range checked once, every error naming its field.
+
+TOML gives strings, ints, floats (``nan`` and ``inf`` included) and booleans (which Python counts as ints); the
+environment gives text. A whole number is an int, never a boolean or a float (not even ``2.0``); a real number is
+an int or a finite float. Text from the environment is read with ASCII digits only: ``str.isdigit`` accepts
+``"²"`` and ``int()`` accepts ``"٣"``, and neither is a number anyone meant to type.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from videoconverter.errors import ConfigError
+from videoconverter.logs import redact
+
+_WHOLE_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_REAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+#: Schemes whose URLs name a server (host, port) rather than a local path.
+_NETWORK_SCHEMES = {"amqp", "amqps", "postgresql", "postgres", "http", "https"}
+#: Schemes whose host may not be left out: pika turns ``amqp://`` into localhost, user guest, password guest.
+_HOST_REQUIRED = {"amqp", "amqps", "http", "https"}
+_AWS_SCHEMES = {"s3", "aws", "dynamodb"}
+
+
+@dataclass(frozen=True)
+class Whole:
+    """A whole number from ``minimum`` to ``maximum`` (both included; None: no upper bound)."""
+
+    minimum: int
+    maximum: int | None = None
+
+    def describe(self) -> str:
+        if self.maximum is None:
+            return f"a whole number of at least {self.minimum}"
+        return f"a whole number from {self.minimum} to {self.maximum}"
+
+    def check(self, value: Any, where: str) -> int:
+        """``value`` if it is such a number, else raise :class:`ConfigError` naming ``where``."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected {self.describe()}, got {value!r}")
+        if value < self.minimum or (self.maximum is not None and value > self.maximum):
+            raise ConfigError(f"{where}: expected {self.describe()}, got {value}")
+        return value
+
+    def parse(self, text: str, where: str) -> int:
+        """The number in ``text`` (an environment variable's value): ASCII digits, an optional sign."""
+        if not _WHOLE_TEXT.fullmatch(text.strip()):
+            raise ConfigError(f"{where}: expected {self.describe()}, got {text!r}")
+        return self.check(int(text.strip()), where)
+
+
+@dataclass(frozen=True)
+class Real:
+    """A finite number from ``minimum`` to ``maximum``; with ``above``, ``minimum`` itself is excluded."""
+
+    minimum: float
+    maximum: float | None = None
+    above: bool = False
+
+    def describe(self) -> str:
+        low = f"more than {self.minimum:g}" if self.above else f"at least {self.minimum:g}"
+        return f"a number {low}" + (f" and at most {self.maximum:g}" if self.maximum is not None else "")
+
+    def check(self, value: Any, where: str) -> float:
+        """``value`` as a float if it is such a number, else raise :class:`ConfigError` naming ``where``."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected {self.describe()}, got {value!r}")
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float
+            raise ConfigError(f"{where}: expected {self.describe()}, got {value}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected {self.describe()}, got {value!r} (not a finite number)")
+        too_low = number <= self.minimum if self.above else number < self.minimum
+        if too_low or (self.maximum is not None and number > self.maximum):
+            raise ConfigError(f"{where}: expected {self.describe()}, got {value}")
+        return number
+
+    def parse(self, text: str, where: str) -> float:
+        """The number in ``text``: ASCII digits with an optional sign, fraction and exponent."""
+        if not _REAL_TEXT.fullmatch(text.strip()):
+            raise ConfigError(f"{where}: expected {self.describe()}, got {text!r}")
+        return self.check(float(text.strip()), where)
+
+
+PORT = Whole(1, 65535)
+
+
+def check_table(table: dict[str, Any], specs: dict[str, Whole | Real], prefix: str) -> dict[str, Any]:
+    """The numbers of ``table`` that ``specs`` names, each checked (``prefix`` + name in any error)."""
+    return {name: specs[name].check(value, f"{prefix}{name}") for name, value in table.items() if name in specs}
+
+
+def check_url(url: str, where: str) -> str:
+    """``url`` if it parses as the kind of URL its scheme needs, else raise :class:`ConfigError` naming ``where``.
+
+    Checked: IPv6 brackets, the port (1-65535), a host where the scheme cannot do without one, and an AWS URL's
+    ``endpoint_url``. Local URLs (``file://``, ``sqlite://``) name paths and are left to their backend.
+    """
+    scheme = url.partition("://")[0].lower()
+    if scheme in _AWS_SCHEMES:
+        try:
+            endpoints = parse_qs(urlsplit(url).query).get("endpoint_url", [])
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {redact(url)!r} is not a valid URL ({exc})") from None
+        for endpoint in endpoints:
+            try:
+                check_url(endpoint, "endpoint_url")
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc.message}") from None
+            if not endpoint.lower().startswith(("http://", "https://")):
+                raise ConfigError(f"{where}: endpoint_url: {redact(endpoint)!r} is not an http(s) URL")
+        return url
+    if scheme not in _NETWORK_SCHEMES:
+        return url
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {redact(url)!r} is not a valid URL ({exc})") from None
+    if port == 0:
+        raise ConfigError(f"{where}: {redact(url)!r} has port 0; expected {PORT.describe()}")
+    if scheme in _HOST_REQUIRED and not parts.hostname:
+        raise ConfigError(f"{where}: {redact(url)!r} names no host, e.g. {scheme}://USER:PASSWORD@HOST:PORT/")
+    return url
