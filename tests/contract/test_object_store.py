@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from videoconverter.errors import BucketNotFoundError, InvalidKeyError, ObjectNotFoundError
+from videoconverter.errors import BucketNotFoundError, ConfigError, InvalidKeyError, ObjectNotFoundError
 from videoconverter.storage.base import ObjectStore
 
 BUCKET = "contract-bucket"
@@ -160,3 +160,12 @@ def test_readers_never_see_half_an_object(
     finally:
         stop.set()
         thread.join()
+
+
+def test_a_store_without_notification_targets_notifies_no_topic_itself(store: ObjectStore) -> None:
+    if store.notification_targets:
+        pytest.skip("S3 notifying SNS needs the broker's topic: tests/integration/test_aws_pipeline.py covers it")
+    with pytest.raises(ConfigError):
+        store.notify_topic(BUCKET, (".mp4",), "arn:aws:sns:us-east-1:123456789012:topic")
+    with pytest.raises(ConfigError):
+        type(store).describe_notifications(BUCKET, (".mp4",), "topic")

@@ -8,12 +8,12 @@ import pytest
 
 from videoconverter.aws.clients import AwsLocation
 from videoconverter.aws.policies import topic_policy
-from videoconverter.aws.provision import notification_configuration, server_side_notifications
+from videoconverter.aws.provision import notification_configuration
 from videoconverter.brokers.base import QueueSpec
 from videoconverter.brokers.sqs_messages import source_retention_seconds
 from videoconverter.config import load_config
 from videoconverter.errors import ConfigError, InvalidEventError
-from videoconverter.pipeline import provision_plan
+from videoconverter.pipeline import provision_plan, server_side_notifications
 from videoconverter.serverless.handlers import delivery_from_record
 
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:videoconverter-topic"

@@ -1,35 +1,26 @@
 """The AWS-only part of ``videoconverter provision``: S3 notifies the topic, and only the input bucket may publish.
 
 The generic part (buckets, topic, queues, dead-letter queues, subscriptions) is the backends' own ``declare`` and
-``create_bucket``. What is left crosses two services, so it lives here: the topic policy that lets S3 publish for
-the input bucket only (``aws:SourceArn`` and ``aws:SourceAccount``), and the input bucket's notification
-configuration (``s3:ObjectCreated:*``, one suffix filter per configured suffix) pointing at the topic. Both are
-idempotent, and configurations that are not ours (another Id) are kept.
+``create_bucket``. What is left crosses two services: the topic policy that lets S3 publish for the input bucket
+only (``aws:SourceArn`` and ``aws:SourceAccount``: :func:`~.policies.topic_policy`, set by the SQS broker's
+``allow_bucket``), and the input bucket's notification configuration (``s3:ObjectCreated:*``, one suffix filter per
+configured suffix) pointing at the topic, set here for the S3 store's ``notify_topic``. Both are idempotent, and
+configurations that are not ours (another Id) are kept. Everything here takes plain values, never the configuration.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from videoconverter.aws.clients import AwsLocation
-from videoconverter.aws.policies import topic_policy
-from videoconverter.config import Config
-
 NOTIFICATION_ID_PREFIX = "videoconverter-"
 
 
-def server_side_notifications(config: Config) -> bool:
-    """Whether S3 itself delivers upload events to the topic (S3 storage with the AWS broker)."""
-    return config.storage_url.startswith("s3://") and config.broker_url.startswith("aws://")
-
-
-def steps(config: Config) -> list[str]:
-    """What :func:`wire_notifications` ensures, in words (for ``provision --dry-run`` too)."""
-    suffixes = ", ".join(config.input_suffixes)
+def steps(bucket: str, suffixes: tuple[str, ...], topic: str) -> list[str]:
+    """What the topic policy and :func:`wire_notifications` ensure, in words (for ``provision --dry-run`` too)."""
     return [
-        f"topic policy: only bucket {config.input_bucket} may publish to {config.topic}",
-        f"notification: s3:ObjectCreated:* in {config.input_bucket} for keys ending {suffixes} (lower and upper "
-        f"case) -> topic {config.topic}",
+        f"topic policy: only bucket {bucket} may publish to {topic}",
+        f"notification: s3:ObjectCreated:* in {bucket} for keys ending {', '.join(suffixes)} (lower and upper "
+        f"case) -> topic {topic}",
     ]
 
 
@@ -72,21 +63,11 @@ def _comparable(configuration: dict[str, Any]) -> list[tuple[Any, ...]]:
     )
 
 
-def wire_notifications(config: Config, topic_arn: str) -> list[str]:
-    """Let the input bucket publish to the topic, then point its ObjectCreated notifications at it."""
-    sns = AwsLocation.from_url(config.broker_url).client("sns")
-    s3 = AwsLocation.from_url(config.storage_url).client("s3")
-    try:
-        # The policy first: S3 checks that it may publish when the notification is set (and sends a TestEvent).
-        sns.set_topic_attributes(
-            TopicArn=topic_arn, AttributeName="Policy", AttributeValue=topic_policy(topic_arn, config.input_bucket)
-        )
-        existing = s3.get_bucket_notification_configuration(Bucket=config.input_bucket)
-        wanted = notification_configuration(existing, topic_arn, config.input_suffixes)
-        # Only when it changes: every put makes S3 send each queue an s3:TestEvent, and workers provision on start.
-        if _comparable(wanted) != _comparable(existing):
-            s3.put_bucket_notification_configuration(Bucket=config.input_bucket, NotificationConfiguration=wanted)
-    finally:
-        sns.close()
-        s3.close()
-    return steps(config)
+def wire_notifications(s3: Any, bucket: str, suffixes: tuple[str, ...], topic_arn: str) -> None:
+    """Point ``bucket``'s ObjectCreated notifications (keys ending with ``suffixes``) at the topic ``topic_arn``,
+    through the S3 client ``s3``. The topic's policy must already let the bucket publish: S3 checks it here."""
+    existing = s3.get_bucket_notification_configuration(Bucket=bucket)
+    wanted = notification_configuration(existing, topic_arn, suffixes)
+    # Only when it changes: every put makes S3 send each queue an s3:TestEvent, and workers provision on start.
+    if _comparable(wanted) != _comparable(existing):
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=wanted)

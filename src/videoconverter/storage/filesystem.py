@@ -18,8 +18,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from videoconverter.errors import BucketNotFoundError, InvalidKeyError, ObjectNotFoundError
+from videoconverter.errors import BucketNotFoundError, ConfigError, InvalidKeyError, ObjectNotFoundError
 from videoconverter.events import ObjectCreated, new_sequencer
+from videoconverter.registry import path_from_url
 from videoconverter.storage.base import Notification, ObjectInfo, ProgressCallback
 from videoconverter.storage.keys import validate_bucket, validate_key
 
@@ -27,13 +28,27 @@ CHUNK_BYTES = 1024 * 1024
 
 
 class FileSystemStore:
-    """Object store on a local (or shared) filesystem. URL: ``file://PATH``."""
+    """Object store on a local (or shared) filesystem. URL: ``file://PATH``.
+
+    Only the process that writes announces a write (its notifications' listeners): no bucket notifies a topic.
+    """
+
+    notification_targets: frozenset[str] = frozenset()
 
     def __init__(self, root: Path, notifications: tuple[Notification, ...] = ()) -> None:
         self.root = Path(root).absolute()
         self.notifications = notifications
         for private in (".meta", ".tmp", ".locks"):
             (self.root / private).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    @classmethod
+    def from_url(cls, url: str, notifications: tuple[Notification, ...] = ()) -> FileSystemStore:
+        """The store in the folder ``url`` names (``file://PATH``), created if missing."""
+        return cls(path_from_url(url), notifications)
+
+    @classmethod
+    def describe_notifications(cls, bucket: str, suffixes: tuple[str, ...], topic: str) -> list[str]:
+        raise ConfigError(f"a file:// bucket cannot notify a topic itself ({bucket} -> {topic})")
 
     # --- buckets ----------------------------------------------------------------------------------------
 
@@ -184,6 +199,9 @@ class FileSystemStore:
 
     def url(self, bucket: str, key: str) -> str:
         return f"s3://{bucket}/{key}"
+
+    def notify_topic(self, bucket: str, suffixes: tuple[str, ...], topic_address: str) -> None:
+        raise ConfigError(f"a file:// bucket cannot notify a topic itself ({bucket} -> {topic_address})")
 
     # --- paths ------------------------------------------------------------------------------------------
 
