@@ -1,26 +1,27 @@
-"""Wiring: turn a Config into the object store, broker and job store it names, and the topology it implies."""
+"""Wiring: turn a Config into the object store, broker and job store it names, and the topology it implies.
+
+It names no backend: each family opens its own URLs (``storage.open_store``, ``brokers.open_broker``,
+``jobs.open_job_store``), and what differs between backends is asked of them through their interfaces: how a
+broker words what its ``declare`` does, and whether the store's buckets can send their events to the broker's
+topics themselves (S3 to SNS) instead of the process that uploads publishing them.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from videoconverter import registry as backends
-from videoconverter.aws import provision as aws
+from videoconverter import brokers, storage
 from videoconverter.brokers.base import Broker, QueueSpec, Topology
-from videoconverter.brokers.sqs_messages import source_retention_seconds
 from videoconverter.config import Config
 from videoconverter.errors import BucketNotFoundError
 from videoconverter.ingest import Ingest
+from videoconverter.jobs import open_job_store
 from videoconverter.jobs.base import JobRecord, JobStore
 from videoconverter.logs import redact
 from videoconverter.notifications.emitter import NotifyingJobStore
-from videoconverter.sqlite_db import path_from_url
 from videoconverter.storage.base import Notification, ObjectStore
-from videoconverter.storage.keys import split_s3_url
 
 
 @dataclass
@@ -72,34 +73,30 @@ def notifications_topology(config: Config) -> Topology:
 
 def open_broker(config: Config) -> Broker:
     """The broker alone (for a process that only watches queues)."""
-    broker: Broker = _open(config.broker_url, backends.BROKERS, "broker")
-    return broker
+    return brokers.open_broker(config.broker_url)
+
+
+def server_side_notifications(config: Config) -> bool:
+    """Whether the store's input bucket itself sends each upload's event to the topic (S3 with SNS): the broker's
+    topics have an address of a kind the store's buckets can notify. Decided from the URLs, connecting nowhere."""
+    topic_address = brokers.BACKENDS.backend_class(config.broker_url).capabilities.topic_address
+    return topic_address in storage.BACKENDS.backend_class(config.storage_url).notification_targets
 
 
 def open_services(config: Config) -> Services:
     """Open the three backends. The embedded store emits upload events straight into the ingest; every job
     state change is announced on the notifications topic."""
     broker = open_broker(config)
-    notifier = NotifyingJobStore(
-        _open(config.jobs_url, backends.JOB_STORES, "job store"),
-        broker,
-        config.notifications.topic,
-        [r.name for r in config.renditions],
+    jobs = NotifyingJobStore(
+        open_job_store(config.jobs_url), broker, config.notifications.topic, [r.name for r in config.renditions]
     )
-    jobs: JobStore = notifier
     ingest = Ingest(config, broker, jobs)
-    # With S3 and SNS, S3 itself publishes each upload's event (wired by provision), and the uploading process
-    # only records the queued jobs; any other pairing (the embedded store, an S3-compatible store with
-    # RabbitMQ) publishes from the process that uploads.
-    listener = ingest.record_queued if aws.server_side_notifications(config) else ingest.on_object_created
-    store = open_store(config.storage_url, (Notification(config.input_bucket, config.input_suffixes, listener),))
-    notifier.size_of = lambda url: _size_of(store, url)
+    # Where the bucket notifies the topic itself (wired by provision), the uploading process only records the
+    # queued jobs; with any other pairing (the embedded store, an S3-compatible store with RabbitMQ) it publishes.
+    listener = ingest.record_queued if server_side_notifications(config) else ingest.on_object_created
+    notification = Notification(config.input_bucket, config.input_suffixes, listener)
+    store = storage.open_store(config.storage_url, (notification,))
     return Services(config, store, broker, jobs, ingest)
-
-
-def _size_of(store: ObjectStore, url: str) -> int | None:
-    info = store.head(*split_s3_url(url))
-    return info.size if info else None
 
 
 @contextlib.contextmanager
@@ -113,36 +110,21 @@ def services(config: Config) -> Iterator[Services]:
 
 def provision_plan(config: Config) -> list[str]:
     """What :func:`provision` ensures, in words, without touching anything (``provision --dry-run``)."""
-    spec = {q.name: q for q in topology(config).queues}
     steps = [f"bucket {b}" for b in (config.input_bucket, *(r.output_bucket for r in config.renditions))]
-    steps.append(f"topic {config.topic}")
-    for r in config.renditions:
-        q = spec[r.queue]
-        retention = q.message_retention_seconds
-        if backends.scheme_of(config.broker_url) == "aws":
-            retention = source_retention_seconds(q)
-        steps.append(
-            f"queue {r.queue} (subscribed to {config.topic}; keeps messages {retention} s; "
-            f"after {q.max_receive_count} receives -> {r.dead_letter_queue})"
-        )
-        steps.append(f"queue {r.dead_letter_queue}")
-    if aws.server_side_notifications(config):
-        steps.extend(aws.steps(config))
+    steps.extend(brokers.BACKENDS.backend_class(config.broker_url).describe(topology(config)))
+    if server_side_notifications(config):
+        store_class = storage.BACKENDS.backend_class(config.storage_url)
+        steps.extend(store_class.describe_notifications(config.input_bucket, config.input_suffixes, config.topic))
     events = notifications_topology(config)
     steps.append(f"topic {events.topic} (job events) -> queue {', '.join(q.name for q in events.queues)}")
-    if _on_sns(config):
-        settings = config.aws
-        steps.extend(
-            aws.delivery_status_steps(
-                _logged_topics(config), settings.delivery_status_role_arn, settings.delivery_status_success_sample_rate
-            )
+    settings = config.aws
+    steps.extend(
+        brokers.BACKENDS.backend_class(config.broker_url).describe_delivery_logging(
+            _logged_topics(config), settings.delivery_status_role_arn, settings.delivery_status_success_sample_rate
         )
+    )
     steps.append(f"job store {redact(config.jobs_url)}")
     return steps
-
-
-def _on_sns(config: Config) -> bool:
-    return backends.scheme_of(config.broker_url) == "aws"
 
 
 def _logged_topics(config: Config) -> list[str]:
@@ -151,25 +133,21 @@ def _logged_topics(config: Config) -> list[str]:
 
 
 def provision(svc: Services) -> list[str]:
-    """Create, or bring into line, the buckets, topic, queues, dead-letter queues and (on AWS) the S3 -> SNS
-    notification and the topics' delivery status logging. Idempotent; returns what it ensured (as
-    :func:`provision_plan` words it)."""
+    """Create, or bring into line, the buckets, topic, queues, dead-letter queues, (S3 with SNS) the bucket's
+    notification of the topic, and (where the broker keeps one) the topics' delivery log. Idempotent; returns
+    what it ensured (as :func:`provision_plan` words it)."""
     config = svc.config
     svc.broker.declare(topology(config))
     svc.broker.declare(notifications_topology(config))
     for bucket in (config.input_bucket, *(r.output_bucket for r in config.renditions)):
         svc.store.create_bucket(bucket)
-    if aws.server_side_notifications(config):
-        aws.wire_notifications(config, svc.broker.topic_arn(config.topic))  # type: ignore[attr-defined]
-    if _on_sns(config):
-        topic_arns = [svc.broker.topic_arn(t) for t in _logged_topics(config)]  # type: ignore[attr-defined]
-        settings = config.aws
-        aws.log_deliveries(
-            config.broker_url,
-            topic_arns,
-            settings.delivery_status_role_arn,
-            settings.delivery_status_success_sample_rate,
-        )
+    if server_side_notifications(config):
+        topic_address = svc.broker.allow_bucket(config.topic, config.input_bucket)
+        svc.store.notify_topic(config.input_bucket, config.input_suffixes, topic_address)
+    settings = config.aws
+    svc.broker.log_deliveries(
+        _logged_topics(config), settings.delivery_status_role_arn, settings.delivery_status_success_sample_rate
+    )
     return provision_plan(config)
 
 
@@ -177,18 +155,16 @@ def prepare_upload(svc: Services, bucket: str) -> None:
     """Make an upload into ``bucket`` independent of ``provision`` having run (``videoconverter up &`` and then
     ``cp`` at once: ``cp`` may win the race).
 
-    On the embedded store (``file://``) a missing input bucket is created here, and on the embedded broker the
-    topic and queues its event goes to are declared first (both idempotent; a bucket that exists was made after
-    its topology, by this or by :func:`provision`). Elsewhere nothing is created and nothing is asked (an
-    uploader on S3 may hold no permission but PutObject): see :func:`missing_bucket` for the error.
+    Where the store is this machine's own (``store.embedded``: the file store) a missing input bucket is
+    created here, after the topic and queues its event goes to are declared (both idempotent; a bucket that
+    exists was made after its topology, by this or by :func:`provision`). Elsewhere nothing is created and
+    nothing is asked (an uploader on S3 may hold no permission but PutObject): see :func:`missing_bucket`.
     """
     config = svc.config
-    embedded = backends.scheme_of(config.storage_url) == "file"
-    if not embedded or bucket != config.input_bucket or svc.store.bucket_exists(bucket):
+    if not svc.store.embedded or bucket != config.input_bucket or svc.store.bucket_exists(bucket):
         return
-    if backends.scheme_of(config.broker_url) == "sqlite":
-        svc.broker.declare(topology(config))
-        svc.broker.declare(notifications_topology(config))
+    svc.broker.declare(topology(config))
+    svc.broker.declare(notifications_topology(config))
     svc.store.create_bucket(bucket)
 
 
@@ -205,24 +181,6 @@ def missing_bucket(config: Config, bucket: str) -> BucketNotFoundError:
         f"bucket {bucket!r} does not exist in {redact(config.storage_url)}: run `videoconverter provision` with "
         "this same configuration and environment first (it creates the buckets, topic and queues)"
     )
-
-
-def open_store(url: str, notifications: tuple[Notification, ...] = ()) -> ObjectStore:
-    """The object store ``url`` names. Local stores call ``notifications`` after each write; server-side stores
-    (S3) deliver events themselves, as configured by ``provision``, and ignore them."""
-    store_class = backends.resolve("storage", backends.STORAGE, url)
-    from_url = getattr(store_class, "from_url", None)
-    if from_url is not None:
-        return from_url(url, notifications=notifications)  # type: ignore[no-any-return]
-    return store_class(path_from_url(url, backends.scheme_of(url)), notifications=notifications)  # type: ignore[no-any-return]
-
-
-def _open(url: str, registry: dict[str, str], kind: str) -> Any:
-    backend = backends.resolve(kind, registry, url)
-    from_url = getattr(backend, "from_url", None)
-    if from_url is not None:  # a network backend: it takes the whole URL
-        return from_url(url)
-    return backend(Path(path_from_url(url, backends.scheme_of(url))))
 
 
 def settled(svc: Services, key: str | None = None) -> tuple[list[JobRecord], bool]:

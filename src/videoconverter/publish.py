@@ -11,20 +11,35 @@ exactly the names in the previous version's manifest.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from videoconverter.errors import InvalidKeyError, ObjectNotFoundError
 from videoconverter.storage.base import ObjectInfo, ObjectStore
-from videoconverter.storage.keys import validate_key
+from videoconverter.storage.keys import split_s3_url, validate_key
 from videoconverter.transcode.produce import output_key, output_version
 from videoconverter.transcode.products import OutputFile, Produced
 
+log = logging.getLogger(__name__)
 PUBLISH_THREADS = 8  # a ladder's segments are uploaded side by side (one S3 round trip each)
 MANIFEST_NAME = "files.json"
 MANIFEST_BYTES_LIMIT = 16 * 1024 * 1024  # a manifest names at most some 100,000 files
 VERSION_METADATA = "output-version"  # on the marker: which KEY/VERSION/ the output's files are in
+
+
+def output_size(store: ObjectStore, url: str) -> int | None:
+    """The size of the output at ``url`` (a job's ``output_url``, ``s3://BUCKET/KEY``), for its ``job.done`` event;
+    None when there is none or it cannot be read: the size is a courtesy, never worth failing a job over."""
+    if not url:
+        return None
+    try:
+        info = store.head(*split_s3_url(url))
+    except Exception:
+        log.warning("could not read the size of %s", url, exc_info=True)
+        return None
+    return info.size if info else None
 
 
 def manifest_name(version: str) -> str:

@@ -12,14 +12,6 @@ from videoconverter.errors import ConfigError
 BUSY_TIMEOUT_SECONDS = 30.0
 
 
-def path_from_url(url: str, scheme: str = "sqlite") -> Path:
-    """``sqlite:///abs/path.db`` or ``sqlite://relative/path.db`` -> a Path."""
-    prefix = f"{scheme}://"
-    if not url.startswith(prefix) or len(url) == len(prefix):
-        raise ConfigError(f"expected a URL like {prefix}PATH, got {url!r}")
-    return Path(url[len(prefix) :])
-
-
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) a database that many processes and threads may share."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ from videoconverter.events import ObjectCreated, parse_event
 from videoconverter.jobs.base import JobId
 from videoconverter.jobs.log import JobLog
 from videoconverter.pipeline import Services
-from videoconverter.publish import previous_version, publish, remove_version
+from videoconverter.publish import output_size, previous_version, publish, remove_version
 from videoconverter.renditions import Rendition
 from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.probe import MediaInfo, probe
@@ -160,7 +160,7 @@ class Worker:
             return ABANDONED
         except Exception as exc:
             return self._transient_failure(job, job_log, delivery, exc)
-        jobs.finish(job, outcome.output_url, outcome.note)
+        jobs.finish(job, outcome.output_url, outcome.note, output_size(self.svc.store, outcome.output_url))
         job_log.info(
             f"done: {outcome.output_url or 'nothing written'}" + (f" ({outcome.note})" if outcome.note else "")
         )

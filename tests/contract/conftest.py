@@ -1,7 +1,8 @@
 """Backends under contract. Each fixture is parametrised by backend: add a backend by adding a param.
 
-A factory returns a *new* instance bound to the same underlying storage each time it is called, so tests can
-model several workers (processes) sharing one broker or store.
+Every backend is opened as the pipeline opens it: by URL, through its family's registry (``open_broker``,
+``open_store``, ``open_job_store``). A factory returns a *new* instance bound to the same underlying storage each
+time it is called, so tests can model several workers (processes) sharing one broker or store.
 
 The rabbitmq param needs a RabbitMQ server (``VIDEOCONVERTER_TEST_RABBITMQ_URL``, default guest on localhost): it is
 skipped without one, except in CI. Each test declares its own uniquely named topic and queues and deletes them.
@@ -20,13 +21,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import require_service
+from videoconverter.brokers import open_broker
 from videoconverter.brokers.base import Broker, QueueSpec, Topology
-from videoconverter.brokers.sqlite import SQLiteBroker
+from videoconverter.jobs import open_job_store
 from videoconverter.jobs.base import JobStore
-from videoconverter.jobs.sqlite import SQLiteJobStore
 from videoconverter.logs import redact
+from videoconverter.storage import open_store
 from videoconverter.storage.base import ObjectStore
-from videoconverter.storage.filesystem import FileSystemStore
 
 TOPIC = "contract-topic"
 QUEUES = ("contract_a", "contract_b")
@@ -102,22 +103,14 @@ def broker_factory(
     opened: list[Broker] = []
     if request.param == "rabbitmq":
         require_service(reachable(RABBITMQ_URL), f"no RabbitMQ server at {redact(RABBITMQ_URL)}")
-    aws_url = request.getfixturevalue("moto_server").url("aws") if request.param == "aws" else ""
+        url = RABBITMQ_URL
+    elif request.param == "aws":
+        url = request.getfixturevalue("moto_server").url("aws")
+    else:
+        url = f"sqlite://{tmp_path / 'broker.sqlite3'}"
 
     def make() -> Broker:
-        broker: Broker
-        if request.param == "sqlite":
-            broker = SQLiteBroker(tmp_path / "broker.sqlite3")
-        elif request.param == "rabbitmq":
-            from videoconverter.brokers.rabbitmq import RabbitMQBroker
-
-            broker = RabbitMQBroker(RABBITMQ_URL)
-        elif request.param == "aws":
-            from videoconverter.brokers.sqs import SQSBroker
-
-            broker = SQSBroker.from_url(aws_url)
-        else:
-            raise AssertionError(request.param)
+        broker = open_broker(url)
         opened.append(broker)
         return broker
 
@@ -143,23 +136,21 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
     are global: every bucket a test creates is emptied and deleted at its teardown."""
     created: set[str] = set()
     s3_url = request.getfixturevalue("moto_server").url("s3") if request.param == "s3" else ""
+    url = s3_url or f"file://{tmp_path / 'buckets'}"
 
     def make() -> ObjectStore:
-        if request.param == "file":
-            return FileSystemStore(tmp_path / "buckets")
-        if request.param == "s3":
-            from videoconverter.storage.s3 import S3Store
+        store = open_store(url)
+        create_bucket = store.create_bucket
 
-            class TrackedS3Store(S3Store):
-                def create_bucket(self, bucket: str) -> None:
-                    created.add(bucket)
-                    super().create_bucket(bucket)
+        def tracked(bucket: str) -> None:
+            created.add(bucket)
+            create_bucket(bucket)
 
-            return TrackedS3Store.from_url(s3_url)
-        raise AssertionError(request.param)
+        store.create_bucket = tracked  # type: ignore[method-assign]
+        return store
 
     yield make
-    if created:
+    if created and s3_url:
         from videoconverter.aws.clients import AwsLocation
 
         client = AwsLocation.from_url(s3_url).client("s3")
@@ -184,23 +175,18 @@ POSTGRES_URL = os.environ.get("VIDEOCONVERTER_TEST_POSTGRES_URL", "postgresql://
 
 @pytest.fixture(params=["sqlite", "postgres", "dynamodb"])
 def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    store: JobStore
     schema = ""
     dynamodb_url = ""
     if request.param == "sqlite":
-        store = SQLiteJobStore(tmp_path / "jobs.sqlite3")
+        url = f"sqlite://{tmp_path / 'jobs.sqlite3'}"
     elif request.param == "dynamodb":
-        from videoconverter.jobs.dynamodb import DynamoDBJobStore
-
         # A table per test on moto's server (which outlives the test): created by the store, deleted below.
-        dynamodb_url = request.getfixturevalue("moto_server").url("dynamodb", f"vc-test-{uuid.uuid4().hex[:12]}")
-        store = DynamoDBJobStore.from_url(dynamodb_url)
+        url = dynamodb_url = request.getfixturevalue("moto_server").url("dynamodb", f"vc-test-{uuid.uuid4().hex[:12]}")
     else:
         require_service(reachable(POSTGRES_URL, 5432), f"no PostgreSQL server at {redact(POSTGRES_URL)}")
-        from videoconverter.jobs.postgres import PostgresJobStore
-
         schema = f"vc_test_{uuid.uuid4().hex[:12]}"  # a shared server outlives the test
-        store = PostgresJobStore(f"{POSTGRES_URL}?schema={schema}")
+        url = f"{POSTGRES_URL}?schema={schema}"
+    store = open_job_store(url)
     yield store
     store.close()
     if dynamodb_url:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.contract.conftest import MAX_RECEIVE_COUNT, ContractNames
 from videoconverter.brokers.base import Broker, Topology
-from videoconverter.errors import QueueNotFoundError, StaleReceiptError
+from videoconverter.errors import ConfigError, QueueNotFoundError, StaleReceiptError
 
 
 def receive_one(broker: Broker, queue: str, visibility_timeout_seconds: int = 30, wait_seconds: float = 2.0):
@@ -24,6 +24,28 @@ def test_declare_is_idempotent_and_keeps_messages(broker: Broker, names: Contrac
     broker.declare(names.topology())
     broker.declare(names.topology())
     assert receive_one(broker, names.a).body == "kept"
+
+
+def test_describe_words_what_declare_ensures(broker: Broker, names: ContractNames) -> None:
+    topology = names.topology()
+    steps = type(broker).describe(topology)  # a class method: provision --dry-run opens no broker
+    assert steps[0] == f"topic {names.topic}"
+    for spec in topology.queues:
+        (line,) = [s for s in steps if s.startswith(f"queue {spec.name} ")]
+        assert f"subscribed to {names.topic}" in line
+        assert f"after {spec.max_receive_count} receives -> {spec.dead_letter_queue}" in line
+        assert f"queue {spec.dead_letter_queue}" in steps
+
+
+def test_only_a_topic_with_an_address_lets_a_bucket_publish(broker: Broker, names: ContractNames) -> None:
+    if not broker.capabilities.topic_address:  # only this broker's clients publish
+        with pytest.raises(ConfigError):
+            broker.allow_bucket(names.topic, "contract-bucket")
+        return
+    address = broker.allow_bucket(names.topic, "contract-bucket")
+    assert address and broker.allow_bucket(names.topic, "contract-bucket") == address  # idempotent
+    with pytest.raises(QueueNotFoundError):
+        broker.allow_bucket("no-such-topic", "contract-bucket")
 
 
 def test_publish_fans_out_one_copy_to_every_subscribed_queue(broker: Broker, names: ContractNames) -> None:

@@ -28,6 +28,18 @@ def test_a_job_runs_to_done_with_progress_and_output(job_store: JobStore) -> Non
     assert done.finished_at is not None and done.finished_at >= done.created_at
 
 
+def test_finish_keeps_the_output_size_the_worker_wrote(job_store: JobStore) -> None:
+    job_store.start(JOB, attempt=1)
+    done = job_store.finish(JOB, "s3://out/holiday.mp4", output_size=5_000_000_000)  # more than 32 bits hold
+    assert done.output_size == 5_000_000_000
+    stored = job_store.get(JOB)
+    assert stored is not None and stored.output_size == 5_000_000_000
+    superseded = JobId("holiday.mp4", "etag0", "720p")
+    job_store.start(superseded, attempt=1)
+    assert job_store.finish(superseded, "", note="superseded").output_size is None  # nothing written
+    assert job_store.finish(JOB, "s3://out/holiday.mp4").output_size is None  # done again: the size unknown
+
+
 def test_start_creates_the_record_when_the_enqueue_was_missed(job_store: JobStore) -> None:
     record = job_store.start(JOB, attempt=3)
     assert (record.state, record.attempts) == (JobState.RUNNING, 3)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from videoconverter.errors import BucketNotFoundError, InvalidKeyError, ObjectNotFoundError
+from videoconverter.errors import BucketNotFoundError, ConfigError, InvalidKeyError, ObjectNotFoundError
 from videoconverter.storage.base import ObjectStore
 
 BUCKET = "contract-bucket"
@@ -206,3 +206,14 @@ def test_readers_never_see_half_an_object(
     finally:
         stop.set()
         thread.join()
+
+
+def test_a_store_notifies_a_topic_itself_only_where_it_has_notification_targets(store: ObjectStore) -> None:
+    if store.notification_targets:  # S3 -> SNS: set up for real in tests/integration/test_aws_pipeline.py
+        steps = type(store).describe_notifications(BUCKET, (".mp4",), "topic")
+        assert steps and all(BUCKET in step for step in steps), steps
+        return
+    with pytest.raises(ConfigError):
+        store.notify_topic(BUCKET, (".mp4",), "arn:aws:sns:us-east-1:123456789012:topic")
+    with pytest.raises(ConfigError):
+        type(store).describe_notifications(BUCKET, (".mp4",), "topic")

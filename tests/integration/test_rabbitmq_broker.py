@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import require_service, wait_until
 from tests.contract.conftest import RABBITMQ_URL, ContractNames, delete_rabbitmq_topology, reachable
-from videoconverter import registry as backends
+from videoconverter import brokers
 from videoconverter.brokers.base import QueueSpec, Topology
 from videoconverter.brokers.rabbitmq import DELAY_LADDER_SECONDS, RabbitMQBroker, attempt_of, delay_rung
 from videoconverter.errors import BrokerUnavailableError, ConfigError, StaleReceiptError
@@ -36,9 +36,9 @@ def broker(names: ContractNames) -> Iterator[RabbitMQBroker]:
 
 
 def test_amqp_urls_resolve_to_the_rabbitmq_broker() -> None:
-    assert backends.resolve("broker", backends.BROKERS, "amqp://u:p@host/%2F") is RabbitMQBroker
-    assert backends.resolve("broker", backends.BROKERS, "amqps://u:p@host/%2F") is RabbitMQBroker
-    assert backends.EXTRAS["amqp"] == "rabbitmq"
+    assert brokers.BACKENDS.backend_class("amqp://u:p@host/%2F") is RabbitMQBroker
+    assert brokers.BACKENDS.backend_class("amqps://u:p@host/%2F") is RabbitMQBroker
+    assert brokers.BACKENDS.extras["amqp"] == "rabbitmq"
 
 
 def test_delays_round_up_to_the_ladder_and_attempts_add_up() -> None:

@@ -9,17 +9,13 @@ import pytest
 
 from videoconverter.aws.clients import AwsLocation
 from videoconverter.aws.policies import topic_policy
-from videoconverter.aws.provision import (
-    delivery_status_attributes,
-    notification_configuration,
-    server_side_notifications,
-)
+from videoconverter.aws.provision import delivery_status_attributes, notification_configuration
 from videoconverter.aws.settings import AwsSettings
 from videoconverter.brokers.base import QueueSpec
 from videoconverter.brokers.sqs_messages import delivery_of_record, source_retention_seconds
 from videoconverter.config import load_config
 from videoconverter.errors import ConfigError, InvalidEventError
-from videoconverter.pipeline import provision_plan
+from videoconverter.pipeline import provision_plan, server_side_notifications
 
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:videoconverter-topic"
 

@@ -17,6 +17,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from videoconverter.errors import ConfigError
 
 DEFAULT_REGION = "us-east-1"
+#: A kind of topic address (a broker's ``capabilities.topic_address``, an object store's ``notification_targets``):
+#: an SNS topic's ARN, which S3 bucket notifications can publish to.
+SNS_TOPIC_ARN = "sns-topic-arn"
 _KNOWN_PARAMETERS = {"endpoint_url", "region"}
 
 

@@ -2,11 +2,13 @@
 SNS logs its deliveries.
 
 The generic part (buckets, topic, queues, dead-letter queues, subscriptions) is the backends' own ``declare`` and
-``create_bucket``. What is left crosses services, so it lives here: the topic policy that lets S3 publish for
-the input bucket only (``aws:SourceArn`` and ``aws:SourceAccount``), the input bucket's notification
-configuration (``s3:ObjectCreated:*``, one suffix filter per configured suffix) pointing at the topic, and each
-topic's delivery status logging to CloudWatch Logs (every failed delivery to a queue or function, a sample of the
-successful ones). All are idempotent, and configurations that are not ours (another Id) are kept.
+``create_bucket``. What is left crosses services: the topic policy that lets S3 publish for the input bucket
+only (``aws:SourceArn`` and ``aws:SourceAccount``: :func:`~.policies.topic_policy`, set by the SQS broker's
+``allow_bucket``), the input bucket's notification configuration (``s3:ObjectCreated:*``, one suffix filter per
+configured suffix) pointing at the topic, set here for the S3 store's ``notify_topic``, and each topic's delivery
+status logging to CloudWatch Logs (every failed delivery to a queue or function, a sample of the successful ones),
+set by the SQS broker's ``log_deliveries``. All are idempotent, and configurations that are not ours (another Id)
+are kept. Everything here takes plain values, never the configuration.
 """
 
 from __future__ import annotations
@@ -14,25 +16,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from videoconverter.aws.clients import AwsLocation
-from videoconverter.aws.policies import topic_policy
-from videoconverter.config import Config
-
 NOTIFICATION_ID_PREFIX = "videoconverter-"
 
 
-def server_side_notifications(config: Config) -> bool:
-    """Whether S3 itself delivers upload events to the topic (S3 storage with the AWS broker)."""
-    return config.storage_url.startswith("s3://") and config.broker_url.startswith("aws://")
-
-
-def steps(config: Config) -> list[str]:
-    """What :func:`wire_notifications` ensures, in words (for ``provision --dry-run`` too)."""
-    suffixes = ", ".join(config.input_suffixes)
+def steps(bucket: str, suffixes: tuple[str, ...], topic: str) -> list[str]:
+    """What the topic policy and :func:`wire_notifications` ensure, in words (for ``provision --dry-run`` too)."""
     return [
-        f"topic policy: only bucket {config.input_bucket} may publish to {config.topic}",
-        f"notification: s3:ObjectCreated:* in {config.input_bucket} for keys ending {suffixes} (lower and upper "
-        f"case) -> topic {config.topic}",
+        f"topic policy: only bucket {bucket} may publish to {topic}",
+        f"notification: s3:ObjectCreated:* in {bucket} for keys ending {', '.join(suffixes)} (lower and upper "
+        f"case) -> topic {topic}",
     ]
 
 
@@ -75,24 +67,14 @@ def _comparable(configuration: dict[str, Any]) -> list[tuple[Any, ...]]:
     )
 
 
-def wire_notifications(config: Config, topic_arn: str) -> list[str]:
-    """Let the input bucket publish to the topic, then point its ObjectCreated notifications at it."""
-    sns = AwsLocation.from_url(config.broker_url).client("sns")
-    s3 = AwsLocation.from_url(config.storage_url).client("s3")
-    try:
-        # The policy first: S3 checks that it may publish when the notification is set (and sends a TestEvent).
-        sns.set_topic_attributes(
-            TopicArn=topic_arn, AttributeName="Policy", AttributeValue=topic_policy(topic_arn, config.input_bucket)
-        )
-        existing = s3.get_bucket_notification_configuration(Bucket=config.input_bucket)
-        wanted = notification_configuration(existing, topic_arn, config.input_suffixes)
-        # Only when it changes: every put makes S3 send each queue an s3:TestEvent, and workers provision on start.
-        if _comparable(wanted) != _comparable(existing):
-            s3.put_bucket_notification_configuration(Bucket=config.input_bucket, NotificationConfiguration=wanted)
-    finally:
-        sns.close()
-        s3.close()
-    return steps(config)
+def wire_notifications(s3: Any, bucket: str, suffixes: tuple[str, ...], topic_arn: str) -> None:
+    """Point ``bucket``'s ObjectCreated notifications (keys ending with ``suffixes``) at the topic ``topic_arn``,
+    through the S3 client ``s3``. The topic's policy must already let the bucket publish: S3 checks it here."""
+    existing = s3.get_bucket_notification_configuration(Bucket=bucket)
+    wanted = notification_configuration(existing, topic_arn, suffixes)
+    # Only when it changes: every put makes S3 send each queue an s3:TestEvent, and workers provision on start.
+    if _comparable(wanted) != _comparable(existing):
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=wanted)
 
 
 #: The subscription protocols whose deliveries are logged: the pipeline's queues, and functions users subscribe.
@@ -120,21 +102,3 @@ def delivery_status_steps(topics: Sequence[str], role_arn: str, success_sample_r
         f"delivery status logging: topics {names} log every failed and {success_sample_rate} % of the successful "
         f"deliveries to {protocols} in CloudWatch Logs, as role {role_arn}"
     ]
-
-
-def log_deliveries(broker_url: str, topic_arns: Sequence[str], role_arn: str, success_sample_rate: int) -> None:
-    """Turn on delivery status logging for each topic (:func:`delivery_status_attributes`); nothing without a role.
-
-    SNS assumes the role (trusting ``sns.amazonaws.com``) and writes to ``sns/REGION/ACCOUNT/TOPIC`` (successes)
-    and ``sns/REGION/ACCOUNT/TOPIC/Failure``: the role needs ``logs:CreateLogGroup``, ``logs:CreateLogStream``
-    and ``logs:PutLogEvents`` on those groups only (as the CloudFormation template's ``DeliveryStatusRole``).
-    """
-    if not role_arn:
-        return
-    sns = AwsLocation.from_url(broker_url).client("sns")
-    try:
-        for topic_arn in topic_arns:
-            for name, value in delivery_status_attributes(role_arn, success_sample_rate).items():
-                sns.set_topic_attributes(TopicArn=topic_arn, AttributeName=name, AttributeValue=value)
-    finally:
-        sns.close()

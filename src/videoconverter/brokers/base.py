@@ -8,8 +8,11 @@ attempt count. The worker decides between retry and dead-letter; the backend's o
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
+
+from videoconverter.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,15 @@ class Capabilities:
     # publish() returns one id per copy, unique across queues. Where False (a RabbitMQ fanout exchange copies
     # one message), it returns the single id that every copy carries; ids stay unique within a queue.
     distinct_copy_ids: bool = True
+    # What a topic is known by to the cloud services that may publish to it themselves, as an object store's
+    # ``notification_targets`` names it (an SNS topic's ARN, which S3 bucket notifications target); "" where
+    # only this broker's clients can publish (then the process that writes an upload publishes its event).
+    topic_address: str = ""
 
 
 class Broker(Protocol):
+    """A topic fanning out to queues (see the module docstring); :class:`BrokerBackend` adds how one is opened."""
+
     capabilities: Capabilities
 
     def declare(self, topology: Topology) -> None:
@@ -134,5 +143,75 @@ class Broker(Protocol):
         Raises ``QueueNotFoundError``.
         """
 
+    def allow_bucket(self, topic: str, bucket: str) -> str:
+        """Let the object store's ``bucket`` (and no other) publish its own events to ``topic``; return the topic's
+        address, of the kind ``capabilities.topic_address`` names, for the store's ``notify_topic``. Idempotent.
+
+        Raises ConfigError where ``capabilities.topic_address`` is empty: no service but this broker's clients can
+        publish to its topics. Raises ``QueueNotFoundError`` when the topic does not exist.
+        """
+
+    def log_deliveries(self, topics: Sequence[str], role: str, success_sample_percent: int) -> None:
+        """Have the broker's service log its deliveries from ``topics`` (every failure, ``success_sample_percent``
+        of the successes), acting as ``role``; nothing where ``role`` is empty or the broker keeps no such log.
+        Idempotent."""
+
     def close(self) -> None:
         """Release connections. The broker must not be used afterwards."""
+
+
+class BrokerBackend(Broker, Protocol):
+    """A broker that a URL opens: every class in :data:`videoconverter.brokers.BACKENDS`."""
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        """Open the broker ``url`` names (its scheme chose this class); connect where the backend connects.
+
+        Raises ConfigError when the URL is malformed, BrokerUnavailableError when the server cannot be reached.
+        """
+
+    @classmethod
+    def describe(cls, topology: Topology) -> list[str]:
+        """What :meth:`declare` ensures for ``topology``, in words, without connecting (``provision --dry-run``)."""
+
+    @classmethod
+    def describe_delivery_logging(cls, topics: Sequence[str], role: str, success_sample_percent: int) -> list[str]:
+        """What :meth:`log_deliveries` ensures, in words, without connecting; empty where the broker keeps no
+        delivery log."""
+
+
+def describe_topology(
+    topology: Topology, retention_seconds: Callable[[QueueSpec], int] = lambda spec: spec.message_retention_seconds
+) -> list[str]:
+    """The words of a broker's ``describe``: the topic, then each queue with how long it keeps messages (as
+    ``retention_seconds`` says for this backend) and its dead-letter queue."""
+    steps = [f"topic {topology.topic}"]
+    for spec in topology.queues:
+        steps.append(
+            f"queue {spec.name} (subscribed to {topology.topic}; keeps messages {retention_seconds(spec)} s; "
+            f"after {spec.max_receive_count} receives -> {spec.dead_letter_queue})"
+        )
+        steps.append(f"queue {spec.dead_letter_queue}")
+    return steps
+
+
+class ClientPublishedTopics:
+    """What the brokers whose topics take messages from their own clients only (SQLite, RabbitMQ) share: the common
+    words of :func:`describe_topology`, and an ``allow_bucket`` that refuses."""
+
+    @classmethod
+    def describe(cls, topology: Topology) -> list[str]:
+        return describe_topology(topology)
+
+    @classmethod
+    def describe_delivery_logging(cls, topics: Sequence[str], role: str, success_sample_percent: int) -> list[str]:
+        return []
+
+    def log_deliveries(self, topics: Sequence[str], role: str, success_sample_percent: int) -> None:
+        """Nothing: every delivery is the broker's own, and its job's log lines tell what became of it."""
+
+    def allow_bucket(self, topic: str, bucket: str) -> str:
+        raise ConfigError(
+            f"{type(self).__name__}'s topics take messages from its own clients only: bucket {bucket} cannot "
+            f"publish to {topic} by itself"
+        )

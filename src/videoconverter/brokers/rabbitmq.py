@@ -55,7 +55,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth, Topology
+from videoconverter.brokers.base import Capabilities, ClientPublishedTopics, DeadLetter, Delivery, QueueDepth, Topology
 from videoconverter.brokers.rabbitmq_io import OPERATION_TIMEOUT_SECONDS, AmqpConnection
 from videoconverter.brokers.rabbitmq_messages import (
     DEAD_LETTER_QUEUE_SUFFIX,
@@ -106,7 +106,7 @@ class _Lease:
     body: bytes
 
 
-class RabbitMQBroker:
+class RabbitMQBroker(ClientPublishedTopics):
     """URL: ``amqp://USER:PASSWORD@HOST:PORT/VHOST`` (``%2F`` is the default vhost ``/``); ``amqps://`` for TLS."""
 
     capabilities = Capabilities(counts_every_lease=False, distinct_copy_ids=False)

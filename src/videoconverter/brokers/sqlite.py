@@ -15,9 +15,18 @@ import uuid
 from pathlib import Path
 
 from videoconverter import sqlite_db as sqlite
-from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth, QueueSpec, Topology
+from videoconverter.brokers.base import (
+    Capabilities,
+    ClientPublishedTopics,
+    DeadLetter,
+    Delivery,
+    QueueDepth,
+    QueueSpec,
+    Topology,
+)
 from videoconverter.brokers.doorbell import Doorbell
 from videoconverter.errors import QueueNotFoundError, StaleReceiptError
+from videoconverter.registry import path_from_url
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY);
@@ -52,7 +61,7 @@ EXPIRY_INTERVAL_SECONDS = 60.0
 MAX_IDLE_WAIT_SECONDS = 5.0  # re-check now and then even without a ring, e.g. after a clock jump
 
 
-class SQLiteBroker:
+class SQLiteBroker(ClientPublishedTopics):
     """URL: ``sqlite://PATH``."""
 
     capabilities = Capabilities(counts_every_lease=True, distinct_copy_ids=True)
@@ -66,6 +75,11 @@ class SQLiteBroker:
         self._doorbell = Doorbell(path)
         self._specs: dict[str, QueueSpec] = {}
         self._last_expiry = 0.0
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteBroker:
+        """The broker in the database file ``url`` names (``sqlite://PATH``), created if missing."""
+        return cls(path_from_url(url))
 
     # --- topology ---------------------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from videoconverter.aws.clients import AwsLocation, error_code
+from videoconverter.aws.clients import SNS_TOPIC_ARN, AwsLocation, error_code
 from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth
 from videoconverter.brokers.sqs_messages import (
     DEAD_LETTERED_AT_ATTRIBUTE,
@@ -73,7 +73,7 @@ class _Lease:
 
 
 class SQSBroker(SqsTopology):
-    capabilities = Capabilities(counts_every_lease=True, distinct_copy_ids=False)
+    capabilities = Capabilities(counts_every_lease=True, distinct_copy_ids=False, topic_address=SNS_TOPIC_ARN)
 
     def __init__(self, location: AwsLocation) -> None:
         self.location = location
@@ -89,6 +89,7 @@ class SQSBroker(SqsTopology):
 
     @classmethod
     def from_url(cls, url: str) -> SQSBroker:
+        """The broker at the location ``url`` names (``aws://?region=...&endpoint_url=...``); connects lazily."""
         return cls(AwsLocation.from_url(url))
 
     # --- sending --------------------------------------------------------------------------------------------

@@ -1,18 +1,19 @@
 """The set-up half of the AWS broker: the SNS topic, the SQS queues with their dead-letter queues and policies,
-the raw-delivery subscriptions, and the ARNs they are known by. Mixed into :class:`~.sqs.SQSBroker`, whose
-state (clients, caches, lock) it shares."""
+the raw-delivery subscriptions, the topic policy that lets the input bucket publish, and the ARNs they are known
+by. Mixed into :class:`~.sqs.SQSBroker`, whose state (clients, caches, lock) it shares."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from videoconverter.aws.clients import AwsLocation, error_code
-from videoconverter.aws.policies import queue_policy
-from videoconverter.brokers.base import Topology
+from videoconverter.aws.policies import queue_policy, topic_policy
+from videoconverter.aws.provision import delivery_status_attributes, delivery_status_steps
+from videoconverter.brokers.base import Topology, describe_topology
 from videoconverter.brokers.sqs_messages import (
     MAX_RETENTION_SECONDS,
     MAX_VISIBILITY_TIMEOUT_SECONDS,
@@ -35,6 +36,12 @@ class SqsTopology:
     _call: Callable[..., Any]
     _url: Callable[[str], str]
     _translate: Callable[..., Exception]
+
+    @classmethod
+    def describe(cls, topology: Topology) -> list[str]:
+        """As every broker words it, with the retention SQS gets: a source queue keeps messages less long than its
+        dead-letter queue (:func:`~.sqs_messages.source_retention_seconds`)."""
+        return describe_topology(topology, source_retention_seconds)
 
     def declare(self, topology: Topology) -> None:
         topic_arn = self._call(self._sns.create_topic, Name=topology.topic)["TopicArn"]
@@ -63,6 +70,30 @@ class SqsTopology:
             self._subscribe(topic_arn, arn)
             with self._lock:
                 self._dead_letter_queues[spec.name] = spec.dead_letter_queue
+
+    def allow_bucket(self, topic: str, bucket: str) -> str:
+        """Set the topic's policy: S3 may publish for ``bucket``, of this account, only; return the topic's ARN.
+
+        S3 checks that it may publish when a bucket notification is set, so this comes first.
+        """
+        topic_arn = self.topic_arn(topic)
+        policy = topic_policy(topic_arn, bucket)
+        self._call(self._sns.set_topic_attributes, TopicArn=topic_arn, AttributeName="Policy", AttributeValue=policy)
+        return topic_arn
+
+    @classmethod
+    def describe_delivery_logging(cls, topics: Sequence[str], role: str, success_sample_percent: int) -> list[str]:
+        return delivery_status_steps(topics, role, success_sample_percent)
+
+    def log_deliveries(self, topics: Sequence[str], role: str, success_sample_percent: int) -> None:
+        """SNS's delivery status logging to CloudWatch Logs, for the SQS and Lambda protocols
+        (:func:`~videoconverter.aws.provision.delivery_status_attributes`)."""
+        if not role:
+            return
+        for topic in topics:
+            topic_arn = self.topic_arn(topic)
+            for name, value in delivery_status_attributes(role, success_sample_percent).items():
+                self._call(self._sns.set_topic_attributes, TopicArn=topic_arn, AttributeName=name, AttributeValue=value)
 
     def _ensure_queue(self, name: str, attributes: dict[str, str]) -> str:
         """Create the queue, or bring an existing one's attributes into line (CreateQueue refuses changes)."""

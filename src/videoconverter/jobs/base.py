@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
 
 
 class JobState(enum.StrEnum):
@@ -51,6 +51,7 @@ class JobRecord:
     stderr_tail: str = ""
     note: str = ""  # e.g. "source is 640x360: kept its size (never upscaled)"
     sequencer: str = ""
+    output_size: int | None = None  # bytes of the object at output_url when the job finished (None: unknown)
 
     def as_json(self) -> dict[str, object]:
         """The stable ``--json`` shape of a job (a public interface: see the README)."""
@@ -82,6 +83,8 @@ class JobLogLine:
 
 
 class JobStore(Protocol):
+    """The jobs' records and log lines; :class:`JobStoreBackend` adds how one is opened."""
+
     def enqueue(self, job_id: JobId, sequencer: str = "") -> JobRecord:
         """Record a queued job unless one exists already (then return the existing record unchanged)."""
 
@@ -91,8 +94,9 @@ class JobStore(Protocol):
     def progress(self, job_id: JobId, percent: float) -> None:
         """Record how far the conversion is (0-100). Ignored unless the job is running."""
 
-    def finish(self, job_id: JobId, output_url: str, note: str = "") -> JobRecord:
-        """Mark the job done, with the output's location (empty when nothing was written) and a note."""
+    def finish(self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None) -> JobRecord:
+        """Mark the job done, with the output's location (empty when nothing was written), a note and the
+        output's size in bytes (None when unknown)."""
 
     def retry(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
         """Mark the job queued again after a transient failure, keeping the error."""
@@ -117,3 +121,14 @@ class JobStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+class JobStoreBackend(JobStore, Protocol):
+    """A job store that a URL opens: every class in :data:`videoconverter.jobs.BACKENDS`."""
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        """Open the job store ``url`` names (its scheme chose this class), creating its tables when missing.
+
+        Raises ConfigError when the URL is malformed or the database cannot be reached or opened.
+        """

@@ -111,8 +111,9 @@ class DynamoDBJobStore:
             condition="#state = :running",
         )
 
-    def finish(self, job_id: JobId, output_url: str, note: str = "") -> JobRecord:
-        """Mark done with the output and note, clearing the error. Raises LookupError when there is no record."""
+    def finish(self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None) -> JobRecord:
+        """Mark done with the output, note and size, clearing the error. Raises LookupError when there is no
+        record."""
         now = time.time()
         update = (
             "SET #state = :done, progress_percent = :hundred, output_url = :output, note = :note, #error = :empty, "
@@ -120,6 +121,11 @@ class DynamoDBJobStore:
         )
         values: Values = {"done": JobState.DONE, "hundred": 100, "output": output_url, "note": note, "empty": ""}
         values |= {"now": now, "expires": int(now) + RETENTION_SECONDS}
+        if output_size is None:
+            update += " REMOVE output_size"
+        else:
+            update += ", output_size = :size"
+            values["size"] = output_size
         return _found(job_id, self._update(job_id, update, values, condition="attribute_exists(pk)"))
 
     def retry(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
@@ -352,6 +358,7 @@ def _record(item: dict[str, Any]) -> JobRecord:
         stderr_tail=text("stderr_tail"),
         note=text("note"),
         sequencer=text("sequencer"),
+        output_size=int(item["output_size"]["N"]) if "output_size" in item else None,
     )
 
 

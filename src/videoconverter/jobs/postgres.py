@@ -16,10 +16,14 @@ import psycopg
 from psycopg.rows import dict_row
 
 from videoconverter.errors import ConfigError
-from videoconverter.jobs.sql import SCHEMA_TEMPLATE, SqlJobStore
+from videoconverter.jobs.sql import SCHEMA_TEMPLATE, SqlJobStore, missing_columns
 from videoconverter.logs import redact
 
-_SCHEMA = SCHEMA_TEMPLATE.format(real="DOUBLE PRECISION", serial_key="BIGSERIAL PRIMARY KEY")
+_TYPES = {"real": "DOUBLE PRECISION", "big_integer": "BIGINT", "serial_key": "BIGSERIAL PRIMARY KEY"}
+_SCHEMA = SCHEMA_TEMPLATE.format_map(_TYPES)
+_COLUMNS = (
+    "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'jobs'"
+)
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -42,9 +46,14 @@ class PostgresJobStore(SqlJobStore):
                 self._conn.execute(f'SET search_path TO "{schema}"')
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 self._conn.execute(statement)
+            # A table of an earlier release: looked at first, so that an up-to-date one is not locked to alter it.
+            present = {row["column_name"] for row in self._conn.execute(_COLUMNS).fetchall()}
+            for column in missing_columns(present, _TYPES):
+                self._conn.execute(f"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS {column}")
 
     @classmethod
     def from_url(cls, url: str) -> PostgresJobStore:
+        """The store in the database ``url`` names (see the module docstring), its tables created if missing."""
         return cls(url)
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:

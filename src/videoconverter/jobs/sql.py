@@ -4,12 +4,13 @@ their log lines. Statements use ``?`` placeholders and SQL that both databases r
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from videoconverter.jobs.base import JobId, JobLogLine, JobRecord, JobState
 
-#: The tables, with the two types that differ between dialects left as ``{real}`` and ``{serial_key}``.
+#: The tables, with the types that differ between dialects left as ``{real}``, ``{big_integer}`` and
+#: ``{serial_key}``. A column added since the first release is in :data:`ADDED_COLUMNS` too.
 SCHEMA_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS jobs (
     key TEXT NOT NULL,
@@ -27,6 +28,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     stderr_tail TEXT NOT NULL DEFAULT '',
     note TEXT NOT NULL DEFAULT '',
     sequencer TEXT NOT NULL DEFAULT '',
+    output_size {big_integer},
     PRIMARY KEY (key, source_etag, rendition)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
@@ -40,7 +42,15 @@ CREATE TABLE IF NOT EXISTS job_logs (
 );
 CREATE INDEX IF NOT EXISTS job_logs_by_key ON job_logs (key, id);
 """
+#: Columns of ``jobs`` that a table created by an earlier release lacks: name -> type (as in the template).
+ADDED_COLUMNS = {"output_size": "{big_integer}"}
 _ID = "key = ? AND source_etag = ? AND rendition = ?"
+
+
+def missing_columns(present: Collection[str], types: Mapping[str, str]) -> list[str]:
+    """The ``ADD COLUMN`` definitions that bring a ``jobs`` table with the columns ``present`` up to date
+    (``types``: the dialect's types for the template's placeholders)."""
+    return [f"{name} {kind.format_map(types)}" for name, kind in ADDED_COLUMNS.items() if name not in present]
 
 
 class SqlJobStore:
@@ -84,12 +94,12 @@ class SqlJobStore:
             (max(0.0, min(100.0, percent)), time.time(), *_key(job_id)),
         )
 
-    def finish(self, job_id: JobId, output_url: str, note: str = "") -> JobRecord:
+    def finish(self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None) -> JobRecord:
         now = time.time()
         self._write(
-            f"UPDATE jobs SET state = 'done', progress_percent = 100, output_url = ?, note = ?, "
+            f"UPDATE jobs SET state = 'done', progress_percent = 100, output_url = ?, note = ?, output_size = ?, "
             f"error = '', updated_at = ?, finished_at = ? WHERE {_ID}",
-            (output_url, note, now, now, *_key(job_id)),
+            (output_url, note, output_size, now, now, *_key(job_id)),
         )
         return self._get_or_raise(job_id)
 
@@ -173,4 +183,5 @@ def _record(row: Any) -> JobRecord:
         stderr_tail=row["stderr_tail"],
         note=row["note"],
         sequencer=row["sequencer"],
+        output_size=row["output_size"],
     )

@@ -3,14 +3,15 @@
 Each transition is recorded first, then its event is published to the notifications topic (the broker fans it
 out to the events queue, the webhooks queue and, on AWS, to whatever else subscribed to the SNS topic). A
 failure to publish never fails the job: it is logged, and kept in the job's own log lines, where
-``videoconverter logs`` shows it.
+``videoconverter logs`` shows it. The events carry what the records hold (the output's size included, as the
+worker passed it to ``finish``), so announcing needs no object store.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from videoconverter.brokers.base import Broker
@@ -19,9 +20,6 @@ from videoconverter.notifications.schema import EventType, job_event, upload_don
 
 log = logging.getLogger(__name__)
 
-#: The size of the object at an ``s3://BUCKET/KEY`` URL, or None (looked up for ``job.done`` events).
-SizeOf = Callable[[str], "int | None"]
-
 
 class NotifyingJobStore:
     def __init__(self, inner: JobStore, broker: Broker, topic: str, renditions: Sequence[str]) -> None:
@@ -29,7 +27,6 @@ class NotifyingJobStore:
         self.broker = broker
         self.topic = topic
         self.renditions = tuple(renditions)
-        self.size_of: SizeOf = lambda _url: None  # set once the object store is open
 
     # --- transitions: recorded, then announced --------------------------------------------------------------
 
@@ -45,9 +42,9 @@ class NotifyingJobStore:
         self._emit(job_event(EventType.RUNNING, record), job_id)
         return record
 
-    def finish(self, job_id: JobId, output_url: str, note: str = "") -> JobRecord:
-        record = self.inner.finish(job_id, output_url, note)
-        self._emit(job_event(EventType.DONE, record, self._size(output_url)), job_id)
+    def finish(self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None) -> JobRecord:
+        record = self.inner.finish(job_id, output_url, note, output_size)
+        self._emit(job_event(EventType.DONE, record, record.output_size), job_id)
         self._announce_upload_if_done(job_id)
         return record
 
@@ -98,18 +95,9 @@ class NotifyingJobStore:
         records = {r.id.rendition: r for r in self.inner.find(job_id.key) if r.id.source_etag == job_id.source_etag}
         if not all(name in records and records[name].state is JobState.DONE for name in self.renditions):
             return
-        outputs = {name: (records[name].output_url, self._size(records[name].output_url)) for name in self.renditions}
+        outputs = {name: (records[name].output_url, records[name].output_size) for name in self.renditions}
         # Two workers finishing the last renditions at once may both get here: the event id is the same.
         self._emit(upload_done_event(job_id.key, job_id.source_etag, outputs), job_id)
-
-    def _size(self, url: str) -> int | None:
-        if not url:
-            return None
-        try:
-            return self.size_of(url)
-        except Exception:  # the size is a courtesy: never worth failing a job over
-            log.warning("could not read the size of %s", url, exc_info=True)
-            return None
 
     def _emit(self, event: dict[str, Any], job_id: JobId) -> None:
         try:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, Self
 
 from videoconverter.events import ObjectCreated
 
-#: Called after an object becomes visible in a bucket that has notifications; the S3 equivalent is a bucket
-#: notification configuration. Server-side backends (S3) configure this at provisioning and never call it.
+#: Called after an object becomes visible in a bucket that has notifications, by the process that wrote it. Where
+#: the bucket also notifies a topic itself (S3 to SNS: ``ObjectStore.notify_topic``), that topic announces every
+#: write, and the listener need only record what this process wrote.
 ObjectCreatedListener = Callable[[ObjectCreated], None]
 
 #: Progress of a long copy: (bytes done, bytes in total or None when unknown).
@@ -40,7 +41,18 @@ class Notification:
 
 
 class ObjectStore(Protocol):
-    """Buckets of objects. Writes are atomic: a reader sees the whole old object or the whole new one."""
+    """Buckets of objects. Writes are atomic: a reader sees the whole old object or the whole new one.
+
+    :class:`ObjectStoreBackend` adds how one is opened.
+    """
+
+    #: The kinds of topic address (a broker's ``capabilities.topic_address``) that this store's buckets can send
+    #: their own ObjectCreated events to: S3's bucket notifications reach SNS topics. Empty where writes are
+    #: announced only by the process that writes (the listeners of its :class:`Notification`).
+    notification_targets: frozenset[str]
+    #: Whether the store is this machine's own (folders): whoever uploads may create its input bucket, so an
+    #: upload does not wait for ``provision``. False for a service, where buckets need their owner's rights.
+    embedded: bool
 
     def create_bucket(self, bucket: str) -> None:
         """Create ``bucket``; succeed silently if it already exists."""
@@ -99,3 +111,24 @@ class ObjectStore(Protocol):
 
     def url(self, bucket: str, key: str) -> str:
         """A human-readable location of the object (``s3://bucket/key``)."""
+
+    def notify_topic(self, bucket: str, suffixes: tuple[str, ...], topic_address: str) -> None:
+        """Have ``bucket`` itself send an ObjectCreated event for every new object whose key ends with one of
+        ``suffixes`` to the topic at ``topic_address`` (a broker's ``allow_bucket`` gives it), whoever wrote it.
+
+        Idempotent: replaces what an earlier call set and keeps other notifications. The address must be of a kind
+        in :attr:`notification_targets`; a store with none raises ConfigError.
+        """
+
+
+class ObjectStoreBackend(ObjectStore, Protocol):
+    """An object store that a URL opens: every class in :data:`videoconverter.storage.BACKENDS`."""
+
+    @classmethod
+    def from_url(cls, url: str, notifications: tuple[Notification, ...] = ()) -> Self:
+        """Open the store ``url`` names (its scheme chose this class), calling ``notifications``' listeners after
+        each matching write. Raises ConfigError when the URL is malformed."""
+
+    @classmethod
+    def describe_notifications(cls, bucket: str, suffixes: tuple[str, ...], topic: str) -> list[str]:
+        """What :meth:`notify_topic` ensures for ``topic``, in words, without connecting (``provision --dry-run``)."""

@@ -26,8 +26,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from videoconverter.errors import BucketNotFoundError, InvalidKeyError, ObjectNotFoundError
+from videoconverter.errors import BucketNotFoundError, ConfigError, InvalidKeyError, ObjectNotFoundError
 from videoconverter.events import ObjectCreated, new_sequencer
+from videoconverter.registry import path_from_url
 from videoconverter.storage.base import Notification, ObjectInfo, ProgressCallback
 from videoconverter.storage.keys import MAX_SEGMENT_BYTES, check_segments, validate_bucket, validate_key
 
@@ -38,7 +39,13 @@ log = logging.getLogger(__name__)
 
 
 class FileSystemStore:
-    """Object store on a local (or shared) filesystem. URL: ``file://PATH``."""
+    """Object store on a local (or shared) filesystem. URL: ``file://PATH``.
+
+    Only the process that writes announces a write (its notifications' listeners): no bucket notifies a topic.
+    """
+
+    notification_targets: frozenset[str] = frozenset()
+    embedded = True
 
     def __init__(self, root: Path, notifications: tuple[Notification, ...] = ()) -> None:
         self.root = Path(root).absolute()
@@ -47,6 +54,15 @@ class FileSystemStore:
             (self.root / private).mkdir(parents=True, exist_ok=True, mode=0o700)
         self.max_segment_bytes = _name_max(self.root)
         self._legacy_sidecars = (self.root / LEGACY_SIDECARS).is_dir()  # a store made before sidecars had hashes
+
+    @classmethod
+    def from_url(cls, url: str, notifications: tuple[Notification, ...] = ()) -> FileSystemStore:
+        """The store in the folder ``url`` names (``file://PATH``), created if missing."""
+        return cls(path_from_url(url), notifications)
+
+    @classmethod
+    def describe_notifications(cls, bucket: str, suffixes: tuple[str, ...], topic: str) -> list[str]:
+        raise ConfigError(f"a file:// bucket cannot notify a topic itself ({bucket} -> {topic})")
 
     # --- buckets ----------------------------------------------------------------------------------------
 
@@ -215,6 +231,9 @@ class FileSystemStore:
 
     def url(self, bucket: str, key: str) -> str:
         return f"s3://{bucket}/{key}"
+
+    def notify_topic(self, bucket: str, suffixes: tuple[str, ...], topic_address: str) -> None:
+        raise ConfigError(f"a file:// bucket cannot notify a topic itself ({bucket} -> {topic_address})")
 
     # --- paths ------------------------------------------------------------------------------------------
 

@@ -30,7 +30,8 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from videoconverter.aws.clients import DEFAULT_REGION, AwsLocation, error_code
+from videoconverter.aws import provision
+from videoconverter.aws.clients import DEFAULT_REGION, SNS_TOPIC_ARN, AwsLocation, error_code
 from videoconverter.errors import (
     BucketNotFoundError,
     ConfigError,
@@ -61,11 +62,11 @@ class S3Store:
 
     Without parameters boto3's environment applies (``AWS_ENDPOINT_URL``, ``AWS_REGION``, credentials chain).
     ``notifications`` are called after each put that matches, as the filesystem store does: that is how an
-    S3-compatible store (MinIO, Ceph, R2) feeds the SQLite or RabbitMQ broker. With the AWS broker the listener
-    only records the queued jobs (see :func:`videoconverter.pipeline.open_services`): S3 delivers the ObjectCreated
-    event itself, through the bucket notification that ``videoconverter provision`` sets up. Objects written by
-    other tools reach the pipeline only through S3's notification, or through ``videoconverter up``'s
-    reconciliation.
+    S3-compatible store (MinIO, Ceph, R2) feeds the SQLite or RabbitMQ broker. With a broker whose topics are SNS
+    topics the listener only records the queued jobs (see :func:`videoconverter.pipeline.open_services`): S3
+    delivers the ObjectCreated event itself, through the bucket notification that :meth:`notify_topic` sets up at
+    ``videoconverter provision``. Objects written by other tools reach the pipeline only through S3's notification,
+    or through ``videoconverter up``'s reconciliation.
 
     An :class:`ObjectInfo`'s ``etag`` is S3's ETag without quotes: the hex MD5 of the content for an object
     uploaded in one request, but ``"<hex>-<parts>"`` (an MD5 of the parts' MD5s) for a multipart upload, i.e. any
@@ -73,6 +74,9 @@ class S3Store:
     User metadata keys come back lowercased (S3 sends them as HTTP headers); values should be ASCII. Objects
     from :meth:`list` carry no metadata (S3 lists do not return it): :meth:`head` one to read it.
     """
+
+    notification_targets = frozenset({SNS_TOPIC_ARN})
+    embedded = False
 
     def __init__(
         self, client: S3Client, region: str = DEFAULT_REGION, notifications: tuple[Notification, ...] = ()
@@ -92,6 +96,10 @@ class S3Store:
                 "(buckets come from the configuration); use s3:// or s3://?endpoint_url=...&region=..."
             )
         return cls(location.client("s3"), location.region, notifications)
+
+    @classmethod
+    def describe_notifications(cls, bucket: str, suffixes: tuple[str, ...], topic: str) -> list[str]:
+        return provision.steps(bucket, suffixes, topic)
 
     @property
     def endpoint(self) -> str:
@@ -298,6 +306,11 @@ class S3Store:
 
     def url(self, bucket: str, key: str) -> str:
         return f"s3://{bucket}/{key}"
+
+    def notify_topic(self, bucket: str, suffixes: tuple[str, ...], topic_address: str) -> None:
+        """Point the bucket's ``s3:ObjectCreated:*`` notifications at the SNS topic whose ARN is ``topic_address``."""
+        with self._translated(validate_bucket(bucket)):
+            provision.wire_notifications(self._client, bucket, suffixes, topic_address)
 
     # --- errors -----------------------------------------------------------------------------------------
 

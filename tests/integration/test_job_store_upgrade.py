@@ -1,0 +1,54 @@
+"""A job table created by an earlier release (without ``output_size``) is brought up to date when it opens."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+from tests.conftest import require_service
+from tests.contract.conftest import POSTGRES_URL, reachable
+from videoconverter.jobs import open_job_store
+from videoconverter.jobs.base import JobId
+from videoconverter.jobs.sql import SCHEMA_TEMPLATE
+
+JOB = JobId("holiday.mp4", "etag1", "720p")
+#: The schema before output_size was added.
+EARLIER_SCHEMA = SCHEMA_TEMPLATE.replace("    output_size {big_integer},\n", "")
+
+
+def test_an_earlier_sqlite_table_gains_the_output_size(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(EARLIER_SCHEMA.format(real="REAL", serial_key="INTEGER PRIMARY KEY AUTOINCREMENT"))
+        conn.execute(
+            "INSERT INTO jobs (key, source_etag, rendition, state, created_at, updated_at) "
+            "VALUES ('holiday.mp4', 'etag1', '720p', 'running', 1, 1)"
+        )
+    conn.close()
+    for _ in range(2):  # the second open finds the column there
+        store = open_job_store(f"sqlite://{path}")
+        assert store.finish(JOB, "s3://out/holiday.mp4", output_size=1234).output_size == 1234
+        store.close()
+
+
+def test_an_earlier_postgres_table_gains_the_output_size() -> None:
+    require_service(reachable(POSTGRES_URL, 5432), "no PostgreSQL server")
+    import psycopg
+
+    schema = f"vc_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"SET search_path TO {schema}")
+        earlier = EARLIER_SCHEMA.format(real="DOUBLE PRECISION", serial_key="BIGSERIAL PRIMARY KEY")
+        for statement in filter(str.strip, earlier.split(";")):
+            conn.execute(statement)
+    try:
+        for _ in range(2):
+            store = open_job_store(f"{POSTGRES_URL}?schema={schema}")
+            store.start(JOB, attempt=1)
+            assert store.finish(JOB, "s3://out/holiday.mp4", output_size=1234).output_size == 1234
+            store.close()
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
