@@ -96,15 +96,17 @@ def reachable(url: str, default_port: int = 5672) -> bool:
         return False
 
 
-@pytest.fixture(params=["sqlite", "rabbitmq", "aws"])
+@pytest.fixture
 def broker_factory(
     request: pytest.FixtureRequest, tmp_path: Path, names: ContractNames
 ) -> Iterator[Callable[[], Broker]]:
+    """Opens brokers of the backend the test's contract class names (``backend``: sqlite, rabbitmq or aws)."""
     opened: list[Broker] = []
-    if request.param == "rabbitmq":
+    backend = request.cls.backend
+    if backend == "rabbitmq":
         require_service(reachable(RABBITMQ_URL), f"no RabbitMQ server at {redact(RABBITMQ_URL)}")
         url = RABBITMQ_URL
-    elif request.param == "aws":
+    elif backend == "aws":
         url = request.getfixturevalue("moto_server").url("aws")
     else:
         url = f"sqlite://{tmp_path / 'broker.sqlite3'}"
@@ -115,11 +117,11 @@ def broker_factory(
         return broker
 
     yield make
-    if request.param == "aws":
+    if backend == "aws":
         opened[0].delete(names.topology())  # type: ignore[attr-defined]
     for broker in opened:
         broker.close()
-    if request.param == "rabbitmq":
+    if backend == "rabbitmq":
         delete_rabbitmq_topology(names.topology())
 
 

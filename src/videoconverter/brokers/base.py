@@ -54,10 +54,11 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class QueueDepth:
-    """How many messages a queue holds, by state, as far as the backend can know (see :class:`Capabilities`)."""
+    """How many messages a queue holds, by state, as far as the backend can know: AMQP cannot count another
+    client's unacknowledged messages, so there ``in_flight`` counts this broker instance's leases only."""
 
     visible: int  # ready to be received now
-    in_flight: int  # leased to a worker (only to this broker instance where counts_every_lease is False)
+    in_flight: int  # leased to a worker
     delayed: int  # released with a delay, not yet visible
 
     @property
@@ -67,14 +68,9 @@ class QueueDepth:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend can know. Callers (and the contract tests) rely on exact figures only where claimed."""
+    """What production code needs to know of a backend beyond the protocol. (Differences only tests care about
+    live on the contract test classes, ``tests/contract/test_broker.py``.)"""
 
-    # depth().in_flight counts the leases of every client. Where False (AMQP), it counts only this broker
-    # instance's leases: messages leased elsewhere appear in no figure of depth().
-    counts_every_lease: bool = True
-    # publish() returns one id per copy, unique across queues. Where False (a RabbitMQ fanout exchange copies
-    # one message), it returns the single id that every copy carries; ids stay unique within a queue.
-    distinct_copy_ids: bool = True
     # What a topic is known by to the cloud services that may publish to it themselves, as an object store's
     # ``notification_targets`` names it (an SNS topic's ARN, which S3 bucket notifications target); "" where
     # only this broker's clients can publish (then the process that writes an upload publishes its event).
@@ -92,8 +88,8 @@ class Broker(Protocol):
     def publish(self, topic: str, body: str) -> list[str]:
         """Put one copy of ``body`` in every queue subscribed to ``topic``, all or none; return message ids.
 
-        The ids are one per copy, or the one id every copy shares where ``capabilities.distinct_copy_ids`` is
-        False.
+        The ids are one per copy, or the one id every copy shares where the backend copies one message (a
+        RabbitMQ fanout exchange; SNS, where our id travels as an attribute); ids stay unique within a queue.
 
         Raises ``QueueNotFoundError`` when the topic does not exist or has no subscribers (nothing would
         receive the message, and a silent loss is worse than an error).
@@ -138,7 +134,8 @@ class Broker(Protocol):
         """
 
     def depth(self, queue: str) -> QueueDepth:
-        """How many messages ``queue`` holds, by state (exact only as ``capabilities`` says).
+        """How many messages ``queue`` holds, by state (exact only as far as the backend can know: see
+        :class:`QueueDepth`).
 
         Raises ``QueueNotFoundError``.
         """

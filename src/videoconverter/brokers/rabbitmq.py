@@ -22,7 +22,7 @@ How the broker contract maps onto AMQP 0-9-1:
   from :data:`POLL_MIN_SECONDS` to :data:`POLL_MAX_SECONDS`. A consumer would prefetch messages that other
   workers then could not have, and each one handed back unused would count as a delivery.
 
-What AMQP cannot do (see ``capabilities``): count another client's unacknowledged messages (``depth`` reports
+What AMQP cannot do: count another client's unacknowledged messages (``depth`` reports
 this instance's leases only), and give each fanout copy its own id (``publish`` returns the one id they share).
 
 Retention: every queue carries ``x-message-ttl = message_retention_seconds``. A message still waiting when it
@@ -109,7 +109,7 @@ class _Lease:
 class RabbitMQBroker(ClientPublishedTopics):
     """URL: ``amqp://USER:PASSWORD@HOST:PORT/VHOST`` (``%2F`` is the default vhost ``/``); ``amqps://`` for TLS."""
 
-    capabilities = Capabilities(counts_every_lease=False, distinct_copy_ids=False)
+    capabilities = Capabilities()
 
     def __init__(self, url: str) -> None:
         self.display_url = redact(url)

@@ -7,7 +7,7 @@ How the broker contract maps onto SNS and SQS:
   with ``maxReceiveCount`` as the safety net), a queue policy letting only the topic send, and a subscription with
   raw message delivery, so a queue receives the S3 event itself rather than an SNS envelope.
 - ``publish`` is one SNS publish. SNS gives every copy its own SQS id, so we send our own id as a message
-  attribute (:data:`ID_ATTRIBUTE`) that every copy carries (``capabilities.distinct_copy_ids`` is False).
+  attribute (:data:`ID_ATTRIBUTE`) that every copy carries.
 - ``receive`` long-polls (at most 20 s a call); ``attempt`` is SQS's ``ApproximateReceiveCount``, plus the
   deliveries before a delayed retry (:data:`EARLIER_ATTEMPTS_ATTRIBUTE`, since a delayed retry is a new message).
 - ``extend`` is ``ChangeMessageVisibility``, within SQS's 12-hour ceiling from the receive; ``ack`` deletes.
@@ -73,7 +73,7 @@ class _Lease:
 
 
 class SQSBroker(SqsTopology):
-    capabilities = Capabilities(counts_every_lease=True, distinct_copy_ids=False, topic_address=SNS_TOPIC_ARN)
+    capabilities = Capabilities(topic_address=SNS_TOPIC_ARN)
 
     def __init__(self, location: AwsLocation) -> None:
         self.location = location
