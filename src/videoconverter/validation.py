@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from videoconverter.errors import ConfigError
@@ -24,14 +25,40 @@ _NETWORK_SCHEMES = {"amqp", "amqps", "postgresql", "postgres", "http", "https"}
 #: Schemes whose host may not be left out: pika turns ``amqp://`` into localhost, user guest, password guest.
 _HOST_REQUIRED = {"amqp", "amqps", "http", "https"}
 _AWS_SCHEMES = {"s3", "aws", "dynamodb"}
+N = TypeVar("N", int, float)
+
+
+class _Range(Generic[N]):
+    """What :class:`Whole` and :class:`Real` share: an error naming the field, and reading environment text."""
+
+    _text: ClassVar[re.Pattern[str]]
+    _number: ClassVar[Callable[[str], Any]]
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def check(self, value: Any, where: str) -> N:
+        """``value`` if it is such a number, else raise :class:`ConfigError` naming ``where``."""
+        raise NotImplementedError
+
+    def refuse(self, where: str, shown: str, why: str = "") -> ConfigError:
+        return ConfigError(f"{where}: expected {self.describe()}, got {shown}{why}")
+
+    def parse(self, text: str, where: str) -> N:
+        """The number in ``text`` (an environment variable's value), written in ASCII digits."""
+        if not self._text.fullmatch(text.strip()):
+            raise self.refuse(where, repr(text))
+        return self.check(type(self)._number(text.strip()), where)
 
 
 @dataclass(frozen=True)
-class Whole:
+class Whole(_Range[int]):
     """A whole number from ``minimum`` to ``maximum`` (both included; None: no upper bound)."""
 
     minimum: int
     maximum: int | None = None
+    _text = _WHOLE_TEXT
+    _number = int
 
     def describe(self) -> str:
         if self.maximum is None:
@@ -39,52 +66,40 @@ class Whole:
         return f"a whole number from {self.minimum} to {self.maximum}"
 
     def check(self, value: Any, where: str) -> int:
-        """``value`` if it is such a number, else raise :class:`ConfigError` naming ``where``."""
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected {self.describe()}, got {value!r}")
+            raise self.refuse(where, repr(value))
         if value < self.minimum or (self.maximum is not None and value > self.maximum):
-            raise ConfigError(f"{where}: expected {self.describe()}, got {value}")
+            raise self.refuse(where, str(value))
         return value
-
-    def parse(self, text: str, where: str) -> int:
-        """The number in ``text`` (an environment variable's value): ASCII digits, an optional sign."""
-        if not _WHOLE_TEXT.fullmatch(text.strip()):
-            raise ConfigError(f"{where}: expected {self.describe()}, got {text!r}")
-        return self.check(int(text.strip()), where)
 
 
 @dataclass(frozen=True)
-class Real:
+class Real(_Range[float]):
     """A finite number from ``minimum`` to ``maximum``; with ``above``, ``minimum`` itself is excluded."""
 
     minimum: float
     maximum: float | None = None
     above: bool = False
+    _text = _REAL_TEXT
+    _number = float
 
     def describe(self) -> str:
         low = f"more than {self.minimum:g}" if self.above else f"at least {self.minimum:g}"
         return f"a number {low}" + (f" and at most {self.maximum:g}" if self.maximum is not None else "")
 
     def check(self, value: Any, where: str) -> float:
-        """``value`` as a float if it is such a number, else raise :class:`ConfigError` naming ``where``."""
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected {self.describe()}, got {value!r}")
+            raise self.refuse(where, repr(value))
         try:
             number = float(value)
         except OverflowError:  # an int too large for a float
-            raise ConfigError(f"{where}: expected {self.describe()}, got {value}") from None
+            raise self.refuse(where, str(value)) from None
         if not math.isfinite(number):
-            raise ConfigError(f"{where}: expected {self.describe()}, got {value!r} (not a finite number)")
+            raise self.refuse(where, repr(value), " (not a finite number)")
         too_low = number <= self.minimum if self.above else number < self.minimum
         if too_low or (self.maximum is not None and number > self.maximum):
-            raise ConfigError(f"{where}: expected {self.describe()}, got {value}")
+            raise self.refuse(where, str(value))
         return number
-
-    def parse(self, text: str, where: str) -> float:
-        """The number in ``text``: ASCII digits with an optional sign, fraction and exponent."""
-        if not _REAL_TEXT.fullmatch(text.strip()):
-            raise ConfigError(f"{where}: expected {self.describe()}, got {text!r}")
-        return self.check(float(text.strip()), where)
 
 
 PORT = Whole(1, 65535)

@@ -32,15 +32,7 @@ from typing import Any
 
 from videoconverter import __version__
 from videoconverter.brokers.base import Broker, Delivery
-from videoconverter.consumer import (
-    ACKED,
-    STOP_CHECK_SECONDS,
-    Consumer,
-    Settlement,
-    dead_lettered,
-    released,
-    settle,
-)
+from videoconverter.consumer import ACKED, STOP_CHECK_SECONDS, Consumer, Settlement, dead_lettered, released, settle
 from videoconverter.logs import redact
 from videoconverter.notifications.settings import NotificationSettings
 from videoconverter.notifications.signing import signature_headers
