@@ -2,34 +2,59 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from videoconverter import sqlite_db as sqlite
-from videoconverter.jobs.sql import SCHEMA_TEMPLATE, SqlJobStore
+from videoconverter.jobs import queries as q
+from videoconverter.jobs.sql import Dialect, Run, SqlJobStore, migrate
 
-_SCHEMA = SCHEMA_TEMPLATE.format(real="REAL", serial_key="INTEGER PRIMARY KEY AUTOINCREMENT")
+#: SQLite compares TEXT byte by byte (BINARY), so the primary key's index serves key prefixes as it is.
+DIALECT = Dialect(
+    real="REAL",
+    serial_key="INTEGER PRIMARY KEY AUTOINCREMENT",
+    key_bytes="key",
+    for_update="",  # BEGIN IMMEDIATE already holds the database's write lock
+    triggers=q.SQLITE_TRIGGERS,
+)
 
 
 class SQLiteJobStore(SqlJobStore):
-    """URL: ``sqlite://PATH``."""
+    """URL: ``sqlite://PATH``. Opening a database of an earlier version migrates it."""
+
+    dialect = DIALECT
 
     def __init__(self, path: Path) -> None:
         self._conn = sqlite.connect(path)
         self._lock = threading.Lock()
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
+        with self._transaction() as run:
+            migrate(run, DIALECT, _add_log_seq)
 
-    def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
             return self._conn.execute(sql, tuple(params)).fetchall()
 
-    def _write(self, sql: str, params: Sequence[Any]) -> int:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Run]:
         with self._lock, sqlite.write_transaction(self._conn) as db:
-            return db.execute(sql, tuple(params)).rowcount
+
+            def run(sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+                return db.execute(sql, tuple(params))
+
+            yield run
+
+    def _insert_rows(self, run: Run, rows: list[tuple[Any, ...]]) -> None:
+        self._conn.executemany(q.IMPORT_JOB, rows)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _add_log_seq(run: Run) -> None:
+    if "seq" not in {row["name"] for row in run("PRAGMA table_info(job_logs)").fetchall()}:
+        run(q.ADD_LOG_SEQ)
