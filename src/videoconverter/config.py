@@ -25,6 +25,7 @@ MAX_RETENTION_SECONDS = 1_209_600  # 14 days, as on SQS
 MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200  # 12 hours, as on SQS
 MAX_RECEIVE_COUNT_LIMIT = 1000  # as SQS's redrive policy
 MAX_RETRY_DELAY_SECONDS = 900  # SQS's largest message delay
+MAX_JOB_RETENTION_DAYS = 36_500
 
 #: Environment variables that override the file. A public interface: keep in step with the README.
 ENVIRONMENT = {
@@ -71,6 +72,7 @@ class Config:
     receive_wait_seconds: float = 20.0
     retry_base_delay_seconds: float = 10.0  # doubles with every attempt, up to MAX_RETRY_DELAY_SECONDS
     ffmpeg_threads: int = 0  # 0: FFmpeg's own choice
+    job_retention_days: int = 0  # [jobs] retention_days: `up` prunes finished jobs older than this; 0 keeps them
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
@@ -148,6 +150,7 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
         },
     )
     _reject_unknown("ffmpeg.", ffmpeg, {"threads"})
+    jobs_url, retention_days = _jobs(data)
     config = Config(
         data_dir=data_dir,
         storage_url=env.get("VIDEOCONVERTER_STORAGE")
@@ -156,9 +159,8 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
         broker_url=env.get("VIDEOCONVERTER_BROKER")
         or _typed(data, "broker", str, "broker", "")
         or f"sqlite://{data_dir}/broker.sqlite3",
-        jobs_url=env.get("VIDEOCONVERTER_JOBS")
-        or _typed(data, "jobs", str, "jobs", "")
-        or f"sqlite://{data_dir}/jobs.sqlite3",
+        jobs_url=env.get("VIDEOCONVERTER_JOBS") or jobs_url or f"sqlite://{data_dir}/jobs.sqlite3",
+        job_retention_days=retention_days,
         input_bucket=_typed(inp, "bucket", str, "input.bucket", Config.input_bucket),
         input_suffixes=tuple(_typed(inp, "suffixes", list, "input.suffixes", list(Config.input_suffixes))),
         topic=_typed(inp, "topic", str, "input.topic", Config.topic),
@@ -203,6 +205,18 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
         notifications=notification_settings(_table(data, "notifications"), env),
     )
     return config
+
+
+def _jobs(data: dict[str, Any]) -> tuple[str, int]:
+    """``jobs = "URL"``, or a ``[jobs]`` table with ``url`` and ``retention_days``."""
+    if not isinstance(data.get("jobs"), dict):
+        return _typed(data, "jobs", str, "jobs", ""), 0
+    table: dict[str, Any] = data["jobs"]
+    _reject_unknown("jobs.", table, {"url", "retention_days"})
+    days: int = _typed(table, "retention_days", int, "jobs.retention_days", 0)
+    if not 0 <= days <= MAX_JOB_RETENTION_DAYS:
+        raise ConfigError(f"jobs.retention_days: must be 0 (keep every job) to {MAX_JOB_RETENTION_DAYS}, got {days}")
+    return _typed(table, "url", str, "jobs.url", ""), days
 
 
 def _ffmpeg_threads(env: Mapping[str, str], table: dict[str, Any]) -> int:

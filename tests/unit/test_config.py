@@ -276,6 +276,12 @@ keyframe_interval_seconds = 4
         ('[[renditions]]\nshort_side = 720\nqueue = "bad queue"\n', "renditions[0].queue"),
         ("renditions = []\n", "renditions"),
         ('log_level = "LOUD"\n', "log_level"),
+        ("[jobs]\nretention_days = -1\n", "jobs.retention_days"),
+        ("[jobs]\nretention_days = 36501\n", "jobs.retention_days"),
+        ('[jobs]\nretention_days = "30"\n', "jobs.retention_days"),
+        ("[jobs]\nretention_days = 1.5\n", "jobs.retention_days"),
+        ("[jobs]\nurl = 5\n", "jobs.url"),
+        ("[jobs]\nkeep = 5\n", "jobs.keep"),
     ],
 )
 def test_validation_error_names_the_field(tmp_path: Path, toml: str, field: str) -> None:
@@ -287,6 +293,14 @@ def test_retention_bounds_are_inclusive(tmp_path: Path) -> None:
     assert load_toml(tmp_path, "[queues]\nmessage_retention_seconds = 60\n").message_retention_seconds == 60
     maximum = load_toml(tmp_path, "[queues]\nmessage_retention_seconds = 1209600\n")
     assert maximum.message_retention_seconds == 1_209_600
+
+
+def test_jobs_retention_is_off_by_default_and_set_in_a_jobs_table(tmp_path: Path) -> None:
+    assert load_config(environ={}).job_retention_days == 0
+    config = load_toml(tmp_path, '[jobs]\nurl = "sqlite:///j.db"\nretention_days = 30\n')
+    assert (config.jobs_url, config.job_retention_days) == ("sqlite:///j.db", 30)
+    assert load_toml(tmp_path, "[jobs]\nretention_days = 7\n").jobs_url == "sqlite://vc-data/jobs.sqlite3"
+    assert load_toml(tmp_path, 'jobs = "sqlite:///k.db"\n').job_retention_days == 0
 
 
 def test_bad_log_level_from_environment() -> None:

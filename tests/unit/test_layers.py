@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 #: Lowest first. A unit is a top-level module or a subpackage of ``videoconverter``.
 LAYERS: list[set[str]] = [
     {"__init__", "errors"},
-    {"processes", "progress", "sqlite_db", "logs", "events", "renditions", "registry"},
+    {"processes", "progress", "sqlite_db", "logs", "events", "renditions", "registry", "telemetry"},
     {"aws", "transcode"},  # low-level clients; the pure FFmpeg side
     {"storage", "brokers", "jobs"},  # the three backend families
     {"notifications"},
@@ -85,7 +85,7 @@ def test_the_import_graph_has_no_cycle() -> None:
 
     def visit(module: str, path: list[str]) -> None:
         if module in path:
-            cycle = path[path.index(module) :] + [module]
+            cycle = [*path[path.index(module) :], module]
             raise AssertionError("import cycle: " + " -> ".join(cycle))
         if module in done:
             return

@@ -147,9 +147,8 @@ def test_sqlite_listings_search_an_index_in_order(tmp_path: Path) -> None:
     for sql, params in _listings(store, now):
         plan = [row["detail"] for row in store._conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
         assert all("USING INDEX" in step and "TEMP B-TREE" not in step for step in plan), (sql, plan)
-    key_prefix = [row["detail"] for row in store._conn.execute(
-        "EXPLAIN QUERY PLAN SELECT * FROM jobs WHERE key >= ? AND key < ? AND state || '' IN (?)", ("u0001", "u0002", "done")
-    )]  # fmt: skip
+    explained = "EXPLAIN QUERY PLAN SELECT * FROM jobs WHERE key >= ? AND key < ? AND state || '' IN (?)"
+    key_prefix = [row["detail"] for row in store._conn.execute(explained, ("u0001", "u0002", "done"))]
     assert key_prefix == ["SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 (key>? AND key<?)"]
     store.close()
 

@@ -6,22 +6,35 @@ Exit status: 0 success, 1 error, 2 bad usage, 3 some jobs failed (``jobs --wait`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shlex
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from videoconverter import __version__, dead_letters
+from videoconverter import __version__, dead_letters, telemetry
 from videoconverter.cli import events as cli_events
 from videoconverter.cli import media as cli_media
 from videoconverter.cli import objects as cli_objects
 from videoconverter.config import ENVIRONMENT, Config, load_config
 from videoconverter.errors import ConfigError, VideoConverterError
-from videoconverter.jobs.base import JobRecord, JobState
+from videoconverter.jobs.base import (
+    ALL_JOBS,
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    JobFilter,
+    JobId,
+    JobRecord,
+    JobState,
+    JobStore,
+)
+from videoconverter.jobs.paging import check_limit
+from videoconverter.jobs.retention import Pruner
 from videoconverter.logs import configure_logging, redact
 from videoconverter.pipeline import Services, open_services, provision, provision_plan, services, settled
 from videoconverter.progress import ProgressBar
@@ -79,13 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-provision", action="store_true", help="do not create or change queues and buckets (e.g. on ECS)"
     )
+    p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve this worker's Prometheus metrics on PORT")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address of --metrics-port (default 127.0.0.1)")
     cli_events.add_scaling_arguments(p, workers_option=False)
     cli_events.add_commands(command, cmd_events, cmd_webhooks)
     cli_media.add_commands(command)
     cli_objects.add_commands(command)
-    p = command("jobs", cmd_jobs, "show jobs: state, attempts, progress, output, error")
-    p.add_argument("key", nargs="?", help="only this uploaded key")
-    p.add_argument("--wait", type=float, metavar="SECONDS", help="block until every job is done or failed")
+    p = command("jobs", cmd_jobs, "show jobs, newest first: state, attempts, progress, output, error")
+    p.add_argument("key", nargs="?", help="every job of this uploaded key")
+    p.add_argument("--wait", type=float, metavar="SECONDS", help="block until no job is queued or running")
+    _listing_arguments(p)
     p.add_argument("--json", action="store_true")
     p = command("logs", cmd_logs, "show the log lines of the jobs of one uploaded key")
     p.add_argument("key")
@@ -110,6 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
+
+
+def _listing_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help=f"list the newest N jobs (default {DEFAULT_PAGE_SIZE}, 1-{MAX_PAGE_SIZE})",
+    )
+    p.add_argument("--cursor", help="the next page: the cursor the previous listing printed")
+    p.add_argument("--state", action="append", choices=[s.value for s in JobState], help="only this state (repeatable)")
+    p.add_argument("--rendition", help="only this rendition's jobs")
+    p.add_argument("--prefix", default="", metavar="PREFIX", help="only keys that start with PREFIX")
 
 
 def _web_arguments(p: argparse.ArgumentParser) -> None:
@@ -149,6 +178,8 @@ def cmd_up(args: argparse.Namespace, config: Config) -> int:
     print(
         f"videoconverter up: workers for {', '.join(r.name for r in config.renditions)}; Ctrl-C stops", file=sys.stderr
     )
+    pruner = _start_pruner(config, stop)
+    metrics_dir = telemetry.share_with_workers() if telemetry.available() else None  # before they start
     web = None if args.no_web else _start_web(config, args, required=False)
     try:
         workers = args.workers or (str(args.concurrency) if args.concurrency is not None else "1")
@@ -161,7 +192,24 @@ def cmd_up(args: argparse.Namespace, config: Config) -> int:
     finally:
         if web is not None:
             web.stop()
+        if pruner is not None:
+            pruner.join(5.0)
+        if metrics_dir is not None:
+            telemetry.unshare(*metrics_dir)
     return 0
+
+
+def _start_pruner(config: Config, stop: threading.Event) -> Pruner | None:
+    """With ``[jobs] retention_days``, a thread that prunes old finished jobs at start and then hourly."""
+    if not config.job_retention_days:
+        return None
+
+    @contextlib.contextmanager
+    def open_jobs() -> Iterator[JobStore]:
+        with services(config) as svc:
+            yield svc.jobs
+
+    return Pruner(open_jobs, config.job_retention_days, stop).start()
 
 
 def cmd_web(args: argparse.Namespace, config: Config) -> int:
@@ -194,6 +242,8 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
 
     rendition = config.rendition(args.rendition)
     stop = _stop_on_signals()
+    if args.metrics_port is not None:
+        telemetry.serve(args.metrics_port, args.metrics_host)
     if args.max is not None:  # a pool of this rendition's workers that follows its queue
         from videoconverter.fleet.supervisor import supervise
 
@@ -231,43 +281,83 @@ def cmd_webhooks(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
+    listing = args.limit is not None or args.cursor or args.state or args.rendition or args.prefix
+    if listing and (args.key is not None or args.wait is not None):
+        options = "--limit, --cursor, --state, --rendition and --prefix"
+        raise ConfigError(f"jobs: KEY and --wait show every job they concern: leave out {options}")
+    more: str | None = None
     with services(config) as svc:
         if args.wait is not None:
-            records, finished = _wait_for_jobs(svc, args.key, args.wait)
-        else:
+            records, finished, waited = _wait_for_jobs(svc, args.key, args.wait)
+            if args.key is None:
+                records = _newest_with(svc.jobs.page(ALL_JOBS, DEFAULT_PAGE_SIZE).records, records)
+        elif args.key is not None:
             records, finished = svc.jobs.find(args.key), True
+            waited = records
+        else:
+            rendition = config.rendition(args.rendition).name if args.rendition else None
+            where = JobFilter(tuple(JobState(s) for s in args.state or ()), rendition, args.prefix)
+            limit = DEFAULT_PAGE_SIZE if args.limit is None else check_limit(args.limit)
+            page = svc.jobs.page(where, limit, args.cursor)
+            records, finished, waited, more = page.records, True, [], page.next_cursor
     if args.json:
-        print(json.dumps({"jobs": [r.as_json() for r in records]}))
+        print(json.dumps({"jobs": [r.as_json() for r in records], "next_cursor": more}))
     else:
         _print_jobs(records)
+        if more:
+            print(f"more: videoconverter jobs{_listing_flags(args)} --cursor {more}", file=sys.stderr)
     if not finished:
         print(f"videoconverter: error: jobs still pending after {args.wait:g} s", file=sys.stderr)
         return EXIT_TIMEOUT
-    failed = [r for r in records if r.state is JobState.FAILED]
+    failed = [r for r in waited if r.state is JobState.FAILED]
     if args.wait is not None and failed:
         print(f"videoconverter: error: {len(failed)} job(s) failed: see `videoconverter dlq list`", file=sys.stderr)
         return EXIT_JOBS_FAILED
     return 0
 
 
-def _wait_for_jobs(svc: Services, key: str | None, timeout_seconds: float) -> tuple[list[JobRecord], bool]:
+def _listing_flags(args: argparse.Namespace) -> str:
+    flags = [f" --limit {args.limit}"] if args.limit is not None else []
+    flags += [f" --state {state}" for state in args.state or ()]
+    flags += [f" --rendition {args.rendition}"] if args.rendition else []
+    flags += [f" --prefix {shlex.quote(args.prefix)}"] if args.prefix else []
+    return "".join(flags)
+
+
+def _newest_with(newest: list[JobRecord], waited: list[JobRecord]) -> list[JobRecord]:
+    """The newest jobs and those waited on, once each, newest first."""
+    merged = {r.id: r for r in newest} | {r.id: r for r in waited}
+    return sorted(merged.values(), key=lambda r: r.created_at, reverse=True)
+
+
+def _wait_for_jobs(
+    svc: Services, key: str | None, timeout_seconds: float
+) -> tuple[list[JobRecord], bool, list[JobRecord]]:
+    """Poll until nothing is pending (or the timeout): the records shown, whether all finished, and the jobs
+    waited on (a key's jobs; without a key, those pending at some poll, as they ended)."""
     deadline = time.monotonic() + timeout_seconds
     bar = ProgressBar("jobs")
+    tracked: dict[JobId, JobRecord] = {}
     try:
         while True:
             records, done_all = settled(svc, key)
-            pending = [r for r in records if not r.state.terminal]
-            done = len(records) - len(pending)
-            running = [r.progress_percent for r in pending if r.state is JobState.RUNNING]
+            if key is None:  # the pending jobs: those that left the query since the last poll are read once
+                pending = {r.id for r in records}
+                for job_id, seen in list(tracked.items()):
+                    if job_id not in pending and not seen.state.terminal:
+                        tracked[job_id] = svc.jobs.get(job_id) or seen
+                tracked.update((r.id, r) for r in records)
+                records = sorted(tracked.values(), key=lambda r: r.created_at, reverse=True)
+            pending_now = [r for r in records if not r.state.terminal]
+            done = len(records) - len(pending_now)
+            running = [r.progress_percent for r in pending_now if r.state is JobState.RUNNING]
             bar.update(
                 done + sum(running) / 100,
                 len(records) or None,
                 f"{done}/{len(records)} finished, {len(running)} running",
             )
-            if done_all:
-                return records, True
-            if time.monotonic() >= deadline:
-                return records, False
+            if done_all or time.monotonic() >= deadline:
+                return records, done_all, records
             time.sleep(0.25)
     finally:
         bar.close()

@@ -93,3 +93,25 @@ def newest_first(runs: Iterable[list[JobRecord]], limit: int) -> list[JobRecord]
 def states_of(where: JobFilter) -> tuple[JobState, ...]:
     """The states a listing reads, one index range each (all of them when the filter names none)."""
     return tuple(dict.fromkeys(where.states)) if where.states else tuple(JobState)
+
+
+def parse_states(values: Iterable[str]) -> tuple[JobState, ...]:
+    """States named as text (each value may list several, comma-separated). Raises InvalidQueryError."""
+    states: list[JobState] = []
+    for value in values:
+        for name in filter(None, (part.strip() for part in value.split(","))):
+            if name not in JobState._value2member_map_:
+                known = ", ".join(s.value for s in JobState)
+                raise InvalidQueryError(f"state: unknown state {name!r} (one of {known})")
+            states.append(JobState(name))
+    return tuple(dict.fromkeys(states))
+
+
+def parse_limit(text: str | None, default: int) -> int:
+    """A page size given as text (None: ``default``). Raises InvalidQueryError."""
+    if text is None:
+        return default
+    try:
+        return check_limit(int(text.strip()))
+    except ValueError:
+        raise InvalidQueryError(f"limit: expected a whole number from 1 to {MAX_PAGE_SIZE}, got {text!r}") from None

@@ -32,6 +32,7 @@ def _die_with_parent(args: list[str]) -> list[str]:
 class RunResult:
     elapsed_seconds: float
     stderr_tail: str
+    frames: int = 0  # the last frame count FFmpeg's progress reported (0 when it reported none)
 
 
 def ffmpeg_executable() -> str:
@@ -72,6 +73,7 @@ def run_ffmpeg(
     )
     stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     stdout_buffer = b""
+    frames = 0
     try:
         with selectors.DefaultSelector() as selector:
             assert process.stdout is not None and process.stderr is not None
@@ -96,6 +98,7 @@ def run_ffmpeg(
                     if key.data == "stdout":
                         stdout_buffer += chunk
                         *lines, stdout_buffer = stdout_buffer.split(b"\n")
+                        frames = _frames(lines, frames)
                         _report_progress(lines, duration_seconds, on_progress)
                     else:
                         stderr_buffer += chunk
@@ -115,7 +118,16 @@ def run_ffmpeg(
     tail = "\n".join(stderr_tail)
     if exit_code != 0:
         raise TranscodeError("FFmpeg failed", exit_code=exit_code, stderr_tail=tail)
-    return RunResult(time.monotonic() - started, tail)
+    return RunResult(time.monotonic() - started, tail, frames)
+
+
+def _frames(lines: list[bytes], frames: int) -> int:
+    """The last ``frame=N`` of FFmpeg's progress lines, or ``frames`` when they hold none."""
+    for line in lines:
+        if line.startswith(b"frame="):
+            with contextlib.suppress(ValueError):
+                frames = int(line.split(b"=", 1)[1])
+    return frames
 
 
 def _report_progress(
