@@ -119,8 +119,9 @@ function render() {
   const filtered = state.filter.state || state.filter.rendition || state.filter.prefix;
   $("#jobs-empty").textContent = filtered ? "No jobs match the filter." : "No uploads yet: drop a video above.";
   $("#load-more").hidden = !state.cursor;
-  $("#jobs-count").textContent = state.total == null ? `${state.jobs.size} job(s) shown` :
-    `${state.jobs.size} of ${state.total} job(s) shown`;
+  // The total is counted when a page loads; jobs uploaded since may make it fall behind what is shown.
+  const shown = state.jobs.size;
+  $("#jobs-count").textContent = state.total > shown ? `${shown} of ${state.total} job(s) shown` : `${shown} job(s) shown`;
 }
 
 // --- uploads ----------------------------------------------------------------------------------------------
