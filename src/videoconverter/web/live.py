@@ -116,6 +116,8 @@ class LiveJobs:
                     await self._poll()
                 except Exception:
                     log.warning("live update poll failed", exc_info=True)
+            else:  # nobody listens: a client that comes loads the jobs, then needs only what changes from then on
+                self._last_poll = time.time()
             await asyncio.sleep(self.interval_seconds)
 
     async def _poll(self) -> None:
