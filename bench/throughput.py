@@ -239,7 +239,7 @@ def pipeline_run(workers: int, clips: int, clip: Path, amqp_url: str, work: Path
             # The job records first (one SQLite read); settled() also asks RabbitMQ for the queue's depth.
             records = svc.jobs.find()
             if len(records) == clips and all(r.state.terminal for r in records):
-                records, done = settled(svc)
+                _, done = settled(svc)  # nothing pending, and the queue empty
                 if done:
                     break
             if time.monotonic() > deadline:

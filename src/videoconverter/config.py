@@ -30,10 +30,12 @@ MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200  # 12 hours, as on SQS
 MAX_RECEIVE_COUNT_LIMIT = 1000  # as SQS's redrive policy
 MAX_RETRY_DELAY_SECONDS = 900  # SQS's largest message delay
 MAX_RECEIVE_WAIT_SECONDS = 20  # SQS's longest long poll
+MAX_JOB_RETENTION_DAYS = 36_500
 FFMPEG_THREADS = Whole(0, 1024)  # 0: FFmpeg decides
 UPLOAD_BYTES = Whole(1)
 CONCURRENT_UPLOADS = Whole(1, 64)  # each upload holds up to two threads of the uploads' own pool
 READ_TIMEOUT_SECONDS = Real(0, 3600, above=True)
+JOB_RETENTION_DAYS = Whole(0, MAX_JOB_RETENTION_DAYS)  # 0: keep every job
 
 #: Environment variables that override the file. A public interface: keep in step with the README.
 ENVIRONMENT = {
@@ -95,6 +97,7 @@ class Config:
     receive_wait_seconds: float = 20.0
     retry_base_delay_seconds: float = 10.0  # doubles with every attempt, up to MAX_RETRY_DELAY_SECONDS
     ffmpeg_threads: int = 0  # 0: FFmpeg's own choice
+    job_retention_days: int = 0  # [jobs] retention_days: `up` prunes finished jobs older than this; 0 keeps them
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
@@ -159,11 +162,13 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
     _reject_unknown("input.", inp, {"bucket", "suffixes", "topic"})
     _reject_unknown("queues.", queues, set(_QUEUE_VALUES))
     log_level = _overridden(data, "log_level", env, "VIDEOCONVERTER_LOG_LEVEL") or "INFO"
+    jobs_url, retention_days = _jobs(data, env, f"sqlite://{data_dir}/jobs.sqlite3")
     return Config(
         data_dir=data_dir,
         storage_url=_backend_url(data, "storage", env, f"file://{data_dir}/buckets"),
         broker_url=_backend_url(data, "broker", env, f"sqlite://{data_dir}/broker.sqlite3"),
-        jobs_url=_backend_url(data, "jobs", env, f"sqlite://{data_dir}/jobs.sqlite3"),
+        jobs_url=jobs_url,
+        job_retention_days=retention_days,
         input_bucket=_typed(inp, "bucket", str, "input.bucket", Config.input_bucket),
         input_suffixes=tuple(_typed(inp, "suffixes", list, "input.suffixes", list(Config.input_suffixes))),
         topic=_typed(inp, "topic", str, "input.topic", Config.topic),
@@ -185,14 +190,29 @@ def _overridden(data: dict[str, Any], key: str, env: Mapping[str, str], variable
     return env.get(variable) or value
 
 
-def _backend_url(data: dict[str, Any], key: str, env: Mapping[str, str], default: str) -> str:
-    variable = f"VIDEOCONVERTER_{key.upper()}"
-    from_file: str = _typed(data, key, str, key, "")
+def _backend_url(
+    data: dict[str, Any], key: str, env: Mapping[str, str], default: str, where: str = "", family: str = ""
+) -> str:
+    """``data[key]`` (named ``where`` in errors, else ``key``), checked, unless ``VIDEOCONVERTER_<FAMILY>`` (the
+    family: ``key`` unless given) overrides it; the file's value is checked either way."""
+    variable = f"VIDEOCONVERTER_{(family or key).upper()}"
+    from_file: str = _typed(data, key, str, where or key, "")
     if from_file:
-        check_url(from_file, key)
+        check_url(from_file, where or key)
     if env.get(variable):
         return check_url(env[variable], variable)
     return from_file or default
+
+
+def _jobs(data: dict[str, Any], env: Mapping[str, str], default: str) -> tuple[str, int]:
+    """The job store's URL and retention: ``jobs = "URL"``, or a ``[jobs]`` table with ``url`` and
+    ``retention_days``; ``VIDEOCONVERTER_JOBS`` overrides the URL either way."""
+    table = data.get("jobs")
+    if not isinstance(table, dict):
+        return _backend_url(data, "jobs", env, default), 0
+    _reject_unknown("jobs.", table, {"url", "retention_days"})
+    days = JOB_RETENTION_DAYS.check(table.get("retention_days", 0), "jobs.retention_days")
+    return _backend_url(table, "url", env, default, "jobs.url", "jobs"), days
 
 
 def _ffmpeg_threads(env: Mapping[str, str], table: dict[str, Any]) -> int:

@@ -28,6 +28,12 @@ class UnknownBackendError(ConfigError):
     """No backend is registered for that URL scheme."""
 
 
+class InvalidQueryError(ConfigError):
+    """The job query is invalid (a malformed cursor, a limit out of range, an unknown state or rendition).
+
+    A usage error, reported as configuration errors are: exit status 2, HTTP 400."""
+
+
 class InvalidKeyError(VideoConverterError):
     """The object key is not acceptable (empty, absolute, `..`, NUL or control characters)."""
 

@@ -18,7 +18,7 @@ from videoconverter.config import Config
 from videoconverter.errors import BucketNotFoundError
 from videoconverter.ingest import Ingest
 from videoconverter.jobs import open_job_store
-from videoconverter.jobs.base import JobRecord, JobStore
+from videoconverter.jobs.base import MAX_PAGE_SIZE, JobFilter, JobRecord, JobState, JobStore
 from videoconverter.logs import redact
 from videoconverter.notifications.emitter import NotifyingJobStore
 from videoconverter.storage.base import Notification, ObjectStore
@@ -184,11 +184,28 @@ def missing_bucket(config: Config, bucket: str) -> BucketNotFoundError:
 
 
 def settled(svc: Services, key: str | None = None) -> tuple[list[JobRecord], bool]:
-    """The jobs (of ``key``, or all), and whether nothing is left to do: every job finished and, when no key is
-    given, every rendition queue empty (a message may exist before its job record does, on any backend)."""
-    records = svc.jobs.find(key)
-    if any(not r.state.terminal for r in records):
-        return records, False
-    if key is not None:  # every rendition has a job: with S3 -> SNS, none exists before its worker starts
+    """Whether nothing is left to do, with the jobs that tell: with ``key``, every job of the key (all finished,
+    and one for every rendition: with S3 -> SNS none exists before its worker starts); without, the jobs not
+    finished yet (a query by state, never the history) and every rendition queue empty (a message may exist
+    before its job record does, on any backend)."""
+    if key is not None:
+        records = svc.jobs.find(key)
+        if any(not r.state.terminal for r in records):
+            return records, False
         return records, {r.name for r in svc.config.renditions} <= {r.id.rendition for r in records}
+    records = pending_jobs(svc.jobs)
+    if records:
+        return records, False
     return records, all(svc.broker.depth(r.queue).total == 0 for r in svc.config.renditions)
+
+
+def pending_jobs(jobs: JobStore) -> list[JobRecord]:
+    """Every queued or running job, newest first, page by page (as many reads as pages of pending jobs)."""
+    found: list[JobRecord] = []
+    cursor: str | None = None
+    while True:
+        page = jobs.page(JobFilter(states=(JobState.QUEUED, JobState.RUNNING)), MAX_PAGE_SIZE, cursor)
+        found += page.records
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor

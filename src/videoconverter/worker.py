@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from videoconverter import telemetry
 from videoconverter.brokers.base import Delivery
 from videoconverter.consumer import (
     ABANDONED,
@@ -204,6 +205,7 @@ class Worker:
             workdir = Path(tmp)
             source_path = workdir / "source"
             fetched = store.get_file(config.input_bucket, record.key, source_path)
+            telemetry.bytes_in(rendition.name, fetched.size)
             if fetched.etag != record.etag:
                 return self._superseded(job_log, fetched.etag)
             info = probe(source_path, config.limits)
@@ -250,7 +252,9 @@ class Worker:
         previous = store.head(bucket, marker_key) if produced.marker.name else None
         metadata = {"source-etag": record.etag, "source-sequencer": record.sequencer, "rendition": self.rendition.name}
         version = output_version(record.etag)
+        size = sum(f.path.stat().st_size for f in produced.files)
         written = publish(store, bucket, record.key, produced, metadata, version, workdir)
+        telemetry.bytes_out(self.rendition.name, size)
         job_log.info(
             f"wrote {store.url(bucket, marker_key)} ({written.size} bytes"
             + (f", after {len(produced.files) - 1} other files)" if len(produced.files) > 1 else ")")
@@ -294,7 +298,7 @@ class Worker:
             self.svc.jobs.progress(job, percent)
 
         def run(args: list[str], duration_seconds: float | None) -> RunResult:
-            return run_ffmpeg(
+            result = run_ffmpeg(
                 args,
                 workdir=workdir,
                 timeout_seconds=self.config.limits.transcode_timeout_seconds,
@@ -302,6 +306,8 @@ class Worker:
                 on_progress=on_progress,
                 should_stop=lambda: self.stop.is_set() or heartbeat.lost.is_set(),
             )
+            telemetry.ffmpeg_ran(self.rendition.name, result.elapsed_seconds, result.frames)
+            return result
 
         return run
 
@@ -309,7 +315,9 @@ class Worker:
         try:
             self.svc.broker.extend(delivery, self.config.visibility_timeout_seconds)
         except StaleReceiptError as exc:
+            telemetry.lease_extension(delivery.queue, "lost")
             raise LeaseLost() from exc
+        telemetry.lease_extension(delivery.queue, "extended")
 
 
 class Heartbeat:
@@ -337,7 +345,11 @@ class Heartbeat:
             try:
                 self._svc.broker.extend(self._delivery, self._timeout)
             except StaleReceiptError:
+                telemetry.lease_extension(self._delivery.queue, "lost")
                 self.lost.set()
                 return
             except Exception:  # a passing broker hiccup: the next beat tries again before the lease ends
+                telemetry.lease_extension(self._delivery.queue, "failed")
                 log.warning("heartbeat failed", exc_info=True)
+            else:
+                telemetry.lease_extension(self._delivery.queue, "extended")

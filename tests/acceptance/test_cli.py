@@ -289,3 +289,51 @@ def test_up_restarts_a_dead_worker_and_its_workers_stop_with_it(env: dict[str, s
     finally:
         if up.poll() is None:
             up.kill()
+
+
+def test_jobs_lists_the_newest_a_page_at_a_time(env: dict[str, str], tiny_config_path: Path) -> None:
+    from videoconverter.jobs.base import JobId
+    from videoconverter.jobs.sqlite import SQLiteJobStore
+
+    run(env, "provision")
+    store = SQLiteJobStore(tiny_config_path.parent / "data" / "jobs.sqlite3")
+    for i in range(5):
+        store.enqueue(JobId(f"clip-{i}.mp4", "e", "small"))
+    store.fail(JobId("broken.mp4", "e", "smaller"), "the upload is not a readable video file")
+    store.close()
+    first = json.loads(run(env, "jobs", "--limit", "4", "--json").stdout)
+    assert [j["key"] for j in first["jobs"]] == ["broken.mp4", "clip-4.mp4", "clip-3.mp4", "clip-2.mp4"]
+    rest = json.loads(run(env, "jobs", "--limit", "4", "--cursor", first["next_cursor"], "--json").stdout)
+    assert ([j["key"] for j in rest["jobs"]], rest["next_cursor"]) == (["clip-1.mp4", "clip-0.mp4"], None)
+    table = run(env, "jobs", "--limit", "1")
+    assert "broken.mp4" in table.stdout and "more: videoconverter jobs --limit 1 --cursor " in table.stderr
+    failed = json.loads(run(env, "jobs", "--state", "failed", "--rendition", "smaller", "--json").stdout)
+    assert [j["key"] for j in failed["jobs"]] == ["broken.mp4"]
+    assert [j["key"] for j in json.loads(run(env, "jobs", "--prefix", "clip-4", "--json").stdout)["jobs"]] == [
+        "clip-4.mp4"
+    ]
+    assert json.loads(run(env, "jobs", "clip-0.mp4", "--json").stdout)["next_cursor"] is None
+    for args, expected in (
+        (["--cursor", "bogus"], "cursor:"),
+        (["--limit", "0"], "limit:"),
+        (["--rendition", "4k"], "unknown rendition '4k'"),
+        (["clip-0.mp4", "--limit", "2"], "leave out --limit"),
+    ):
+        result = run(env, "jobs", *args, check=False)
+        assert result.returncode == 2 and expected in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_jobs_wait_waits_on_pending_jobs_only(env: dict[str, str], tiny_config_path: Path) -> None:
+    from videoconverter.jobs.base import JobId
+    from videoconverter.jobs.sqlite import SQLiteJobStore
+
+    run(env, "provision")
+    store = SQLiteJobStore(tiny_config_path.parent / "data" / "jobs.sqlite3")
+    store.fail(JobId("old-failure.mp4", "e", "small"), "not a video")  # history: not waited on
+    waited = run(env, "jobs", "--wait", "5", "--json")
+    assert [j["key"] for j in json.loads(waited.stdout)["jobs"]] == ["old-failure.mp4"]
+    store.enqueue(JobId("stuck.mp4", "e", "small"))
+    store.close()
+    pending = run(env, "jobs", "--wait", "0.5", check=False)
+    assert pending.returncode == 4 and "still pending" in pending.stderr

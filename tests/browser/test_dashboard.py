@@ -113,6 +113,7 @@ def test_upload_watch_play_and_redrive(dashboard: str, browser: Any, tmp_path: P
         "() => document.querySelectorAll('tr[data-key=\"broken.mp4\"] [data-state=failed]').length == 2"
     )
     page.screenshot(path=str(shots / "dashboard.png"))
+    check_paging_and_filters(browser, dashboard)
 
     page.click('tr[data-key="beach.mp4"] a')
     video = page.locator('video[data-rendition="720p"]')
@@ -197,3 +198,30 @@ def test_a_malformed_job_link_shows_a_message_and_the_page_keeps_updating(
     page.wait_for_selector('tr[data-key="latest.mp4"]')
     assert page.locator("#problem").is_hidden()
     assert errors == []
+
+
+def check_paging_and_filters(browser: Any, dashboard: str) -> None:
+    """Pages of two jobs: broken.mp4's two (the newest), then 'Load more' brings beach.mp4's; the filters ask the
+    API again (by state, rendition, key prefix), under the page's policy (no inline style, no console error)."""
+    listing = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors = watched(listing)
+    rows = "document.querySelectorAll('#jobs tbody tr')"
+    sign_in(listing, dashboard + "/?page_size=2")  # another browser context: it signs in too
+    listing.wait_for_selector('tr[data-key="broken.mp4"]')
+    assert listing.locator("#jobs tbody tr").count() == 1 and listing.locator("#load-more").is_visible()
+    assert listing.locator("#jobs-count").text_content() == "2 of 4 job(s) shown"
+    listing.click("#load-more")
+    listing.wait_for_selector('tr[data-key="beach.mp4"]')
+    listing.wait_for_function("() => document.querySelector('#load-more').hidden")
+    with listing.expect_request(lambda request: "state=failed" in request.url):
+        listing.select_option("#filter-state", "failed")
+    listing.wait_for_function(f"() => {rows}.length == 1 && {rows}[0].dataset.key == 'broken.mp4'")
+    listing.select_option("#filter-state", "")
+    with listing.expect_request(lambda request: "key_prefix=bea" in request.url):
+        listing.fill("#filter-prefix", "bea")
+    listing.wait_for_function(f"() => {rows}.length == 1 && {rows}[0].dataset.key == 'beach.mp4'")
+    listing.select_option("#filter-rendition", "small")
+    listing.wait_for_function("() => document.querySelectorAll('tr[data-key=\"beach.mp4\"] .rendition').length == 1")
+    assert listing.locator('tr[data-key="beach.mp4"] .rendition').get_attribute("data-rendition") == "small"
+    assert errors == [], errors
+    listing.close()

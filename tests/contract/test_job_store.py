@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from videoconverter.jobs.base import JobId, JobState, JobStore
+import math
+import time
+
+import pytest
+
+from videoconverter.errors import InvalidQueryError
+from videoconverter.jobs import counters
+from videoconverter.jobs.base import (
+    ALL_JOBS,
+    MAX_PAGE_SIZE,
+    JobFilter,
+    JobId,
+    JobPage,
+    JobRecord,
+    JobState,
+    JobStore,
+)
 
 JOB = JobId("holiday.mp4", "etag1", "720p")
 
@@ -131,3 +147,168 @@ def test_as_json_has_the_documented_fields(job_store: JobStore) -> None:
         "finished_at",
     }
     assert (shown["state"], shown["error"], shown["output"]) == ("failed", "not a video", None)
+
+
+# --- paged, filtered reads ------------------------------------------------------------------------------------
+
+
+def _all_pages(job_store: JobStore, where: JobFilter, limit: int) -> list[list[JobRecord]]:
+    pages, cursor = [], None
+    while True:
+        page = job_store.page(where, limit, cursor)
+        pages.append(page.records)
+        if page.next_cursor is None:
+            return pages
+        cursor = page.next_cursor
+
+
+def _newest_first(records: list[JobRecord]) -> list[JobId]:
+    return [r.id for r in sorted(records, key=lambda r: r.created_at, reverse=True)]
+
+
+def test_pages_are_newest_first_and_a_cursor_continues_after_the_last(job_store: JobStore) -> None:
+    jobs = [JobId(f"clip-{i}.mp4", "e", "720p") for i in range(7)]
+    made = [job_store.enqueue(job) for job in jobs]
+    pages = _all_pages(job_store, ALL_JOBS, 3)
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert [r.id for page in pages for r in page] == _newest_first(made)
+    assert len(_all_pages(job_store, ALL_JOBS, 7)) == 1  # a page that ends the listing has no cursor
+    assert job_store.page(ALL_JOBS, 500).records == job_store.page().records
+    assert job_store.page(JobFilter(key_prefix="nothing/")) == JobPage([], None)
+
+
+def test_pages_filter_by_state_rendition_and_key_prefix(job_store: JobStore) -> None:
+    made = {
+        "a": job_store.enqueue(JobId("holiday/a.mp4", "e", "720p")),
+        "b": job_store.start(JobId("holiday/b.mp4", "e", "1080p"), attempt=1),
+        "c": job_store.fail(JobId("holidays.mp4", "e", "720p"), "not a video"),
+        "d": job_store.enqueue(JobId("Holiday/d.mp4", "e", "720p")),
+        "e": job_store.fail(JobId("café/e.mp4", "e", "1080p"), "not a video"),
+        "f": job_store.start(JobId("holiday/a.mp4", "e", "1080p"), attempt=1),
+    }
+    cases = {
+        JobFilter(states=(JobState.FAILED,)): "ec",
+        JobFilter(states=(JobState.QUEUED, JobState.RUNNING)): "fdba",
+        JobFilter(rendition="720p"): "dca",
+        JobFilter(states=(JobState.RUNNING,), rendition="1080p"): "fb",
+        JobFilter(key_prefix="holiday/"): "fba",
+        JobFilter(key_prefix="holiday"): "fcba",
+        JobFilter(key_prefix="café/"): "e",
+        JobFilter(key_prefix="holiday", states=(JobState.RUNNING,), rendition="1080p"): "fb",
+        JobFilter(states=(JobState.DONE,)): "",
+    }
+    for where, expected in cases.items():
+        for limit in (1, 2, 500):
+            listed = [r.id for page in _all_pages(job_store, where, limit) for r in page]
+            assert listed == [made[name].id for name in expected], (where, limit)
+
+
+def test_bad_limits_and_cursors_are_refused(job_store: JobStore) -> None:
+    job_store.enqueue(JOB)
+    for limit in (0, -1, MAX_PAGE_SIZE + 1):
+        with pytest.raises(InvalidQueryError, match="limit"):
+            job_store.page(ALL_JOBS, limit)
+        with pytest.raises(InvalidQueryError, match="limit"):
+            job_store.changes(0.0, limit)
+    changes_cursor = job_store.changes(0.0, 1, None)
+    assert changes_cursor.next_cursor is None  # one job: nothing follows
+    job_store.enqueue(JobId("other.mp4", "e", "720p"))
+    from_changes = job_store.changes(0.0, 1).next_cursor
+    assert from_changes is not None
+    for bad in ("garbage", "", "eyJ4IjoxfQ", from_changes):
+        with pytest.raises(InvalidQueryError, match="cursor"):
+            job_store.page(ALL_JOBS, 10, bad or "=")
+    with pytest.raises(InvalidQueryError, match="cursor"):
+        job_store.changes(0.0, 10, job_store.page(ALL_JOBS, 1).next_cursor)
+
+
+def test_changes_are_the_jobs_updated_since_a_time_oldest_change_first(job_store: JobStore) -> None:
+    first, second, third = (JobId(f"{name}.mp4", "e", "720p") for name in ("first", "second", "third"))
+    for job in (first, second, third):
+        job_store.enqueue(job)
+    time.sleep(0.01)
+    since = time.time()
+    assert job_store.changes(since) == JobPage([], None)  # nothing changed: nothing read
+    time.sleep(0.01)
+    job_store.start(third, attempt=1)
+    job_store.start(first, attempt=1)
+    job_store.progress(third, 50)
+    job_store.progress(second, 50)  # not running: no change
+    assert [r.id for r in job_store.changes(since).records] == [first, third]
+    page = job_store.changes(since, 1)
+    assert [r.id for r in page.records] == [first] and page.next_cursor
+    rest = job_store.changes(since, 1, page.next_cursor)
+    assert [r.id for r in rest.records] == [third] and rest.next_cursor is None
+    assert rest.records[0].progress_percent == 50
+    assert job_store.changes(time.time() + 60).records == []
+
+
+def test_stats_count_jobs_by_state_and_keep_run_times_and_failures(job_store: JobStore) -> None:
+    fine, bad, waiting = (JobId(f"{name}.mp4", "e", "720p") for name in ("fine", "bad", "waiting"))
+    other = JobId("fine.mp4", "e", "1080p")
+    for job in (fine, bad, waiting, other):
+        job_store.enqueue(job)
+    assert job_store.stats().jobs == {("720p", JobState.QUEUED): 3, ("1080p", JobState.QUEUED): 1}
+    job_store.start(fine, attempt=1)
+    job_store.finish(fine, "s3://out/fine.mp4")
+    job_store.start(bad, attempt=1)
+    job_store.fail(bad, "the upload is not a readable video file")
+    job_store.fail(bad, "the upload is not a readable video file")  # already failed: counted once
+    job_store.fail(JobId("never.mp4", "e", "1080p"), "FFmpeg failed (exit code 1)")
+    stats = job_store.stats()
+    assert stats.jobs == {
+        ("720p", JobState.DONE): 1,
+        ("720p", JobState.FAILED): 1,
+        ("720p", JobState.QUEUED): 1,
+        ("1080p", JobState.QUEUED): 1,
+        ("1080p", JobState.FAILED): 1,
+    }
+    assert stats.failures == {("720p", "not_a_video"): 1, ("1080p", "ffmpeg_crashed"): 1}
+    durations = stats.durations["720p"]
+    assert durations.count == 1 and 0 <= durations.sum_seconds < 60
+    assert durations.cumulative()[-1] == (math.inf, 1) and durations.cumulative()[0] == (1.0, 1)
+    assert "1080p" not in stats.durations
+    assert stats.total(JobFilter(rendition="720p")) == 3
+    assert stats.total(JobFilter(states=(JobState.FAILED,))) == 2
+    assert stats.total(JobFilter(key_prefix="fine")) is None
+    assert job_store.requeue_failed() == 2
+    after = job_store.stats()
+    assert (after.jobs[("720p", JobState.QUEUED)], after.jobs.get(("720p", JobState.FAILED), 0)) == (2, 0)
+    assert after.failures == stats.failures  # cumulative: a redrive does not undo a failure
+
+
+def test_prune_deletes_finished_jobs_updated_before_a_time_with_their_log_lines(job_store: JobStore) -> None:
+    done, failed, stuck = (JobId(f"{name}.mp4", "e", "720p") for name in ("done", "failed", "stuck"))
+    job_store.start(done, attempt=1)
+    job_store.finish(done, "s3://out/done.mp4")
+    job_store.fail(failed, "not a video")
+    job_store.enqueue(stuck)
+    for job in (done, failed, stuck):
+        job_store.append_log(job.key, job.rendition, "INFO", "old line")
+    time.sleep(0.01)
+    cutoff = time.time()
+    time.sleep(0.01)
+    job_store.append_log(done.key, "1080p", "INFO", "another rendition's line")
+    fresh = JobId("fresh.mp4", "e", "720p")
+    job_store.fail(fresh, "not a video")
+    assert job_store.prune(cutoff, batch_size=1) == 2
+    assert job_store.get(done) is None and job_store.get(failed) is None
+    assert job_store.get(stuck) is not None and job_store.get(fresh) is not None
+    assert [line.message for line in job_store.logs(done.key)] == ["another rendition's line"]
+    assert job_store.logs(failed.key) == [] and len(job_store.logs(stuck.key)) == 1
+    assert job_store.stats().jobs == {("720p", JobState.QUEUED): 1, ("720p", JobState.FAILED): 1}
+    assert job_store.prune(cutoff) == 0
+    job_store.append_log(failed.key, failed.rendition, "INFO", "after the prune")
+    assert [line.message for line in job_store.logs(failed.key)] == ["after the prune"]
+
+
+def test_log_lines_are_capped_to_the_first_and_the_last(job_store: JobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(counters, "LOG_HEAD_LINES", 2)
+    monkeypatch.setattr(counters, "LOG_TAIL_LINES", 3)
+    for i in range(1, 9):
+        job_store.append_log("loop.mp4", "720p", "INFO", f"line {i}")
+    job_store.append_log("loop.mp4", "1080p", "INFO", "the other rendition")
+    messages = [line.message for line in job_store.logs("loop.mp4")]
+    assert messages[:2] == ["line 1", "line 2"]
+    assert messages[2].startswith("3 log line(s) dropped here")
+    assert messages[3:] == ["line 6", "line 7", "line 8", "the other rendition"]

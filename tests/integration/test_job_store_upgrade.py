@@ -9,12 +9,12 @@ from pathlib import Path
 from tests.conftest import require_service
 from tests.contract.conftest import POSTGRES_URL, reachable
 from videoconverter.jobs import open_job_store
+from videoconverter.jobs import queries as q
 from videoconverter.jobs.base import JobId
-from videoconverter.jobs.sql import SCHEMA_TEMPLATE
 
 JOB = JobId("holiday.mp4", "etag1", "720p")
-#: The schema before output_size was added.
-EARLIER_SCHEMA = SCHEMA_TEMPLATE.replace("    output_size {big_integer},\n", "")
+#: The schema before output_size was added (the tables of version 1).
+EARLIER_SCHEMA = ";".join((q.CREATE_JOBS.replace("    output_size {big_integer},\n", ""), q.CREATE_JOB_LOGS)) + ";"
 
 
 def test_an_earlier_sqlite_table_gains_the_output_size(tmp_path: Path) -> None:

@@ -168,11 +168,15 @@ def test_only_the_input_bucket_publishes_and_only_the_topic_sends(template: dict
 
 
 def test_the_jobs_table_has_the_store_schema(template: dict[str, Any]) -> None:
+    from videoconverter.jobs.dynamodb_table import ATTRIBUTES, INDEXES, attribute_definitions, index_definition
+
     (table,) = resources(template, "AWS::DynamoDB::Table").values()
     props = table["Properties"]
-    assert props["BillingMode"] == "PAY_PER_REQUEST" and "GlobalSecondaryIndexes" not in props
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert {(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]} == {("pk", "HASH"), ("sk", "RANGE")}
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert sorted(props["AttributeDefinitions"], key=str) == sorted(attribute_definitions(ATTRIBUTES), key=str)
+    assert props["GlobalSecondaryIndexes"] == [index_definition(name) for name in INDEXES]  # the store's own
 
 
 # --- the transcode choice: Lambda functions, or ECS worker services scaled on queue depth -------------------

@@ -285,6 +285,12 @@ keyframe_interval_seconds = 4
         ("[aws]\ndelivery_status_success_sample_rate = true\n", "aws.delivery_status_success_sample_rate"),
         ("[aws]\nsample_rate = 10\n", "aws.sample_rate"),
         ("aws = 5\n", "aws"),
+        ("[jobs]\nretention_days = -1\n", "jobs.retention_days"),
+        ("[jobs]\nretention_days = 36501\n", "jobs.retention_days"),
+        ('[jobs]\nretention_days = "30"\n', "jobs.retention_days"),
+        ("[jobs]\nretention_days = 1.5\n", "jobs.retention_days"),
+        ("[jobs]\nurl = 5\n", "jobs.url"),
+        ("[jobs]\nkeep = 5\n", "jobs.keep"),
     ],
 )
 def test_validation_error_names_the_field(tmp_path: Path, toml: str, field: str) -> None:
@@ -296,6 +302,21 @@ def test_retention_bounds_are_inclusive(tmp_path: Path) -> None:
     assert load_toml(tmp_path, "[queues]\nmessage_retention_seconds = 60\n").message_retention_seconds == 60
     maximum = load_toml(tmp_path, "[queues]\nmessage_retention_seconds = 1209600\n")
     assert maximum.message_retention_seconds == 1_209_600
+
+
+def test_jobs_retention_is_off_by_default_and_set_in_a_jobs_table(tmp_path: Path) -> None:
+    assert load_config(environ={}).job_retention_days == 0
+    config = load_toml(tmp_path, '[jobs]\nurl = "sqlite:///j.db"\nretention_days = 30\n')
+    assert (config.jobs_url, config.job_retention_days) == ("sqlite:///j.db", 30)
+    assert load_toml(tmp_path, "[jobs]\nretention_days = 7\n").jobs_url == "sqlite://vc-data/jobs.sqlite3"
+    assert load_toml(tmp_path, 'jobs = "sqlite:///k.db"\n').job_retention_days == 0
+
+
+def test_the_jobs_environment_variable_overrides_a_jobs_tables_url(tmp_path: Path) -> None:
+    config = load_toml(
+        tmp_path, '[jobs]\nurl = "sqlite:///j.db"\nretention_days = 30\n', VIDEOCONVERTER_JOBS="sqlite:///env.db"
+    )
+    assert (config.jobs_url, config.job_retention_days) == ("sqlite:///env.db", 30)
 
 
 def test_bad_log_level_from_environment() -> None:
@@ -433,6 +454,7 @@ def test_limits_in_range_are_kept(tmp_path: Path) -> None:
         ('broker = "amqp://u:p@rabbit:99999/"\n', "broker"),
         ('jobs = "postgresql://u:p@[::1/db"\n', "jobs"),
         ('jobs = "postgresql://u:p@db:port/db"\n', "jobs"),
+        ('[jobs]\nurl = "postgresql://u:p@db:port/db"\nretention_days = 3\n', "jobs.url"),
         ('storage = "s3://?endpoint_url=http://[::1:9000"\n', "storage"),
         ('storage = "s3://?endpoint_url=http://localhost:0"\n', "storage"),
     ],
@@ -477,6 +499,8 @@ def test_environment_numbers_in_range_are_read() -> None:
         ("storage = 5\n", "VIDEOCONVERTER_STORAGE", "storage"),
         ('broker = "amqp://"\n', "VIDEOCONVERTER_BROKER", "broker"),
         ("jobs = ['x']\n", "VIDEOCONVERTER_JOBS", "jobs"),
+        ("[jobs]\nurl = 5\n", "VIDEOCONVERTER_JOBS", "jobs.url"),
+        ("[jobs]\nretention_days = -1\n", "VIDEOCONVERTER_JOBS", "jobs.retention_days"),
         ("data_dir = 5\n", "VIDEOCONVERTER_DATA_DIR", "data_dir"),
         ("log_level = 5\n", "VIDEOCONVERTER_LOG_LEVEL", "log_level"),
         ("[ffmpeg]\nthreads = 'many'\n", "VIDEOCONVERTER_FFMPEG_THREADS", "ffmpeg.threads"),

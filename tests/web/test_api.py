@@ -38,8 +38,10 @@ def test_upload_queues_one_job_per_rendition_without_workers(client: Any, auth: 
     listed = client.get("/api/jobs", params={"rendition": "small"}, headers=auth).json()
     assert listed["total"] == 1 and listed["jobs"][0]["key"] == "holiday/clip.mp4"
     assert client.get("/api/jobs", params={"state": "done"}, headers=auth).json()["total"] == 0
-    page = client.get("/api/jobs", params={"limit": 1, "offset": 1}, headers=auth).json()
-    assert (len(page["jobs"]), page["total"], page["offset"]) == (1, 2, 1)
+    first = client.get("/api/jobs", params={"limit": 1}, headers=auth).json()
+    second = client.get("/api/jobs", params={"limit": 1, "cursor": first["next_cursor"]}, headers=auth).json()
+    assert (len(second["jobs"]), second["total"], second["next_cursor"]) == (1, 2, None)
+    assert {first["jobs"][0]["rendition"], second["jobs"][0]["rendition"]} == {"small", "smaller"}
     queues = client.get("/api/queues", headers=auth).json()["queues"]
     assert {q["rendition"]: q["visible"] for q in queues} == {"small": 1, "smaller": 1}
 
@@ -126,10 +128,10 @@ def test_detail_outputs_ranges_posters_and_metrics(client: Any, auth: dict, smal
     client.cookies.clear()
 
     metrics = client.get("/metrics", headers=auth).text
-    assert 'videoconverter_jobs{rendition="small",state="done"} 1' in metrics
-    assert 'videoconverter_queue_messages{rendition="small",state="visible"} 0' in metrics
-    assert 'videoconverter_job_duration_seconds_count{rendition="small"} 1' in metrics
-    assert 'videoconverter_dead_letter_messages{rendition="small"} 0' in metrics
+    assert 'videoconverter_jobs{rendition="small",state="done"} 1.0' in metrics
+    assert 'videoconverter_queue_messages{rendition="small",state="visible"} 0.0' in metrics
+    assert 'videoconverter_job_duration_seconds_count{rendition="small"} 1.0' in metrics
+    assert 'videoconverter_dead_letter_messages{rendition="small"} 0.0' in metrics
 
 
 @pytest.mark.ffmpeg
@@ -142,10 +144,8 @@ def test_dead_letters_are_listed_explained_and_redriven(client: Any, auth: dict)
     assert "not a video" in job["explanation"] and "dead-letter" in job["explanation"]
     letters = client.get("/api/dead-letters", headers=auth).json()["dead_letters"]
     assert sorted(d["rendition"] for d in letters) == ["small", "smaller"] and letters[0]["key"] == "fake.mp4"
-    assert (
-        'videoconverter_job_failures{rendition="small",cause="not_a_video"} 1'
-        in client.get("/metrics", headers=auth).text
-    )
+    failures = client.get("/metrics", headers=auth).text
+    assert 'videoconverter_job_failures_total{cause="not_a_video",rendition="small"} 1.0' in failures
     assert client.post("/api/dead-letters/redrive").status_code == 401
     one = client.post("/api/dead-letters/redrive", params={"rendition": "small"}, headers=auth).json()
     assert one == {"redriven": [{"rendition": "small", "redriven": 1, "jobs_requeued": 1}]}
@@ -197,8 +197,8 @@ def test_health_settings_schema_dashboard_and_unknown_routes(client: Any, auth: 
     missing = client.get("/api/nothing-here", headers=auth)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert client.get("/api/jobs/none.mp4", headers=auth).status_code == 404
-    assert client.get("/api/jobs", params={"state": "bogus"}, headers=auth).json()["error"]["code"] == "invalid_request"
-    assert client.get("/api/jobs", params={"limit": 0}, headers=auth).status_code == 422
+    assert client.get("/api/jobs", params={"state": "bogus"}, headers=auth).json()["error"]["code"] == "invalid_query"
+    assert client.get("/api/jobs", params={"limit": 0}, headers=auth).status_code == 400
 
 
 def test_events_stream_job_changes_from_one_shared_poller(client: Any, auth: dict, small_clip: Path) -> None:

@@ -166,7 +166,12 @@ def test_the_metrics_token_reads_metrics_and_nothing_else(web_config: Any) -> No
     try:
         with TestClient(create_app(config, svc)) as client:
             assert client.get("/metrics").status_code == 401
-            assert client.get("/metrics", headers=scraper).status_code == 200
+            scraped = client.get("/metrics", headers=scraper)
+            assert scraped.status_code == 200
+            assert scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+            assert 'videoconverter_queue_messages{rendition="small",state="visible"} 0.0' in scraped.text
+            openmetrics = {**scraper, "Accept": "application/openmetrics-text; version=1.0.0"}
+            assert client.get("/metrics", headers=openmetrics).text.rstrip().endswith("# EOF")
             assert client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
             for path in ("/api/jobs", "/api/dead-letters", "/api/settings", "/api/queues"):
                 assert client.get(path, headers=scraper).status_code == 401, path

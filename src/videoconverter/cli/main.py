@@ -6,29 +6,30 @@ Exit status: 0 success, 1 error, 2 bad usage, 3 some jobs failed (``jobs --wait`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from videoconverter import __version__, dead_letters
+from videoconverter import __version__, dead_letters, telemetry
 from videoconverter.cli import events as cli_events
+from videoconverter.cli import jobs as cli_jobs
 from videoconverter.cli import media as cli_media
 from videoconverter.cli import objects as cli_objects
 from videoconverter.config import ENVIRONMENT, Config, load_config
 from videoconverter.errors import ConfigError, VideoConverterError
-from videoconverter.jobs.base import JobRecord, JobState
-from videoconverter.logs import Redactor, configure_logging, redact
-from videoconverter.pipeline import Services, open_services, provision, provision_plan, services, settled
-from videoconverter.progress import ProgressBar
-from videoconverter.validation import PORT, Real
+from videoconverter.jobs.base import JobStore
+from videoconverter.jobs.retention import Pruner
+from videoconverter.logs import Redactor, configure_logging
+from videoconverter.pipeline import open_services, provision, provision_plan, services
+from videoconverter.validation import PORT
 
-EXIT_ERROR, EXIT_USAGE, EXIT_JOBS_FAILED, EXIT_TIMEOUT = 1, 2, 3, 4
-WAIT_SECONDS = Real(0, 366 * 24 * 3600.0)  # `jobs --wait nan` would wait for ever
+EXIT_ERROR, EXIT_USAGE = 1, 2  # 3 and 4: `jobs --wait` (cli/jobs.py)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,7 +68,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
     if getattr(args, "port", None) is not None:
         args.port = PORT.parse(args.port, "--port")
     if getattr(args, "wait", None) is not None:
-        args.wait = WAIT_SECONDS.check(args.wait, "--wait")
+        args.wait = cli_jobs.WAIT_SECONDS.check(args.wait, "--wait")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,14 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-provision", action="store_true", help="do not create or change queues and buckets (e.g. on ECS)"
     )
+    p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve this worker's Prometheus metrics on PORT")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address of --metrics-port (default 127.0.0.1)")
     cli_events.add_scaling_arguments(p, workers_option=False)
     cli_events.add_commands(command, cmd_events, cmd_webhooks)
     cli_media.add_commands(command)
     cli_objects.add_commands(command)
-    p = command("jobs", cmd_jobs, "show jobs: state, attempts, progress, output, error")
-    p.add_argument("key", nargs="?", help="only this uploaded key")
-    p.add_argument("--wait", type=float, metavar="SECONDS", help="block until every job is done or failed")
-    p.add_argument("--json", action="store_true")
+    cli_jobs.add_commands(command)
     p = command("logs", cmd_logs, "show the log lines of the jobs of one uploaded key")
     p.add_argument("key")
     p.add_argument("--json", action="store_true")
@@ -172,6 +172,8 @@ def cmd_up(args: argparse.Namespace, config: Config) -> int:
     print(
         f"videoconverter up: workers for {', '.join(r.name for r in config.renditions)}; Ctrl-C stops", file=sys.stderr
     )
+    pruner = _start_pruner(config, stop)
+    metrics_dir = telemetry.share_with_workers() if telemetry.available() else None  # before they start
     web = None if args.no_web else _start_web(config, args, required=False)
     try:
         workers = args.workers or (str(args.concurrency) if args.concurrency is not None else "1")
@@ -184,7 +186,24 @@ def cmd_up(args: argparse.Namespace, config: Config) -> int:
     finally:
         if web is not None:
             web.stop()
+        if pruner is not None:
+            pruner.join(5.0)
+        if metrics_dir is not None:
+            telemetry.unshare(*metrics_dir)
     return 0
+
+
+def _start_pruner(config: Config, stop: threading.Event) -> Pruner | None:
+    """With ``[jobs] retention_days``, a thread that prunes old finished jobs at start and then hourly."""
+    if not config.job_retention_days:
+        return None
+
+    @contextlib.contextmanager
+    def open_jobs() -> Iterator[JobStore]:
+        with services(config) as svc:
+            yield svc.jobs
+
+    return Pruner(open_jobs, config.job_retention_days, stop).start()
 
 
 def cmd_web(args: argparse.Namespace, config: Config) -> int:
@@ -217,6 +236,8 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
 
     rendition = config.rendition(args.rendition)
     stop = _stop_on_signals()
+    if args.metrics_port is not None:
+        telemetry.serve(args.metrics_port, args.metrics_host)
     if args.max is not None:  # a pool of this rendition's workers that follows its queue
         from videoconverter.fleet.supervisor import supervise
 
@@ -248,64 +269,6 @@ def cmd_webhooks(args: argparse.Namespace, config: Config) -> int:
 
 
 # --- jobs --------------------------------------------------------------------------------------------------
-
-
-def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
-    with services(config) as svc:
-        if args.wait is not None:
-            records, finished = _wait_for_jobs(svc, args.key, args.wait)
-        else:
-            records, finished = svc.jobs.find(args.key), True
-    if args.json:
-        print(json.dumps({"jobs": [r.as_json() for r in records]}))
-    else:
-        _print_jobs(records)
-    if not finished:
-        print(f"videoconverter: error: jobs still pending after {args.wait:g} s", file=sys.stderr)
-        return EXIT_TIMEOUT
-    failed = [r for r in records if r.state is JobState.FAILED]
-    if args.wait is not None and failed:
-        print(f"videoconverter: error: {len(failed)} job(s) failed: see `videoconverter dlq list`", file=sys.stderr)
-        return EXIT_JOBS_FAILED
-    return 0
-
-
-def _wait_for_jobs(svc: Services, key: str | None, timeout_seconds: float) -> tuple[list[JobRecord], bool]:
-    deadline = time.monotonic() + timeout_seconds
-    bar = ProgressBar("jobs")
-    try:
-        while True:
-            records, done_all = settled(svc, key)
-            pending = [r for r in records if not r.state.terminal]
-            done = len(records) - len(pending)
-            running = [r.progress_percent for r in pending if r.state is JobState.RUNNING]
-            bar.update(
-                done + sum(running) / 100,
-                len(records) or None,
-                f"{done}/{len(records)} finished, {len(running)} running",
-            )
-            if done_all:
-                return records, True
-            if time.monotonic() >= deadline:
-                return records, False
-            time.sleep(0.25)
-    finally:
-        bar.close()
-
-
-def _print_jobs(records: list[JobRecord]) -> None:
-    if not records:
-        print("no jobs")
-        return
-    print(f"{'KEY':30} {'RENDITION':9} {'STATE':8} {'TRIES':>5} {'PROGRESS':>8}  OUTPUT / ERROR")
-    for r in records:
-        detail = r.output_url or r.error or ""
-        if r.note:
-            detail = f"{detail} ({r.note})" if detail else r.note
-        print(
-            f"{r.id.key:30} {r.id.rendition:9} {r.state.value:8} {r.attempts:>5} "
-            f"{r.progress_percent:>7.0f}%  {redact(detail)}"
-        )
 
 
 def cmd_logs(args: argparse.Namespace, config: Config) -> int:

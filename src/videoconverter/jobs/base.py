@@ -13,9 +13,21 @@ again with new content is a new job, and a redelivered event for the same conten
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, Self
+
+#: Page sizes of the paged reads (:meth:`JobStore.page`, :meth:`JobStore.changes`).
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 500
+#: Upper bounds of the run-time histogram of finished jobs (start to done); the last bucket is +Inf.
+DURATION_BUCKETS_SECONDS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 10800.0)
+#: The log lines a job keeps (per key and rendition): its first and its last; those between are dropped.
+LOG_HEAD_LINES = 50
+LOG_TAIL_LINES = 150
+#: How many jobs :meth:`JobStore.prune` deletes in one transaction.
+PRUNE_BATCH_SIZE = 200
 
 
 class JobState(enum.StrEnum):
@@ -82,6 +94,61 @@ class JobLogLine:
     message: str
 
 
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs a page holds; every field empty: all of them."""
+
+    states: tuple[JobState, ...] = ()  # any of these states
+    rendition: str | None = None
+    key_prefix: str = ""  # keys that start with it ("" matches every key)
+
+
+ALL_JOBS = JobFilter()
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a listing. ``next_cursor`` continues after its last record, None once nothing follows.
+
+    A page may hold fewer than the limit while more follow (DynamoDB bounds what one request reads)."""
+
+    records: list[JobRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class DurationTotals:
+    """The run-time histogram of one rendition's finished jobs, counted as they finished."""
+
+    buckets: dict[float, int] = field(default_factory=dict)  # upper bound (math.inf last) -> jobs, not cumulative
+    sum_seconds: float = 0.0
+    count: int = 0
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``(upper bound, jobs at most that long)`` for each bound of :data:`DURATION_BUCKETS_SECONDS` and +Inf."""
+        bounds = [*DURATION_BUCKETS_SECONDS, math.inf]
+        return [(bound, sum(n for b, n in self.buckets.items() if b <= bound)) for bound in bounds]
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """What the job store counts as jobs change, so that reading it never reads the records."""
+
+    jobs: dict[tuple[str, JobState], int] = field(default_factory=dict)  # (rendition, state) -> records now
+    durations: dict[str, DurationTotals] = field(default_factory=dict)  # rendition -> since the store began
+    failures: dict[tuple[str, str], int] = field(default_factory=dict)  # (rendition, cause) -> transitions to failed
+
+    def total(self, where: JobFilter) -> int | None:
+        """How many records match ``where``; None when the counts cannot tell (a key prefix)."""
+        if where.key_prefix:
+            return None
+        return sum(
+            n
+            for (rendition, state), n in self.jobs.items()
+            if (not where.states or state in where.states) and where.rendition in (None, rendition)
+        )
+
+
 class JobStore(Protocol):
     """The jobs' records and log lines; :class:`JobStoreBackend` adds how one is opened."""
 
@@ -111,13 +178,35 @@ class JobStore(Protocol):
         """The job's record, or None."""
 
     def find(self, key: str | None = None, states: Sequence[JobState] = ()) -> list[JobRecord]:
-        """Jobs, newest first, optionally only for ``key`` and in ``states``."""
+        """Jobs, newest first, optionally only for ``key`` and in ``states``. Without a key this reads every
+        matching record: request paths use :meth:`page` instead."""
+
+    def page(self, where: JobFilter = ALL_JOBS, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> JobPage:
+        """Up to ``limit`` (1 to :data:`MAX_PAGE_SIZE`) jobs matching ``where``, newest first (by creation time,
+        then key, source ETag and rendition, all descending); ``cursor``, a previous page's ``next_cursor``,
+        continues after that page. The database reads about one page whatever the history's size.
+
+        Raises InvalidQueryError for a limit out of range or a malformed cursor."""
+
+    def changes(self, since: float, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> JobPage:
+        """Jobs last updated at or after ``since`` (epoch seconds), oldest change first: what changed, at a cost
+        that follows the rate of change. ``cursor`` continues after a previous page of the same ``since``.
+
+        Raises InvalidQueryError for a limit out of range or a malformed cursor."""
+
+    def stats(self) -> JobStats:
+        """Jobs by rendition and state, and the run-time histograms and failure counts kept on transitions."""
+
+    def prune(self, before: float, batch_size: int = PRUNE_BATCH_SIZE) -> int:
+        """Delete the done and failed jobs last updated before ``before`` (epoch seconds), with their key's and
+        rendition's log lines from before then, ``batch_size`` jobs per transaction; return how many jobs."""
 
     def append_log(self, key: str, rendition: str, level: str, message: str) -> None:
-        """Keep one log line of a job (the troubleshooting trail shown by ``videoconverter logs``)."""
+        """Keep one log line of a job (the troubleshooting trail shown by ``videoconverter logs``). A key and
+        rendition keep their first :data:`LOG_HEAD_LINES` and last :data:`LOG_TAIL_LINES` lines."""
 
     def logs(self, key: str) -> list[JobLogLine]:
-        """Every kept log line of ``key``, oldest first."""
+        """Every kept log line of ``key``, oldest first; where lines were dropped, one line says how many."""
 
     def close(self) -> None:
         """Release connections."""

@@ -1,57 +1,87 @@
 """The DynamoDB job store, for the AWS deployment. URL: ``dynamodb://TABLE[?endpoint_url=...&region=...]``.
 
-Optional extra ``videoconverter[aws]`` (boto3). One table holds jobs and their log lines; its schema is fixed,
-since a CloudFormation template declares the same table: partition key ``pk`` (S), sort key ``sk`` (S),
-on-demand billing, no secondary indexes, TTL attribute ``expires_at`` (epoch seconds). Items:
+Optional extra ``videoconverter[aws]`` (boto3). One table holds jobs, their log lines and their counters (layout:
+:mod:`~videoconverter.jobs.dynamodb_items`; table, indexes and migration: :mod:`~videoconverter.jobs.dynamodb_table`,
+as the CloudFormation template declares them). Listings are Queries of an index, never a Scan.
 
-- a job: ``pk`` = the upload key, ``sk`` = ``job#<rendition>#<source_etag>``, plus one attribute per
-  :class:`~videoconverter.jobs.base.JobRecord` field; finished jobs expire :data:`RETENTION_SECONDS` later.
-- a log line: ``pk`` = the upload key, ``sk`` = ``log#<nanoseconds, zero-padded>#<random suffix>``, so a Query
-  returns a key's lines oldest first; each expires :data:`RETENTION_SECONDS` after it was written.
-
-Every transition is one conditional write (``ConditionExpression``/``UpdateExpression``), never a
-read-modify-write, so any number of processes may share the table. The table is created on first open if missing.
+A transition reads the job, then writes it in one transaction with the counters it changes, on condition that
+its state and attempts are still what was read; a concurrent change makes it read and try again. So any number
+of processes may share the table, and the counters stay exact.
 """
 
 from __future__ import annotations
 
-import contextlib
+import heapq
 import re
-import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from decimal import Decimal
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from videoconverter.aws.clients import AwsLocation, error_code
+from videoconverter.aws.clients import AwsLocation
 from videoconverter.errors import ConfigError, TransientError
-from videoconverter.jobs.base import JobId, JobLogLine, JobRecord, JobState
+from videoconverter.jobs import base
+from videoconverter.jobs.base import JobFilter, JobId, JobLogLine, JobPage, JobRecord, JobState, JobStats
+from videoconverter.jobs.counters import (
+    duration_counters,
+    failure_counter,
+    line_to_drop,
+    state_counter,
+    stats_from,
+    with_dropped_notes,
+)
+from videoconverter.jobs.dynamodb_client import Table, describe, entry
+from videoconverter.jobs.dynamodb_items import (
+    COUNTERS_PK,
+    JOB_PARTITION,
+    JOB_PREFIX,
+    LEGACY_LOG_PREFIX,
+    LINE_PREFIX,
+    LINES_PREFIX,
+    Values,
+    attributes,
+    identity,
+    index_time,
+    index_values,
+    job_key,
+    line_sort_key,
+    log_line,
+    n,
+    place,
+    record,
+    s,
+)
+from videoconverter.jobs.dynamodb_table import ensure_table
+from videoconverter.jobs.paging import Order, check_limit, decode_cursor, encode_cursor, matches, states_of
 from videoconverter.logs import redact
 
-#: How long finished jobs and log lines are kept before DynamoDB's TTL deletes them.
-RETENTION_SECONDS = 14 * 24 * 3600
-TTL_ATTRIBUTE = "expires_at"
-TABLE_WAIT_SECONDS = 300
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
-_JOB_PREFIX = "job#"
-_LOG_PREFIX = "log#"
-_CONDITION_FAILED = "ConditionalCheckFailedException"
-#: Python values for attributes or expression values: ``str`` becomes S, ``int`` and ``float`` become N.
-Values = dict[str, str | float]
-#: Attribute names for expressions (``state`` and ``key`` are reserved words in DynamoDB).
-_NAMES = {"#state": "state", "#error": "error", "#key": "key", "#etag": "source_etag", "#rendition": "rendition"}
+TRANSITION_ATTEMPTS = 8
 _ID_SET = "#key = :key, #etag = :source_etag, #rendition = :rendition"
+
+
+@dataclass
+class Change:
+    """What a transition writes besides the state and index attributes: a SET clause over named values,
+    attributes to REMOVE, and counters to add to (beyond the state counters)."""
+
+    set_clause: str
+    values: Values
+    counters: list[tuple[str, float]] = field(default_factory=list)
+    remove: str = ""
+
+
+#: Given the record as read (None: none yet) and the time, what to write; None to leave the job alone.
+Plan = Callable[[JobRecord | None, float], Change | None]
 
 
 class DynamoDBJobStore:
     """URL: ``dynamodb://TABLE``; ``endpoint_url`` and ``region`` query parameters are optional."""
 
     def __init__(self, location: AwsLocation) -> None:
-        """Connect to ``location.name``'s table, creating it if it does not exist.
+        """Connect to ``location.name``'s table, creating it, or migrating one of an earlier version.
 
         Raises ConfigError when the table name is invalid, DynamoDB cannot be reached, or an existing table has
         another key schema.
@@ -61,311 +91,298 @@ class DynamoDBJobStore:
                 f"jobs: DynamoDB table name {location.name!r} must be 3-255 letters, digits, '_', '-' or '.' "
                 "(dynamodb://TABLE)"
             )
-        self._table = location.name
         endpoint = f" at {location.endpoint_url}" if location.endpoint_url else ""
-        self._where = redact(f"table {location.name} in {location.region}{endpoint}")
-        self._client: Any = location.client("dynamodb")
+        where = redact(f"table {location.name} in {location.region}{endpoint}")
+        self._db = Table(location.client("dynamodb"), location.name, where)
         self._log_lock = threading.Lock()
         self._last_log_ns = 0
         try:
-            self._ensure_table()
+            ensure_table(self._db.client, location.name, where)
         except (BotoCoreError, ClientError) as exc:
-            raise ConfigError(f"jobs: cannot open DynamoDB {self._where}: {_describe(exc)}") from exc
+            raise ConfigError(f"jobs: cannot open DynamoDB {where}: {describe(exc)}") from exc
 
     @classmethod
     def from_url(cls, url: str) -> DynamoDBJobStore:
         return cls(AwsLocation.from_url(url))
 
-    # --- the JobStore protocol ----------------------------------------------------------------------------
+    # --- transitions --------------------------------------------------------------------------------------
 
     def enqueue(self, job_id: JobId, sequencer: str = "") -> JobRecord:
         """Put a queued record unless one exists (then leave it unchanged); return the current record."""
         now = time.time()
         fields: Values = {"state": JobState.QUEUED, "attempts": 0, "created_at": now, "updated_at": now}
-        item = {**self._job(job_id)["Key"], **_attributes(_identity(job_id) | fields | {"sequencer": sequencer})}
-        self._conditional("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+        fields |= identity(job_id) | index_values(job_id, JobState.QUEUED, now, now) | {"sequencer": sequencer}
+        put = {"TableName": self._db.name, "Item": {**job_key(job_id), **attributes(fields)}}
+        put["ConditionExpression"] = "attribute_not_exists(pk)"
+        self._db.transact([{"Put": put}, self._db.count(job_id.rendition, [(state_counter(JobState.QUEUED), 1)])])
         return _found(job_id, self.get(job_id))
 
     def start(self, job_id: JobId, attempt: int) -> JobRecord:
         """Mark running (creating the record if needed); attempts becomes the larger of the stored and ``attempt``."""
-        update = (
-            f"SET {_ID_SET}, #state = :running, updated_at = :now, started_at = :now, progress_percent = :zero, "
-            f"created_at = if_not_exists(created_at, :now)"
-        )
-        values: Values = {**_identity(job_id), "running": JobState.RUNNING, "now": time.time(), "zero": 0}
-        # Two atomic writes, never a read-modify-write: raise attempts if that raises it, else leave it alone.
-        raised = self._update(
-            job_id,
-            f"{update}, attempts = :attempt REMOVE {TTL_ATTRIBUTE}",
-            values | {"attempt": attempt},
-            condition="attribute_not_exists(attempts) OR attempts < :attempt",
-        )
-        return raised or _found(job_id, self._update(job_id, f"{update} REMOVE {TTL_ATTRIBUTE}", values))
+
+        def plan(before: JobRecord | None, now: float) -> Change:
+            values: Values = {**identity(job_id), "now": now, "zero": 0}
+            values["attempts"] = max(attempt, before.attempts if before else 0)
+            update = f"{_ID_SET}, updated_at = :now, started_at = :now, progress_percent = :zero, attempts = :attempts"
+            return Change(update, values)
+
+        return _found(job_id, self._transition(job_id, JobState.RUNNING, plan, create=True)[0])
 
     def progress(self, job_id: JobId, percent: float) -> None:
         """Record progress (clamped to 0-100) only while the job is running; otherwise do nothing."""
-        self._update(
-            job_id,
-            "SET progress_percent = :percent, updated_at = :now",
-            {"percent": max(0.0, min(100.0, percent)), "now": time.time(), "running": JobState.RUNNING},
-            condition="#state = :running",
+        now = time.time()
+        values: Values = {":percent": max(0.0, min(100.0, percent)), ":now": now, ":running": JobState.RUNNING}
+        values[":g_updated"] = index_values(job_id, JobState.RUNNING, now, now)["g_updated"]
+        self._db.conditional(
+            "update_item",
+            Key=job_key(job_id),
+            UpdateExpression="SET progress_percent = :percent, updated_at = :now, g_updated = :g_updated",
+            ConditionExpression="#state = :running",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues=attributes(values),
         )
 
     def finish(self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None) -> JobRecord:
-        """Mark done with the output, note and size, clearing the error. Raises LookupError when there is no
-        record."""
-        now = time.time()
-        update = (
-            "SET #state = :done, progress_percent = :hundred, output_url = :output, note = :note, #error = :empty, "
-            f"updated_at = :now, finished_at = :now, {TTL_ATTRIBUTE} = :expires"
-        )
-        values: Values = {"done": JobState.DONE, "hundred": 100, "output": output_url, "note": note, "empty": ""}
-        values |= {"now": now, "expires": int(now) + RETENTION_SECONDS}
-        if output_size is None:
-            update += " REMOVE output_size"
-        else:
-            update += ", output_size = :size"
-            values["size"] = output_size
-        return _found(job_id, self._update(job_id, update, values, condition="attribute_exists(pk)"))
+        """Mark done with the output, note and size (removed when unknown), clearing the error; a job that ran
+        adds its run time to the histogram. Raises LookupError when there is no record."""
+
+        def plan(before: JobRecord | None, now: float) -> Change:
+            update = "progress_percent = :hundred, output_url = :output, note = :note, #error = :empty, "
+            update += "updated_at = :now, finished_at = :now"
+            values: Values = {"hundred": 100, "output": output_url, "note": note, "empty": "", "now": now}
+            if output_size is not None:
+                update, values = f"{update}, output_size = :size", values | {"size": output_size}
+            started = before.started_at if before is not None and before.state is JobState.RUNNING else None
+            counters = duration_counters(now - started) if started is not None else []
+            return Change(update, values, counters, remove="output_size" if output_size is None else "")
+
+        return _found(job_id, self._transition(job_id, JobState.DONE, plan, create=False)[0])
 
     def retry(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
         """Mark queued again, keeping the error. Raises LookupError when there is no record."""
-        update = f"SET #state = :queued, #error = :error, stderr_tail = :tail, updated_at = :now REMOVE {TTL_ATTRIBUTE}"
-        values: Values = {"queued": JobState.QUEUED, "error": error, "tail": stderr_tail, "now": time.time()}
-        return _found(job_id, self._update(job_id, update, values, condition="attribute_exists(pk)"))
+
+        def plan(before: JobRecord | None, now: float) -> Change:
+            values: Values = {"error": error, "tail": stderr_tail, "now": now}
+            return Change("#error = :error, stderr_tail = :tail, updated_at = :now", values)
+
+        return _found(job_id, self._transition(job_id, JobState.QUEUED, plan, create=False)[0])
 
     def fail(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
-        """Mark failed with the error and stderr tail, creating the record if needed."""
-        now = time.time()
-        update = (
-            f"SET {_ID_SET}, #state = :failed, updated_at = :now, finished_at = :now, #error = :error, "
-            "stderr_tail = :tail, created_at = if_not_exists(created_at, :now), "
-            f"attempts = if_not_exists(attempts, :zero), {TTL_ATTRIBUTE} = :expires"
-        )
-        values: Values = {
-            **_identity(job_id),
-            "failed": JobState.FAILED,
-            "now": now,
-            "error": error,
-            "tail": stderr_tail,
-        }
-        values |= {"zero": 0, "expires": int(now) + RETENTION_SECONDS}
-        return _found(job_id, self._update(job_id, update, values))
+        """Mark failed with the error and stderr tail, creating the record if needed; count the failure's cause
+        unless the job had failed already."""
+
+        def plan(before: JobRecord | None, now: float) -> Change:
+            update = f"{_ID_SET}, updated_at = :now, finished_at = :now, #error = :error, stderr_tail = :tail, "
+            update += "attempts = :attempts"
+            values: Values = {**identity(job_id), "now": now, "error": error, "tail": stderr_tail}
+            values["attempts"] = before.attempts if before else 0
+            first = before is None or before.state is not JobState.FAILED
+            return Change(update, values, [(failure_counter(error), 1)] if first else [])
+
+        return _found(job_id, self._transition(job_id, JobState.FAILED, plan, create=True)[0])
 
     def requeue_failed(self, key: str | None = None, rendition: str | None = None) -> int:
         """Mark failed jobs (of ``key`` and ``rendition`` when given) queued again; return how many changed.
 
-        Each job changes in its own conditional write (is it still failed?), so concurrent redrives count it once.
-        """
-        changed = 0
-        for record in self.find(key, states=[JobState.FAILED]):
-            if rendition is None or record.id.rendition == rendition:
-                requeued = self._update(
-                    record.id,
-                    f"SET #state = :queued, updated_at = :now REMOVE finished_at, {TTL_ATTRIBUTE}",
-                    {"queued": JobState.QUEUED, "failed": JobState.FAILED, "now": time.time()},
-                    condition="#state = :failed",
-                )
-                changed += requeued is not None
-        return changed
+        Each job changes in its own conditional transaction (is it still failed?), so concurrent redrives count
+        it once."""
+
+        def plan(before: JobRecord | None, now: float) -> Change | None:
+            if before is None or before.state is not JobState.FAILED:
+                return None
+            return Change("updated_at = :now", {"now": now}, remove="finished_at")
+
+        failed = self.find(key, [JobState.FAILED]) if key is not None else self._walk((JobState.FAILED,), rendition)
+        return sum(
+            self._transition(r.id, JobState.QUEUED, plan, create=False)[1]
+            for r in failed
+            if rendition is None or r.id.rendition == rendition
+        )
+
+    # --- reads --------------------------------------------------------------------------------------------
 
     def get(self, job_id: JobId) -> JobRecord | None:
         """The job's record (a strongly consistent read), or None."""
-        item = self._call("get_item", **self._job(job_id), ConsistentRead=True).get("Item")
-        return _record(item) if item else None
+        item = self._db.call("get_item", Key=job_key(job_id), ConsistentRead=True).get("Item")
+        return record(item) if item else None
 
     def find(self, key: str | None = None, states: Sequence[JobState] = ()) -> list[JobRecord]:
-        """Jobs, newest first, optionally only for ``key`` and in ``states``.
-
-        With a key this is a Query of that key's items; without one it is a Scan of the whole table (jobs and log
-        lines), which is fine at dashboard scale but reads every item.
-        """
-        values: Values = {":job": _JOB_PREFIX}
-        values |= {f":s{i}": state for i, state in enumerate(states)}
-        filters = [f"#state IN ({', '.join(f':s{i}' for i in range(len(states)))})"] if states else []
-        params: dict[str, Any] = {"ExpressionAttributeNames": {"#state": "state"}} if states else {}
+        """Jobs, newest first: a key's are one Query of its partition; without a key, a walk of the indexes."""
         if key is None:
-            operation, filters = "scan", ["begins_with(sk, :job)", *filters]
+            found = list(self._walk(tuple(states)))
         else:
-            operation, values[":pk"] = "query", key
-            params["KeyConditionExpression"] = "pk = :pk AND begins_with(sk, :job)"
-        if filters:
-            params["FilterExpression"] = " AND ".join(filters)
-        items = self._pages(operation, ExpressionAttributeValues=_attributes(values), **params)
-        records = sorted((_record(item) for item in items), key=lambda r: (r.id.key, r.id.rendition))
-        return sorted(records, key=lambda r: r.created_at, reverse=True)
+            found = [r for r in map(record, self._db.partition(key, JOB_PREFIX)) if not states or r.state in states]
+        ordered = sorted(found, key=lambda r: (r.id.key, r.id.rendition))
+        return sorted(ordered, key=lambda r: r.created_at, reverse=True)
+
+    def page(
+        self, where: JobFilter = base.ALL_JOBS, limit: int = base.DEFAULT_PAGE_SIZE, cursor: str | None = None
+    ) -> JobPage:
+        """A Query of the index that serves ``where`` (one per state when it names several, merged), then one
+        BatchGetItem of the page's records; records whose state moved on meanwhile are left out."""
+        limit = check_limit(limit)
+        below = place(decode_cursor(Order.CREATED, cursor)) if cursor else None
+        if where.key_prefix:
+            entries = self._db.under_prefix(where, below, limit + 1)
+        else:
+            runs = [
+                self._db.entries(self._db.range_params(index, value, below=below), limit + 1, forward=False)
+                for index, value in _ranges(where)
+            ]
+            entries = list(heapq.merge(*runs, key=lambda e: e.sort, reverse=True))[: limit + 1]
+        records = [r for r in self._db.fetch(entries[:limit]) if matches(r, where)]
+        more = encode_cursor(Order.CREATED, entries[limit - 1].position) if len(entries) > limit else None
+        return JobPage(records, more)
+
+    def changes(self, since: float, limit: int = base.DEFAULT_PAGE_SIZE, cursor: str | None = None) -> JobPage:
+        """A Query of the by_updated index from ``since`` (or after the cursor), then the records."""
+        limit = check_limit(limit)
+        if cursor:
+            params = self._db.range_params(
+                "by_updated", JOB_PARTITION, above=place(decode_cursor(Order.UPDATED, cursor))
+            )
+        else:
+            params = self._db.range_params("by_updated", JOB_PARTITION, start=index_time(since))
+        entries = self._db.entries(params, limit + 1, forward=True)
+        more = encode_cursor(Order.UPDATED, entries[limit - 1].position) if len(entries) > limit else None
+        return JobPage(self._db.fetch(entries[:limit]), more)
+
+    def stats(self) -> JobStats:
+        """One Query of the counters' partition (a few items per rendition)."""
+        items = self._db.pages(
+            ConsistentRead=True, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": s(COUNTERS_PK)}
+        )
+        return stats_from(
+            (item["sk"]["S"].split("#", 1)[0], name, float(value["N"]))
+            for item in items
+            for name, value in item.items()
+            if name not in ("pk", "sk") and "N" in value
+        )
+
+    # --- retention and log lines --------------------------------------------------------------------------
+
+    def prune(self, before: float, batch_size: int = base.PRUNE_BATCH_SIZE) -> int:
+        """Walk the by_updated index up to ``before``; delete each finished job with its counter in a
+        transaction (on condition that it is unchanged), then its key's and rendition's older log lines."""
+        deleted, params = 0, self._db.range_params("by_updated", JOB_PARTITION, below=index_time(before))
+        while True:
+            page = self._db.call("query", **params, ScanIndexForward=True, Limit=batch_size)
+            pruned: set[tuple[str, str]] = set()
+            for old in self._db.fetch([entry(item, "g_updated") for item in page.get("Items", [])]):
+                if old.state.terminal and old.updated_at < before and self._delete(old):
+                    deleted += 1
+                    pruned.add((old.id.key, old.id.rendition))
+            for key, rendition in sorted(pruned):
+                self._prune_lines(key, rendition, before)
+            if "LastEvaluatedKey" not in page:
+                return deleted
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def append_log(self, key: str, rendition: str, level: str, message: str) -> None:
-        """Keep one log line; it expires :data:`RETENTION_SECONDS` later."""
+        """Number the line (an atomic counter of the key and rendition), keep it, and drop the oldest line past
+        the head once there are more than the cap."""
         with self._log_lock:  # strictly increasing within this store, so one process's lines keep their order
             at_ns = self._last_log_ns = max(time.time_ns(), self._last_log_ns + 1)
-        sort_key = f"{_LOG_PREFIX}{at_ns:020d}#{secrets.token_hex(4)}"
-        line: Values = {"pk": key, "sk": sort_key, "key": key, "rendition": rendition, "at": at_ns / 1e9}
-        line |= {"level": level, "message": message, TTL_ATTRIBUTE: at_ns // 10**9 + RETENTION_SECONDS}
-        self._call("put_item", Item=_attributes(line))
+        counted = self._db.call(
+            "update_item",
+            Key={"pk": s(key), "sk": s(f"{LINES_PREFIX}{rendition}")},
+            UpdateExpression="ADD appended :one",
+            ExpressionAttributeValues={":one": n(1)},
+            ReturnValues="UPDATED_NEW",
+        )
+        appended = int(counted["Attributes"]["appended"]["N"])
+        line: Values = {"pk": key, "sk": line_sort_key(rendition, appended), "key": key, "rendition": rendition}
+        line |= {"at": at_ns / 1e9, "level": level, "message": message, "seq": appended}
+        self._db.call("put_item", Item=attributes(line))
+        drop = line_to_drop(appended)
+        if drop is not None:
+            self._db.call("delete_item", Key={"pk": s(key), "sk": s(line_sort_key(rendition, drop))})
 
     def logs(self, key: str) -> list[JobLogLine]:
-        """Every kept log line of ``key``, oldest first (a Query in sort-key order)."""
-        items = self._pages(
-            "query",
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :log)",
-            ExpressionAttributeValues={":pk": _s(key), ":log": _s(_LOG_PREFIX)},
-        )
-        return [
-            JobLogLine(i["key"]["S"], i["rendition"]["S"], float(i["at"]["N"]), i["level"]["S"], i["message"]["S"])
-            for i in items
-        ]
+        """The key's lines and line counters in one Query (``line...``), those of earlier versions in another."""
+        current = list(self._db.partition(key, "line"))
+        lines = [log_line(i) for i in current if i["sk"]["S"].startswith(LINE_PREFIX)]
+        lines += [log_line(i) for i in self._db.partition(key, LEGACY_LOG_PREFIX)]
+        appended = {
+            i["sk"]["S"][len(LINES_PREFIX) :]: int(i["appended"]["N"])
+            for i in current
+            if i["sk"]["S"].startswith(LINES_PREFIX)
+        }
+        return with_dropped_notes(sorted(lines, key=lambda pair: pair[1].at), appended)
 
     def close(self) -> None:
         """Release the client's connections."""
-        self._client.close()
+        self._db.client.close()
 
     # --- helpers ------------------------------------------------------------------------------------------
 
-    def _ensure_table(self) -> None:
-        """Create the table (and enable its TTL) unless it exists; check an existing one's key schema; wait until
-        it is active. Tolerates another process creating it at the same time."""
-        created = False
-        try:
-            table = self._client.describe_table(TableName=self._table)["Table"]
-        except ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise
-            created = self._create_table()
-        else:
-            if sorted(table["KeySchema"], key=str) != sorted(_KEY_SCHEMA, key=str):
-                raise ConfigError(f"jobs: DynamoDB {self._where} exists with another key schema (expected pk, sk)")
-        delay = 2
-        self._client.get_waiter("table_exists").wait(
-            TableName=self._table, WaiterConfig={"Delay": delay, "MaxAttempts": TABLE_WAIT_SECONDS // delay}
+    def _transition(self, job_id: JobId, state: JobState, plan: Plan, *, create: bool) -> tuple[JobRecord | None, bool]:
+        """Move the job to ``state`` as ``plan`` says, counting the move, in one conditional transaction; retried
+        when the job changed between the read and the write. Returns the record after, and whether it changed
+        (the record is None when there is none and ``create`` is false)."""
+        for _ in range(TRANSITION_ATTEMPTS):
+            before = self.get(job_id)
+            now = time.time()
+            change = plan(before, now) if before is not None or create else None
+            if change is None:
+                return before, False
+            created = before.created_at if before else now
+            index = index_values(job_id, state, created, now)
+            values = change.values | {"state": state, "created": created} | {f"i_{k}": v for k, v in index.items()}
+            update = f"SET #state = :state, {change.set_clause}, created_at = :created, "
+            update += ", ".join(f"{name} = :i_{name}" for name in index)
+            update += f" REMOVE {change.remove}" if change.remove else ""
+            guard = "attribute_not_exists(pk)"
+            if before is not None:
+                guard = "#state = :was AND attempts = :was_attempts"
+                values |= {"was": before.state, "was_attempts": before.attempts}
+            counters = list(change.counters)
+            if before is None or before.state is not state:
+                counters += [(state_counter(state), 1)] + ([(state_counter(before.state), -1)] if before else [])
+            items = [self._db.job_update(job_id, update, values, guard)]
+            if self._db.transact(items + ([self._db.count(job_id.rendition, counters)] if counters else [])):
+                return self.get(job_id), True
+        raise TransientError(f"jobs: job {job_id} kept changing while being updated in DynamoDB {self._db.where}")
+
+    def _delete(self, old: JobRecord) -> bool:
+        """Delete a job and count it out, on condition that it is as read."""
+        delete = {"TableName": self._db.name, "Key": job_key(old.id), "ExpressionAttributeNames": {"#state": "state"}}
+        delete["ConditionExpression"] = "#state = :state AND updated_at = :updated"
+        delete["ExpressionAttributeValues"] = attributes({":state": old.state, ":updated": old.updated_at})
+        return self._db.transact(
+            [{"Delete": delete}, self._db.count(old.id.rendition, [(state_counter(old.state), -1)])]
         )
-        if created:  # TTL only saves space: the store works where it cannot be enabled
-            with contextlib.suppress(ClientError):
-                self._client.update_time_to_live(
-                    TableName=self._table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
-                )
 
-    def _create_table(self) -> bool:
-        """Create the table; False when another process is creating it."""
-        attributes = [{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk")]
-        try:
-            self._client.create_table(
-                TableName=self._table,
-                KeySchema=_KEY_SCHEMA,
-                AttributeDefinitions=attributes,
-                BillingMode="PAY_PER_REQUEST",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ResourceInUseException":
-                raise
-            return False
-        return True
-
-    def _job(self, job_id: JobId) -> dict[str, Any]:
-        """The TableName and Key parameters naming a job's item."""
-        return {
-            "TableName": self._table,
-            "Key": {"pk": _s(job_id.key), "sk": _s(f"{_JOB_PREFIX}{job_id.rendition}#{job_id.source_etag}")},
-        }
-
-    def _update(self, job_id: JobId, update: str, values: Values, condition: str = "") -> JobRecord | None:
-        """Apply ``update`` atomically (an upsert unless ``condition`` requires the item); ``values`` are named
-        without their ``:``. Return the new record, or None when ``condition`` did not hold (nothing changed)."""
-        params: dict[str, Any] = {
-            "UpdateExpression": update,
-            "ExpressionAttributeValues": _attributes({f":{name}": value for name, value in values.items()}),
-            "ReturnValues": "ALL_NEW",
-        }
-        names = {alias: name for alias, name in _NAMES.items() if alias in update + condition}
-        if names:
-            params["ExpressionAttributeNames"] = names
-        if condition:
-            params["ConditionExpression"] = condition
-        response = self._conditional("update_item", **self._job(job_id), **params)
-        return _record(response["Attributes"]) if response else None
-
-    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        """Run one DynamoDB request; connection failures become a TransientError that names the table."""
-        params.setdefault("TableName", self._table)
-        try:
-            response: dict[str, Any] = getattr(self._client, operation)(**params)
-        except BotoCoreError as exc:  # endpoint down, timeout, no credentials
-            raise TransientError(f"jobs: cannot reach DynamoDB {self._where}: {_describe(exc)}") from exc
-        return response
-
-    def _conditional(self, operation: str, **params: Any) -> dict[str, Any] | None:
-        """Run a conditional write; None when its condition did not hold (the write was not made)."""
-        try:
-            return self._call(operation, **params)
-        except ClientError as exc:
-            if error_code(exc) == _CONDITION_FAILED:
-                return None
-            raise
-
-    def _pages(self, operation: str, **params: Any) -> Iterator[dict[str, Any]]:
-        """Every item of a Query or Scan (strongly consistent), following LastEvaluatedKey."""
+    def _walk(self, states: tuple[JobState, ...], rendition: str | None = None) -> Iterator[JobRecord]:
+        """Every job in ``states`` (all when empty), page by page."""
+        cursor: str | None = None
         while True:
-            page = self._call(operation, ConsistentRead=True, **params)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
+            page = self.page(JobFilter(states=states, rendition=rendition), base.MAX_PAGE_SIZE, cursor)
+            yield from page.records
+            if page.next_cursor is None:
                 return
-            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            cursor = page.next_cursor
+
+    def _prune_lines(self, key: str, rendition: str, before: float) -> None:
+        """Delete the key's and rendition's lines from before ``before``; its line counter too once none is left."""
+        lines = list(self._db.partition(key, f"{LINE_PREFIX}{rendition}#"))
+        legacy = [i for i in self._db.partition(key, LEGACY_LOG_PREFIX) if i["rendition"]["S"] == rendition]
+        old = [i for i in lines + legacy if float(i["at"]["N"]) < before]
+        self._db.delete_items(old)
+        if all(float(i["at"]["N"]) < before for i in lines):
+            self._db.call("delete_item", Key={"pk": s(key), "sk": s(f"{LINES_PREFIX}{rendition}")})
 
 
-def _s(value: str) -> dict[str, str]:
-    return {"S": str(value)}
+def _ranges(where: JobFilter) -> list[tuple[str, str]]:
+    """The index partitions a filter without a key prefix reads: ``(index, partition key value)``."""
+    if where.rendition is not None:
+        return [("by_rendition_state", f"{where.rendition}#{state.value}") for state in states_of(where)]
+    if where.states:
+        return [("by_state", state.value) for state in states_of(where)]
+    return [("by_created", JOB_PARTITION)]
 
 
-def _n(value: float) -> dict[str, str]:
-    """A DynamoDB number: a plain decimal string (no exponent), exact for a float's shortest repr."""
-    return {"N": format(Decimal(repr(value)), "f")}
-
-
-def _attributes(values: Values) -> dict[str, dict[str, str]]:
-    """Python values as DynamoDB attribute values: ``str`` as S, ``int`` and ``float`` as N."""
-    return {name: _s(value) if isinstance(value, str) else _n(value) for name, value in values.items()}
-
-
-def _identity(job_id: JobId) -> Values:
-    """A job's identity attributes (also the values of ``_ID_SET``)."""
-    return {"key": job_id.key, "source_etag": job_id.source_etag, "rendition": job_id.rendition}
-
-
-def _found(job_id: JobId, record: JobRecord | None) -> JobRecord:
-    if record is None:
+def _found(job_id: JobId, found: JobRecord | None) -> JobRecord:
+    if found is None:
         raise LookupError(f"job {job_id} has no record")
-    return record
-
-
-def _record(item: dict[str, Any]) -> JobRecord:
-    def text(name: str) -> str:
-        return str(item[name]["S"]) if name in item else ""
-
-    def number(name: str) -> float | None:
-        return float(item[name]["N"]) if name in item else None
-
-    return JobRecord(
-        id=JobId(text("key"), text("source_etag"), text("rendition")),
-        state=JobState(text("state")),
-        attempts=int(number("attempts") or 0),
-        created_at=number("created_at") or 0.0,
-        updated_at=number("updated_at") or 0.0,
-        started_at=number("started_at"),
-        finished_at=number("finished_at"),
-        progress_percent=number("progress_percent") or 0.0,
-        output_url=text("output_url"),
-        error=text("error"),
-        stderr_tail=text("stderr_tail"),
-        note=text("note"),
-        sequencer=text("sequencer"),
-        output_size=int(item["output_size"]["N"]) if "output_size" in item else None,
-    )
-
-
-def _describe(exc: BaseException) -> str:
-    """A short description of an AWS failure: its error code and message, or botocore's message (redacted)."""
-    code = error_code(exc)
-    if code:
-        message = getattr(exc, "response", {}).get("Error", {}).get("Message", "")
-        return f"{code}: {message}" if message else code
-    return redact(str(exc)) or type(exc).__name__
+    return found

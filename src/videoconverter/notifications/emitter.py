@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from videoconverter.brokers.base import Broker
-from videoconverter.jobs.base import JobId, JobLogLine, JobRecord, JobState, JobStore
+from videoconverter.jobs import base
+from videoconverter.jobs.base import JobFilter, JobId, JobLogLine, JobPage, JobRecord, JobState, JobStats, JobStore
 from videoconverter.notifications.schema import EventType, job_event, upload_done_event
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,7 @@ class NotifyingJobStore:
         return record
 
     def requeue_failed(self, key: str | None = None, rendition: str | None = None) -> int:
-        failed = [
-            r for r in self.inner.find(key, (JobState.FAILED,)) if rendition is None or r.id.rendition == rendition
-        ]
+        failed = [r for r in self._failed(key, rendition) if rendition is None or r.id.rendition == rendition]
         count = self.inner.requeue_failed(key, rendition)
         for before in failed:
             after = self.inner.get(before.id)
@@ -80,6 +79,20 @@ class NotifyingJobStore:
     def find(self, key: str | None = None, states: Sequence[JobState] = ()) -> list[JobRecord]:
         return self.inner.find(key, states)
 
+    def page(
+        self, where: JobFilter = base.ALL_JOBS, limit: int = base.DEFAULT_PAGE_SIZE, cursor: str | None = None
+    ) -> JobPage:
+        return self.inner.page(where, limit, cursor)
+
+    def changes(self, since: float, limit: int = base.DEFAULT_PAGE_SIZE, cursor: str | None = None) -> JobPage:
+        return self.inner.changes(since, limit, cursor)
+
+    def stats(self) -> JobStats:
+        return self.inner.stats()
+
+    def prune(self, before: float, batch_size: int = base.PRUNE_BATCH_SIZE) -> int:
+        return self.inner.prune(before, batch_size)
+
     def append_log(self, key: str, rendition: str, level: str, message: str) -> None:
         self.inner.append_log(key, rendition, level, message)
 
@@ -90,6 +103,20 @@ class NotifyingJobStore:
         self.inner.close()
 
     # --- plumbing -------------------------------------------------------------------------------------------
+
+    def _failed(self, key: str | None, rendition: str | None) -> list[JobRecord]:
+        """The failed jobs a redrive may requeue: a key's, or a page-by-page query of the failed state."""
+        if key is not None:
+            return self.inner.find(key, (JobState.FAILED,))
+        found: list[JobRecord] = []
+        cursor: str | None = None
+        where = JobFilter(states=(JobState.FAILED,), rendition=rendition)
+        while True:
+            page = self.inner.page(where, base.MAX_PAGE_SIZE, cursor)
+            found.extend(page.records)
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
 
     def _announce_upload_if_done(self, job_id: JobId) -> None:
         records = {r.id.rendition: r for r in self.inner.find(job_id.key) if r.id.source_etag == job_id.source_etag}

@@ -35,6 +35,7 @@ class RunResult:
     #: How far the output got, in media time: the last ``out_time_us`` of ``-progress pipe:1`` (the latest of
     #: every output stream's), or None for a run without progress. A truncated source stops it early.
     out_time_seconds: float | None = None
+    frames: int = 0  # the last frame count FFmpeg's progress reported (0 when it reported none)
 
 
 def ffmpeg_executable() -> str:
@@ -91,7 +92,7 @@ def run_ffmpeg(
         raise
     if exit_code != 0:
         raise TranscodeError("FFmpeg failed", exit_code=exit_code, stderr_tail=output.tail)
-    return RunResult(time.monotonic() - started, output.tail, output.out_time_seconds)
+    return RunResult(time.monotonic() - started, output.tail, output.out_time_seconds, output.frames)
 
 
 def _start(args: list[str], workdir: Path) -> subprocess.Popen[bytes]:
@@ -122,6 +123,7 @@ class _Output:
         self.duration_seconds = duration_seconds
         self.on_progress = on_progress
         self.out_time_seconds: float | None = None
+        self.frames = 0  # the last ``frame=N`` of the progress lines
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self._stdout = b""
         self._stderr = b""
@@ -137,6 +139,9 @@ class _Output:
                 with contextlib.suppress(ValueError):
                     self.out_time_seconds = max(0.0, int(line.split(b"=", 1)[1]) / 1_000_000)
                     self._report()
+            elif line.startswith(b"frame="):
+                with contextlib.suppress(ValueError):
+                    self.frames = int(line.split(b"=", 1)[1])
 
     def stderr(self, chunk: bytes) -> None:
         *lines, self._stderr = (self._stderr + chunk).split(b"\n")

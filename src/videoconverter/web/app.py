@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -20,7 +20,6 @@ from videoconverter.web.guard import RequestGuard
 from videoconverter.web.limits import UploadSlots
 from videoconverter.web.live import LiveJobs, queue_depths
 from videoconverter.web.media import OutputInspector
-from videoconverter.web.metrics import render
 
 
 def create_app(config: Config, svc: Services | None = None) -> FastAPI:
@@ -68,14 +67,6 @@ def create_app(config: Config, svc: Services | None = None) -> FastAPI:
         except Exception as exc:
             return error_response(503, "unhealthy", f"{type(exc).__name__}: {exc}")
         return JSONResponse({"status": "ok", "version": __version__})
-
-    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    async def metrics(request: Request) -> PlainTextResponse:
-        """Prometheus text format: queue depths, dead letters, jobs by state, job durations, failures by cause.
-        Takes the API token or the metrics token, when the server has one."""
-        services: Services = request.app.state.svc
-        records, queues = await run_in_threadpool(lambda: (services.jobs.find(), queue_depths(services)))
-        return PlainTextResponse(render(records, queues), media_type="text/plain; version=0.0.4")
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

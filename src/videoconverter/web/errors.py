@@ -14,6 +14,7 @@ from videoconverter.errors import (
     BucketNotFoundError,
     ConfigError,
     InvalidKeyError,
+    InvalidQueryError,
     ObjectNotFoundError,
     QueueNotFoundError,
     TransientError,
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 #: Each domain error's HTTP status and stable code.
 _STATUS: list[tuple[type[VideoConverterError], int, str]] = [
     (InvalidKeyError, 400, "invalid_key"),
+    (InvalidQueryError, 400, "invalid_query"),  # a malformed cursor, a limit out of range, an unknown state
     (ObjectNotFoundError, 404, "not_found"),
     (ConfigError, 400, "bad_request"),  # e.g. an unknown rendition
     (BucketNotFoundError, 503, "not_provisioned"),

@@ -11,8 +11,10 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from videoconverter import dead_letters as dead_letter_ops
+from videoconverter.errors import ConfigError, InvalidQueryError
 from videoconverter.events import parse_event
-from videoconverter.jobs.base import JobState
+from videoconverter.jobs.base import DEFAULT_PAGE_SIZE, JobFilter, JobPage, JobState
+from videoconverter.jobs.paging import parse_limit, parse_states
 from videoconverter.pipeline import Services
 from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.produce import marker_name, output_key
@@ -20,29 +22,61 @@ from videoconverter.web.auth import TOKEN_COOKIE, is_authorized, token_matches
 from videoconverter.web.errors import ApiError
 from videoconverter.web.live import LiveJobs, job_json, queue_depths
 from videoconverter.web.media import OutputInspector
+from videoconverter.web.metrics import exposition, registry_for
 from videoconverter.web.uploads import services
 
 router = APIRouter()
-MAX_PAGE = 500
 Svc = Annotated[Services, Depends(services)]
 
 
 @router.get("/api/jobs", tags=["jobs"])
 async def list_jobs(
     svc: Svc,
-    state: JobState | None = None,
+    state: Annotated[list[str] | None, Query()] = None,
     rendition: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    key_prefix: str = "",
+    limit: str | None = None,
+    cursor: str | None = None,
+    offset: str | None = None,
 ) -> dict[str, Any]:
-    """Jobs, newest first: ``{"jobs": [...], "total", "limit", "offset"}``; filter by ``state`` and ``rendition``."""
-    if rendition is not None:
-        svc.config.rendition(rendition)  # 400 for an unknown one
-    records = await run_in_threadpool(svc.jobs.find, None, (state,) if state else ())
-    if rendition is not None:
-        records = [r for r in records if r.id.rendition == rendition]
-    page = records[offset : offset + limit]
-    return {"jobs": [job_json(r) for r in page], "total": len(records), "limit": limit, "offset": offset}
+    """Jobs, newest first, one page at a time: ``{"jobs": [...], "limit", "next_cursor", "total"}``.
+
+    ``state`` (repeated, or comma-separated), ``rendition`` and ``key_prefix`` filter; ``limit`` is 1 to 500
+    (default 100); ``cursor`` is the previous page's ``next_cursor`` (null on the last page); ``total`` counts
+    the matching jobs (null with a key prefix). 400 ``invalid_query`` for a malformed cursor, a limit out of
+    range, an unknown state or rendition."""
+    if offset is not None:
+        raise InvalidQueryError("offset: jobs are paged by cursor: pass the previous page's next_cursor as cursor")
+    where = JobFilter(parse_states(state or ()), _known_rendition(svc, rendition), key_prefix)
+    size = parse_limit(limit, DEFAULT_PAGE_SIZE)
+
+    def read() -> tuple[JobPage, int | None]:
+        return svc.jobs.page(where, size, cursor), svc.jobs.stats().total(where)
+
+    page, total = await run_in_threadpool(read)
+    return {"jobs": [job_json(r) for r in page.records], "limit": size, "next_cursor": page.next_cursor, "total": total}
+
+
+def _known_rendition(svc: Services, name: str | None) -> str | None:
+    if name is None:
+        return None
+    try:
+        return svc.config.rendition(name).name
+    except ConfigError as exc:
+        raise InvalidQueryError(f"rendition: {exc.message}") from exc
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response)
+async def metrics(request: Request, svc: Svc) -> Response:
+    """Prometheus metrics (text, or OpenMetrics when the scraper asks for it): queue depths, dead letters, jobs
+    by state, job run times, failures by cause, and the workers' own where they share a multi-process directory.
+    Read from counters and queue depths: a scrape never reads the job history. Takes the API token or the
+    metrics token, when the server has one."""
+    registry = getattr(request.app.state, "metrics_registry", None)
+    if registry is None:
+        registry = request.app.state.metrics_registry = registry_for(svc)
+    body, content_type = await run_in_threadpool(exposition, registry, request.headers.get("accept", ""))
+    return Response(body, headers={"Content-Type": content_type})
 
 
 @router.get("/api/jobs/{key:path}", tags=["jobs"])

@@ -1,7 +1,11 @@
 // videoconverter dashboard: plain JavaScript, no build step. Talks to the HTTP API of the same server.
 "use strict";
 
-const state = { settings: null, jobs: new Map(), queues: [], filter: "" };
+// The jobs shown: pages of /api/jobs (newest first) for the filter, merged with live updates that match it.
+const PAGE_SIZE = Math.min(500, Math.max(1, Number(new URLSearchParams(location.search).get("page_size")) || 100));
+const state = {
+  settings: null, jobs: new Map(), queues: [], filter: { state: "", rendition: "", prefix: "" }, cursor: null, total: null,
+};
 const $ = (selector, root = document) => root.querySelector(selector);
 const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
@@ -42,9 +46,17 @@ async function api(path, options = {}) {
   return response.status === 204 ? null : response.json();
 }
 
-// --- live updates -----------------------------------------------------------------------------------------
-function mergeJobs(jobs) {
-  for (const job of jobs) state.jobs.set(jobId(job), job);
+// --- live updates and pages -------------------------------------------------------------------------------
+const matches = (job) => (!state.filter.state || job.state === state.filter.state) &&
+  (!state.filter.rendition || job.rendition === state.filter.rendition) && job.key.startsWith(state.filter.prefix);
+
+function mergeJobs(jobs, live = false) {
+  // A live update may move a shown job out of the filter (it goes) but never brings in one the pages left out
+  // unless it matches: a new upload, or a job that entered the filtered state.
+  for (const job of jobs) {
+    if (matches(job)) state.jobs.set(jobId(job), job);
+    else if (live) state.jobs.delete(jobId(job));
+  }
 }
 
 // A handler that fails shows why and leaves the page running: the next update is another chance.
@@ -63,15 +75,24 @@ function showProblem(error) {
 
 function connect() {
   const source = new EventSource("/api/events");
-  source.addEventListener("jobs", guarded((event) => { mergeJobs(JSON.parse(event.data).jobs); render(); }));
+  source.addEventListener("jobs", guarded((event) => { mergeJobs(JSON.parse(event.data).jobs, true); render(); }));
   source.addEventListener("queues", guarded((event) => { state.queues = JSON.parse(event.data).queues; renderQueues(); }));
   source.addEventListener("reload", guarded(() => { source.close(); return loadJobs().then(connect); }));
 }
 
-async function loadJobs() {
-  const page = await api("/api/jobs?limit=500");
-  state.jobs.clear();
+async function loadJobs(more = false) {
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (state.filter.state) query.set("state", state.filter.state);
+  if (state.filter.rendition) query.set("rendition", state.filter.rendition);
+  if (state.filter.prefix) query.set("key_prefix", state.filter.prefix);
+  if (more && state.cursor) query.set("cursor", state.cursor);
+  const wanted = JSON.stringify(state.filter);
+  const page = await api(`/api/jobs?${query}`);
+  if (JSON.stringify(state.filter) !== wanted) return;  // the filter changed meanwhile: a newer load follows
+  if (!more) state.jobs.clear();
   mergeJobs(page.jobs);
+  state.cursor = page.next_cursor;
+  state.total = page.total;
   render();
 }
 
@@ -87,13 +108,14 @@ function renderQueues() {
 function latestByKey() {
   const byKey = new Map();
   for (const job of state.jobs.values()) {
-    const entry = byKey.get(job.key) || { key: job.key, renditions: new Map(), updated: 0 };
+    const entry = byKey.get(job.key) || { key: job.key, renditions: new Map(), updated: 0, created: 0 };
     const current = entry.renditions.get(job.rendition);
     if (!current || job.created_at >= current.created_at) entry.renditions.set(job.rendition, job);
     entry.updated = Math.max(entry.updated, job.updated_at);
+    entry.created = Math.max(entry.created, job.created_at);
     byKey.set(job.key, entry);
   }
-  return [...byKey.values()].sort((a, b) => b.updated - a.updated);
+  return [...byKey.values()].sort((a, b) => b.created - a.created);  // as the pages come: newest upload first
 }
 
 function renditionBar(job) {
@@ -109,12 +131,18 @@ function renditionBar(job) {
 function render() {
   if (location.hash.startsWith("#/job/")) return renderJobPage(false);
   const body = $("#jobs tbody");
-  const rows = latestByKey().filter((e) => !state.filter || [...e.renditions.values()].some((j) => j.state === state.filter));
+  const rows = latestByKey();
   body.replaceChildren(...rows.map((entry) => el("tr", { "data-key": entry.key },
     el("td", {}, el("a", { href: `#/job/${keyPath(entry.key)}` }, entry.key)),
     el("td", {}, ...[...entry.renditions.values()].sort((a, b) => a.rendition.localeCompare(b.rendition)).map(renditionBar)),
     el("td", { class: "muted" }, when(entry.updated)))));
   $("#jobs-empty").hidden = rows.length > 0;
+  const filtered = state.filter.state || state.filter.rendition || state.filter.prefix;
+  $("#jobs-empty").textContent = filtered ? "No jobs match the filter." : "No uploads yet: drop a video above.";
+  $("#load-more").hidden = !state.cursor;
+  // The total is counted when a page loads; jobs uploaded since may make it fall behind what is shown.
+  const shown = state.jobs.size;
+  $("#jobs-count").textContent = state.total > shown ? `${shown} of ${state.total} job(s) shown` : `${shown} job(s) shown`;
 }
 
 // --- uploads ----------------------------------------------------------------------------------------------
@@ -154,7 +182,16 @@ function setUpDrop() {
   for (const name of ["dragleave", "drop"]) drop.addEventListener(name, () => drop.classList.remove("over"));
   drop.addEventListener("drop", (event) => { event.preventDefault(); [...event.dataTransfer.files].forEach(upload); });
   $("#file").addEventListener("change", (event) => { [...event.target.files].forEach(upload); event.target.value = ""; });
-  $("#filter-state").addEventListener("change", (event) => { state.filter = event.target.value; render(); });
+  const reportLoad = (error) => { $("#jobs-count").textContent = error.message; if (error.status === 401) showSignIn(); };
+  const refilter = () => {
+    state.filter = { state: $("#filter-state").value, rendition: $("#filter-rendition").value, prefix: $("#filter-prefix").value };
+    loadJobs().catch(reportLoad);
+  };
+  let typing = null;
+  $("#filter-state").addEventListener("change", refilter);
+  $("#filter-rendition").addEventListener("change", refilter);
+  $("#filter-prefix").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(refilter, 250); });
+  $("#load-more").addEventListener("click", () => loadJobs(true).catch(reportLoad));
 }
 
 // --- one upload's page ------------------------------------------------------------------------------------
@@ -282,6 +319,7 @@ async function start() {
   const s = state.settings;
   $("#drop-hint").textContent = `${s.suffixes.join(", ")} files up to ${bytes(s.max_upload_bytes)}, ` +
     `converted into ${s.renditions.map((r) => r.name).join(" and ")}`;
+  $("#filter-rendition").append(...s.renditions.map((r) => el("option", { value: r.name }, r.name)));
   connect();
   await loadJobs();
   api("/api/queues").then((q) => { state.queues = q.queues; renderQueues(); }).catch(showProblem);

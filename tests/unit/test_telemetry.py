@@ -1,0 +1,80 @@
+"""A worker's own metrics: counted through prometheus_client, served on a port, or shared with `up`'s dashboard
+through a multi-process directory."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+prometheus_client = pytest.importorskip("prometheus_client")
+
+from videoconverter import telemetry  # noqa: E402
+
+SAMPLE = "videoconverter_worker_ffmpeg_seconds_total"
+SOURCE = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def value(name: str, **labels: str) -> float:
+    return prometheus_client.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_worker_metrics_count_ffmpeg_bytes_and_leases() -> None:
+    before = value(SAMPLE, rendition="t1")
+    telemetry.ffmpeg_ran("t1", 2.0, 50)
+    telemetry.bytes_in("t1", 1000)
+    telemetry.bytes_out("t1", 400)
+    telemetry.lease_extension("q-t1", "extended")
+    telemetry.lease_extension("q-t1", "lost")
+    assert value(SAMPLE, rendition="t1") == before + 2.0
+    assert value("videoconverter_worker_frames_per_second", rendition="t1") == 25.0
+    assert value("videoconverter_worker_ffmpeg_frames_total", rendition="t1") >= 50
+    assert value("videoconverter_worker_input_bytes_total", rendition="t1") >= 1000
+    assert value("videoconverter_worker_output_bytes_total", rendition="t1") >= 400
+    assert value("videoconverter_worker_lease_extensions_total", queue="q-t1", outcome="lost") >= 1
+
+
+def test_a_worker_serves_its_metrics_on_a_port() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = telemetry.serve(port)
+    try:
+        telemetry.ffmpeg_ran("t2", 1.0, 0)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            body = reply.read().decode()
+        assert f'{SAMPLE}{{rendition="t2"}}' in body
+    finally:
+        server.shutdown()
+    with pytest.raises(Exception, match="metrics-port"):
+        telemetry.serve(port, "256.0.0.1")  # an address that cannot be listened on
+
+
+def test_workers_share_their_metrics_through_a_multiprocess_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(telemetry.MULTIPROCESS_DIR_VARIABLE, raising=False)
+    directory, made = telemetry.share_with_workers()
+    try:
+        assert made and os.environ[telemetry.MULTIPROCESS_DIR_VARIABLE] == directory
+        script = (
+            "from videoconverter import telemetry; telemetry.ffmpeg_ran('720p', 2.0, 60); telemetry.bytes_in('720p', 5)"
+        )
+        for _ in range(2):  # two worker processes, one after the other
+            subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "PYTHONPATH": SOURCE})
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = prometheus_client.CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)
+        assert registry.get_sample_value(SAMPLE, {"rendition": "720p"}) == 4.0
+        assert registry.get_sample_value("videoconverter_worker_frames_per_second", {"rendition": "720p"}) == 30.0
+        assert telemetry.share_with_workers() == (directory, False)  # a directory set already: reused, wiped
+        assert not list(Path(directory).glob("*.db"))
+    finally:
+        telemetry.unshare(directory, made)
+    assert not Path(directory).exists() and telemetry.MULTIPROCESS_DIR_VARIABLE not in os.environ
