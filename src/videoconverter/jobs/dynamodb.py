@@ -111,9 +111,11 @@ class DynamoDBJobStore:
             condition="#state = :running",
         )
 
-    def finish(self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None) -> JobRecord:
-        """Mark done with the output, note and size, clearing the error. Raises LookupError when there is no
-        record."""
+    def finish(
+        self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None, quality: str = ""
+    ) -> JobRecord:
+        """Mark done with the output, note, size and quality search, clearing the error. Raises LookupError when
+        there is no record."""
         now = time.time()
         update = (
             "SET #state = :done, progress_percent = :hundred, output_url = :output, note = :note, #error = :empty, "
@@ -121,11 +123,18 @@ class DynamoDBJobStore:
         )
         values: Values = {"done": JobState.DONE, "hundred": 100, "output": output_url, "note": note, "empty": ""}
         values |= {"now": now, "expires": int(now) + RETENTION_SECONDS}
+        removed = []
         if output_size is None:
-            update += " REMOVE output_size"
+            removed.append("output_size")
         else:
             update += ", output_size = :size"
             values["size"] = output_size
+        if quality:  # quality per title: the VMAF search as JSON text
+            update += ", quality = :quality"
+            values["quality"] = quality
+        else:
+            removed.append("quality")
+        update += f" REMOVE {', '.join(removed)}" if removed else ""
         return _found(job_id, self._update(job_id, update, values, condition="attribute_exists(pk)"))
 
     def retry(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
@@ -359,6 +368,7 @@ def _record(item: dict[str, Any]) -> JobRecord:
         note=text("note"),
         sequencer=text("sequencer"),
         output_size=int(item["output_size"]["N"]) if "output_size" in item else None,
+        quality=text("quality"),
     )
 
 

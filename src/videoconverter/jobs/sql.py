@@ -46,11 +46,17 @@ CREATE INDEX IF NOT EXISTS job_logs_by_key ON job_logs (key, id);
 ADDED_COLUMNS = {"output_size": "{big_integer}"}
 _ID = "key = ? AND source_etag = ? AND rendition = ?"
 
+# --- quality per title: the VMAF search's choices, one JSON text column (JobRecord.quality) ------------------
+#: Added on open to every ``jobs`` table, new or earlier (ALTER TABLE ... ADD COLUMN): NULL until a job with a
+#: VMAF target finishes.
+QUALITY_COLUMNS = {"quality": "TEXT"}
+
 
 def missing_columns(present: Collection[str], types: Mapping[str, str]) -> list[str]:
     """The ``ADD COLUMN`` definitions that bring a ``jobs`` table with the columns ``present`` up to date
     (``types``: the dialect's types for the template's placeholders)."""
-    return [f"{name} {kind.format_map(types)}" for name, kind in ADDED_COLUMNS.items() if name not in present]
+    added = {**ADDED_COLUMNS, **QUALITY_COLUMNS}
+    return [f"{name} {kind.format_map(types)}" for name, kind in added.items() if name not in present]
 
 
 class SqlJobStore:
@@ -94,12 +100,14 @@ class SqlJobStore:
             (max(0.0, min(100.0, percent)), time.time(), *_key(job_id)),
         )
 
-    def finish(self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None) -> JobRecord:
+    def finish(
+        self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None, quality: str = ""
+    ) -> JobRecord:
         now = time.time()
         self._write(
             f"UPDATE jobs SET state = 'done', progress_percent = 100, output_url = ?, note = ?, output_size = ?, "
-            f"error = '', updated_at = ?, finished_at = ? WHERE {_ID}",
-            (output_url, note, output_size, now, now, *_key(job_id)),
+            f"quality = ?, error = '', updated_at = ?, finished_at = ? WHERE {_ID}",
+            (output_url, note, output_size, quality or None, now, now, *_key(job_id)),
         )
         return self._get_or_raise(job_id)
 
@@ -184,4 +192,5 @@ def _record(row: Any) -> JobRecord:
         note=row["note"],
         sequencer=row["sequencer"],
         output_size=row["output_size"],
+        quality=row["quality"] or "",
     )
