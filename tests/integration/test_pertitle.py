@@ -14,11 +14,12 @@ import pytest
 from tests.integration.test_pipeline import IN, job
 from videoconverter.jobs.base import JobState
 from videoconverter.pipeline import Services
-from videoconverter.renditions import default_rendition
+from videoconverter.renditions import Limits, default_rendition
 from videoconverter.transcode.command import generated_input, preamble
 from videoconverter.transcode.playlists import parse_media_playlist
 from videoconverter.transcode.produce import convert_file
 from videoconverter.transcode.runner import ffmpeg_executable
+from videoconverter.transcode.samples import make_truncated_clip
 from videoconverter.worker import Worker
 
 pytestmark = pytest.mark.ffmpeg
@@ -125,3 +126,12 @@ def test_a_failed_sample_encode_is_a_transient_error_and_the_retry_records_the_c
     assert f"CRF {quality['outputs'][0]['crf']} for VMAF" in record.note
     assert any(line.message.startswith("VMAF search") for line in svc.jobs.logs("sample.mp4"))
     assert json.loads(json.dumps(record.as_json()))["quality"] == quality
+
+
+def test_an_accepted_truncated_source_whose_samples_hold_nothing_keeps_the_fixed_crf(tmp_path: Path) -> None:
+    source = make_truncated_clip(tmp_path / "cut.mp4", kept_share=0.15)  # 10 s promised, about 1.5 s there
+    workdir = tmp_path / "out"
+    workdir.mkdir()
+    produced = convert_file(source, workdir, RENDITION, limits=Limits(accept_truncated_sources=True), threads=1)
+    assert produced.quality is None
+    assert produced.note.startswith("VMAF target not used: the samples held no picture")

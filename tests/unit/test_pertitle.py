@@ -13,8 +13,10 @@ from videoconverter.transcode.pertitle import (
     QualitySearch,
     SampleWindow,
     choose_crf,
+    decode_groups,
     drop_rungs,
     first_crf,
+    lowest_useful_crf,
     next_crf,
     predicted_kbps,
     rungs_to_keep,
@@ -61,6 +63,13 @@ def test_samples_never_overlap() -> None:
     assert windows[0].end_seconds <= windows[1].start_seconds
 
 
+def test_windows_a_seek_would_decode_twice_are_read_in_one_pass() -> None:
+    windows = [SampleWindow(1.0, 0.5), SampleWindow(3.0, 0.5), SampleWindow(9.0, 0.5)]
+    # Keyframes at 0 and 8: the second window's is before the first one's end; the third's is not.
+    assert decode_groups(windows, [0.0, 0.0, 8.0]) == ((windows[0], windows[1]), (windows[2],))
+    assert decode_groups(windows) == ((windows[0],), (windows[1],), (windows[2],))  # unknown: one seek each
+
+
 def test_a_tiny_source_is_sampled_whole() -> None:
     assert sample_windows(0.9) == (SampleWindow(0.0, 0.9),)
 
@@ -91,6 +100,10 @@ def test_the_second_probe_steps_towards_the_target() -> None:
 
 def test_below_the_target_at_the_cap_nothing_lower_is_tried() -> None:
     assert next_crf([Probe(23, 90.0, 0.99 * CAP)], 95.0, CAP, "h264") is None
+    # 80 % of the cap: one step lower reaches it, and the target lies far beyond: chosen without a probe.
+    near = [Probe(20, 83.0, 0.8 * CAP)]
+    assert next_crf(near, 97.5, CAP, "h264") is None
+    assert choose_crf(near, 97.5, CAP, "h264")[0] == 19
 
 
 def test_a_third_probe_only_when_the_choice_lies_beyond_the_two() -> None:
@@ -130,6 +143,14 @@ def test_the_choice_never_goes_below_a_crf_the_cap_already_held() -> None:
     crf, vmaf, kbps = choose_crf(probes, 95.0, CAP, "h264")
     assert (crf, vmaf) == (25, 89.0)  # lower CRFs cost the same bytes and gain nothing
     assert kbps <= CAP
+
+
+def test_a_bitrate_that_stops_growing_near_the_cap_was_held_by_it() -> None:
+    probes = [Probe(17, 91.0, 1700.0), Probe(20, 90.0, 1650.0), Probe(26, 85.0, 800.0)]  # 17 -> 20: 1 % a step
+    assert lowest_useful_crf(probes, CAP, "h264") == 17
+    assert choose_crf(probes, 95.0, CAP, "h264")[0] == 17
+    far = [Probe(17, 91.0, 700.0), Probe(20, 90.0, 690.0)]  # flat, but far under the cap: not the cap's doing
+    assert lowest_useful_crf(far, CAP, "h264") < 17
 
 
 def test_predicted_bitrate_is_log_linear_and_never_above_the_cap() -> None:

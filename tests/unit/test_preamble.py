@@ -79,7 +79,7 @@ def _search() -> list[list[str]]:
     rendition = default_rendition(720)
     target = search.SearchTarget("720p", rendition, output_size(*INFO.display_size, rendition))
     encodes = [search.SampleEncode(target, 23, WORK / "pertitle" / "r0-0.mp4", "vmaf-r0-0.json")]
-    windows = [search.SampleWindow(1.0, 2.0), search.SampleWindow(6.0, 2.0)]
+    windows = [[search.SampleWindow(1.0, 2.0)], [search.SampleWindow(6.0, 2.0)]]
     extracted = WORK / "pertitle" / "windows.mov"
     return [
         search.extract_command(FFMPEG, SOURCE, INFO, LIMITS, windows, rendition, extracted),

@@ -32,14 +32,28 @@ def value(args: list[str], flag: str, nth: int = 0) -> str:
     return [args[i + 1] for i, arg in enumerate(args) if arg == flag][nth]
 
 
-def test_the_windows_are_cut_joined_made_constant_rate_and_kept_losslessly() -> None:
-    windows = [SampleWindow(1.0, 0.5), SampleWindow(6.25, 0.5)]
-    args = search.extract_command(FFMPEG, SOURCE, INFO, LIMITS, windows, R720, EXTRACTED)
+def test_the_windows_are_cut_made_constant_rate_joined_and_kept_losslessly() -> None:
+    groups = [[SampleWindow(1.0, 0.5)], [SampleWindow(6.25, 0.5)]]
+    args = search.extract_command(FFMPEG, SOURCE, INFO, LIMITS, groups, R720, EXTRACTED)
     inputs = [i for i, arg in enumerate(args) if arg == "-i"]
     assert [args[i - 4 : i] for i in inputs] == [["-ss", "1.000", "-t", "0.500"], ["-ss", "6.250", "-t", "0.500"]]
-    assert value(args, "-filter_complex") == "[0:v][1:v]concat=n=2:v=1:a=0,fps=30[joined]"
-    assert (value(args, "-c:v"), value(args, "-qp"), value(args, "-f", 1)) == ("libx264", "0", "mov")
+    assert value(args, "-filter_complex") == "[0:v]fps=30[g0];[1:v]fps=30[g1];[g0][g1]concat=n=2:v=1:a=0[joined]"
+    assert (value(args, "-c:v"), value(args, "-f", 2)) == ("utvideo", "mov")
     assert args[-1] == f"file:{EXTRACTED}"
+    hdr = search.extract_command(
+        FFMPEG, SOURCE, media_info(color_transfer="smpte2084"), LIMITS, groups, R720, EXTRACTED
+    )
+    assert (value(hdr, "-c:v"), value(hdr, "-qp")) == ("libx264", "0")  # 10 bits kept
+
+
+def test_windows_read_in_one_pass_are_picked_from_one_input() -> None:
+    groups = [[SampleWindow(1.0, 0.5), SampleWindow(3.0, 0.5)]]
+    args = search.extract_command(FFMPEG, SOURCE, INFO, LIMITS, groups, R720, EXTRACTED)
+    assert args.count("-i") == 1 and (value(args, "-ss"), value(args, "-t")) == ("1.000", "2.500")
+    assert value(args, "-filter_complex") == (
+        "[0:v]fps=30,select='between(t,0.000,0.499)+between(t,2.000,2.499)',setpts=N/FRAME_RATE/TB[g0];"
+        "[g0]concat=n=1:v=1:a=0[joined]"
+    )
 
 
 def test_each_encode_of_a_round_gets_its_own_crf_size_and_cap() -> None:

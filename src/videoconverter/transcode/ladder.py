@@ -29,7 +29,7 @@ from videoconverter.transcode.playlists import Variant, avc_codec, bitrates, mas
 from videoconverter.transcode.probe import MediaInfo
 from videoconverter.transcode.products import Conversion, OutputFile, Produced
 from videoconverter.transcode.quality import measure_with
-from videoconverter.transcode.search import SAMPLES_DIRECTORY, SearchTarget, search_quality, skip_reason
+from videoconverter.transcode.search import SAMPLES_DIRECTORY, SearchTarget, searched
 from videoconverter.transcode.truncation import check_read, joined
 
 MASTER = "master.m3u8"
@@ -108,9 +108,9 @@ def produce_ladder(rendition: Rendition, job: Conversion) -> Produced:
     ``VERSION/RUNG/``, then ``master.m3u8`` last."""
     info = job.info
     rungs, note = plan_ladder(info, rendition, job.workdir)
-    search, skipped = None, skip_reason(info, rendition) if rendition.target_vmaf else ""
-    if rendition.target_vmaf and not skipped:
-        search, rungs = fit_ladder(job, rungs)
+    search, skipped = searched(job, rendition, [SearchTarget(r.rendition.name, r.rendition, r.size) for r in rungs])
+    if search is not None:
+        search, rungs = fit_ladder(search, rungs)
     for rung in rungs:
         rung.directory.mkdir(parents=True)
     read = check_read(_encode(rendition, job, rungs), info.duration_seconds, job.limits)
@@ -128,10 +128,10 @@ def produce_ladder(rendition: Rendition, job: Conversion) -> Produced:
     return Produced((*files, OutputFile(MASTER, master)), note, quality=search)
 
 
-def fit_ladder(job: Conversion, rungs: list[Rung]) -> tuple[QualitySearch, list[Rung]]:
+def fit_ladder(search: QualitySearch, rungs: list[Rung]) -> tuple[QualitySearch, list[Rung]]:
     """A ladder that fits the content: every rung's CRF from the VMAF search, and the rungs that the rung above
     makes redundant left out (:func:`.pertitle.drop_rungs`); the rungs to encode, with their CRFs."""
-    search = drop_rungs(search_quality(job, [SearchTarget(r.rendition.name, r.rendition, r.size) for r in rungs]))
+    search = drop_rungs(search)
     chosen = {choice.name: choice for choice in search.choices}
     kept = [r for r in rungs if chosen[r.rendition.name].kept]
     return search, [dataclasses.replace(r, rendition=dataclasses.replace(r.rendition, crf=chosen[r.rendition.name].crf))

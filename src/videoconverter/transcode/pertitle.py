@@ -47,8 +47,11 @@ ONE_PROBE_MARGIN = 1.0
 MIN_STEP = 2
 MAX_STEP = 8
 MAX_EXTRAPOLATION = 2
-#: A probe whose sample bitrate is this share of the cap or more was held by the cap.
-CAP_BOUND_SHARE = 0.95
+#: A probe whose sample bitrate is this share of the cap or more was held by the cap (samples are short: the
+#: one-second buffer rarely fills in them, so they show the cap late). So was one above :data:`NEAR_CAP_SHARE`
+#: whose bitrate barely grew from the next higher CRF's (the cap flattens it).
+CAP_BOUND_SHARE = 0.85
+NEAR_CAP_SHARE = 0.6
 #: The CRFs a search may choose, per codec (below: bytes without visible gain; above: visibly worse).
 CRF_RANGE = {"h264": (10, 40), "hevc": (10, 40), "av1": (15, 55), "vp9": (15, 55)}
 #: Rung dropping: a rung goes when the rung above it is at most this much VMAF worse, at a bitrate at most
@@ -204,6 +207,22 @@ def sample_windows(
     return tuple(windows)
 
 
+def decode_groups(
+    windows: Sequence[SampleWindow], keyframes: Sequence[float | None] = ()
+) -> tuple[tuple[SampleWindow, ...], ...]:
+    """The windows in runs that one decoding pass reads: a window whose keyframe (``keyframes[i]``, at or
+    before it) comes before the previous window's end is read on from there, since seeking to that keyframe
+    would decode the previous window again (x264 places keyframes 250 frames apart by default)."""
+    groups: list[list[SampleWindow]] = []
+    for i, window in enumerate(windows):
+        keyframe = keyframes[i] if i < len(keyframes) else None
+        if groups and keyframe is not None and keyframe < groups[-1][-1].end_seconds:
+            groups[-1].append(window)
+        else:
+            groups.append([window])
+    return tuple(tuple(group) for group in groups)
+
+
 # --- which CRF ---------------------------------------------------------------------------------------------
 
 
@@ -224,6 +243,9 @@ def next_crf(probes: Sequence[Probe], target: float, cap_kbps: float, codec: str
             return None  # below the target at the cap: a lower CRF would buy nothing
         if abs(probe.vmaf - target) <= ONE_PROBE_MARGIN:
             return None
+        floor = lowest_useful_crf(probes, cap_kbps, codec)
+        if probe.vmaf + (probe.crf - floor) * PRIOR_SLOPE < target and probe.crf - floor <= MAX_EXTRAPOLATION:
+            return None  # the cap is a step or two away and the target beyond it: nothing left to learn
         step = (probe.vmaf - target) / PRIOR_SLOPE
         step = math.copysign(min(MAX_STEP, max(MIN_STEP, abs(step))), step if step else 1.0)
         crf = max(_clamp(round(probe.crf + step), codec), lowest_useful_crf(probes, cap_kbps, codec))
@@ -258,8 +280,18 @@ def lowest_useful_crf(probes: Sequence[Probe], cap_kbps: float, codec: str) -> i
     ordered = sorted(probes, key=lambda p: p.crf)
     low, high = CRF_RANGE[codec]
     held = [p.crf for p in ordered if p.capped(cap_kbps)]
+    held += [a.crf for a, b in itertools.pairwise(ordered) if _flattened(a, b, cap_kbps)]
     within = next((crf for crf in range(low, high + 1) if _kbps(ordered, crf) <= cap_kbps), high)
     return max([low, within, *held])
+
+
+def _flattened(lower: Probe, higher: Probe, cap_kbps: float) -> bool:
+    """Whether the cap held ``lower`` (a lower CRF than ``higher``): near the cap, its bitrate grew by less
+    than a third of what the CRF steps between them would give."""
+    if lower.video_kbps < NEAR_CAP_SHARE * cap_kbps or higher.video_kbps <= 0:
+        return False
+    growth = math.log(max(lower.video_kbps, 1e-3) / higher.video_kbps) / (higher.crf - lower.crf)
+    return growth < KBPS_PER_STEP / 3
 
 
 def crf_for_vmaf(ordered: Sequence[Probe], target: float) -> float:

@@ -14,7 +14,7 @@ from videoconverter.transcode.probe import probe
 from videoconverter.transcode.products import Conversion, OutputFile, Produced, Runner
 from videoconverter.transcode.quality import measure_with
 from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
-from videoconverter.transcode.search import SearchTarget, search_quality, skip_reason
+from videoconverter.transcode.search import SearchTarget, searched
 from videoconverter.transcode.truncation import check_read, joined
 
 OUTPUT_CAP_SHARE = 0.98  # of max_output_bytes: an output this large was stopped by -fs
@@ -49,9 +49,8 @@ def produce(rendition: Rendition, job: Conversion) -> Produced:
         return produce_thumbnails(rendition, job)
     info = job.info
     size = output_size(*info.display_size, rendition)
-    search, skipped = None, skip_reason(info, rendition) if rendition.target_vmaf else ""
-    if rendition.target_vmaf and not skipped:
-        search = search_quality(job, [SearchTarget(rendition.name, rendition, size)])
+    search, skipped = searched(job, rendition, [SearchTarget(rendition.name, rendition, size)])
+    if search is not None:
         rendition = dataclasses.replace(rendition, crf=search.choices[0].crf)
     destination = job.workdir / "output.mp4"
     args = build_command(job.ffmpeg, job.source, destination, info, size, rendition, job.limits, job.threads)

@@ -19,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
 
+from videoconverter.errors import NotAVideoError, NoVideoStreamError
 from videoconverter.renditions import Limits, Rendition
 from videoconverter.transcode.command import keeps_hdr, picture_filters, preamble, rate_filter, upload_input, video_args
 from videoconverter.transcode.framerate import frames_per_interval
@@ -31,7 +32,9 @@ from videoconverter.transcode.pertitle import (
     SampleWindow,
     candidate_starts,
     choose_crf,
+    decode_groups,
     first_crf,
+    lowest_useful_crf,
     next_crf,
     sample_plan,
     sample_windows,
@@ -76,23 +79,43 @@ def skip_reason(info: MediaInfo, rendition: Rendition) -> str:
     return ""
 
 
-def plan_samples(job: Conversion) -> tuple[SampleWindow, ...]:
-    """The sample windows of the job's source (see :func:`.pertitle.sample_windows`), keyframe-aligned."""
+def searched(
+    job: Conversion, rendition: Rendition, targets: Sequence[SearchTarget]
+) -> tuple[QualitySearch | None, str]:
+    """The search for ``targets`` when ``rendition`` has a VMAF target, or None and why not (the note says it):
+    see :func:`skip_reason`; and a source whose samples hold no frame (an accepted truncated upload whose data
+    ends before them) keeps the fixed CRF too."""
+    if not rendition.target_vmaf:
+        return None, ""
+    reason = skip_reason(job.info, rendition)
+    if reason:
+        return None, reason
+    try:
+        return search_quality(job, targets), ""
+    except (NotAVideoError, NoVideoStreamError):
+        return None, "VMAF target not used: the samples held no picture (the source ends early); fixed CRF used"
+
+
+def plan_samples(job: Conversion) -> tuple[tuple[SampleWindow, ...], ...]:
+    """The sample windows of the job's source (see :func:`.pertitle.sample_windows`), keyframe-aligned, in the
+    runs one decoding pass reads (:func:`.pertitle.decode_groups`)."""
     duration = job.info.duration_seconds or 0.0
     plan = sample_plan(duration)
     starts = candidate_starts(duration, *plan) if plan[1] < duration else []
-    return sample_windows(duration, keyframes_before(job.source, job.limits, starts) if starts else (), plan)
+    keyframes = keyframes_before(job.source, job.limits, starts) if starts else []
+    return decode_groups(sample_windows(duration, keyframes, plan), keyframes)
 
 
 def search_quality(job: Conversion, targets: Sequence[SearchTarget]) -> QualitySearch:
     """Choose a CRF for each of ``targets`` (their renditions' ``target_vmaf``), in rounds of samples."""
     started = time.monotonic()
-    windows = plan_samples(job)
+    groups = plan_samples(job)
+    windows = tuple(window for group in groups for window in group)
     directory = job.workdir / SAMPLES_DIRECTORY
     directory.mkdir(exist_ok=True)
     windows_file = directory / "windows.mov"
     job.run(
-        extract_command(job.ffmpeg, job.source, job.info, job.limits, windows, targets[0].rendition, windows_file), None
+        extract_command(job.ffmpeg, job.source, job.info, job.limits, groups, targets[0].rendition, windows_file), None
     )
     probes: dict[str, list[Probe]] = {t.name: [] for t in targets}
     pending = {
@@ -125,7 +148,7 @@ def _choice(target: SearchTarget, probes: list[Probe]) -> QualityChoice:
     rendition = target.rendition
     cap = rendition.max_video_bitrate_kbps
     crf, vmaf, kbps = choose_crf(probes, rendition.target_vmaf, cap, rendition.codec)
-    capped = vmaf < rendition.target_vmaf and any(p.capped(cap) for p in probes)
+    capped = vmaf < rendition.target_vmaf and crf <= lowest_useful_crf(probes, cap, rendition.codec)
     return QualityChoice(target.name, rendition.target_vmaf, crf, vmaf, kbps, tuple(probes), capped)
 
 
@@ -163,24 +186,28 @@ def steady_kbps(path: Path, limits: Limits, gop_frames: int, frames_per_second: 
 
 
 def extract_command(
-    ffmpeg: str, source: Path, info: MediaInfo, limits: Limits, windows: Sequence[SampleWindow], rendition: Rendition,
-    destination: Path,
+    ffmpeg: str, source: Path, info: MediaInfo, limits: Limits, groups: Sequence[Sequence[SampleWindow]],
+    rendition: Rendition, destination: Path,
 ) -> list[str]:  # fmt: skip
-    """One FFmpeg that decodes the windows of the upload (``-ss``/``-t`` each: FFmpeg seeks to the keyframe
-    before and decodes from there, so a window starts exactly), joins them, makes them constant-rate as the
-    conversion does, and keeps them losslessly (x264 at QP 0: quick to write and read) in ``destination``:
-    every round then reads only these frames, and VMAF compares with exactly them."""
+    """One FFmpeg that decodes the windows of the upload, made constant-rate as the conversion does, joined,
+    and kept losslessly in ``destination``: every round then reads only these frames, and VMAF compares with
+    exactly them. Each group of windows is one input cut with ``-ss``/``-t`` (FFmpeg seeks to the keyframe
+    before and decodes from there, so a window starts exactly), its windows picked with ``select``."""
     args = [*preamble(ffmpeg)]
-    for window in windows:
-        args += upload_input(
-            source, info, limits, ["-ss", f"{window.start_seconds:.3f}", "-t", f"{window.seconds:.3f}"]
-        )
-    inputs = "".join(f"[{i}:v]" for i in range(len(windows)))
-    graph = f"{inputs}concat=n={len(windows)}:v=1:a=0,{rate_filter(info, rendition)}[joined]"
+    graph = []
+    for i, group in enumerate(groups):
+        start, end = group[0].start_seconds, group[-1].end_seconds
+        args += upload_input(source, info, limits, ["-ss", f"{start:.3f}", "-t", f"{end - start:.3f}"])
+        picked = "+".join(f"between(t,{w.start_seconds - start:.3f},{w.end_seconds - start - 1e-3:.3f})" for w in group)
+        chosen = f",select='{picked}',setpts=N/FRAME_RATE/TB" if len(group) > 1 else ""
+        graph.append(f"[{i}:v]{rate_filter(info, rendition)}{chosen}[g{i}]")
+    joined = "".join(f"[g{i}]" for i in range(len(groups)))
+    graph.append(f"{joined}concat=n={len(groups)}:v=1:a=0[joined]")
+    # Ut Video is quick to write and read; 10-bit HDR goes to x264 (QP 0), which keeps its 10 bits.
+    codec = ["-c:v", "libx264", "-qp", "0", "-preset", "ultrafast"] if info.is_hdr else ["-c:v", "utvideo"]
     return [
-        *args, "-filter_complex", graph, "-map", "[joined]", "-map_metadata", "-1", "-map_chapters", "-1",
-        "-c:v", "libx264", "-qp", "0", "-preset", "ultrafast", "-fs", str(limits.max_output_bytes),
-        "-f", "mov", f"file:{destination}",
+        *args, "-filter_complex", ";".join(graph), "-map", "[joined]", "-map_metadata", "-1", "-map_chapters",
+        "-1", *codec, "-fs", str(limits.max_output_bytes), "-f", "mov", f"file:{destination}",
     ]  # fmt: skip
 
 
