@@ -8,9 +8,15 @@ and each of 720p and 1080p, two encodes of the same source with the same thread 
   libx264 at FFmpeg's default preset (medium) in average-bitrate mode with maxrate = bitrate; the VBV buffer
   is 2 s of the bitrate (4800 / 10800 kbit), within the levels' CPB limits (14000 / 25000 kbit) and more
   generous than our 1 s, so the baseline is not handicapped by a tight buffer.
-- **ours**: ``convert_file(source, workdir, default_rendition(N))``, i.e. exactly what a worker runs, with the
-  rendition's CRF, preset and cap optionally replaced (``--crf``, ``--preset``, ``--cap-ratio``; every
-  combination is run) to tune the defaults.
+- **ours**: ``convert_file(source, workdir, default_rendition(N, per_title=False))``, i.e. exactly what a
+  worker runs with a fixed CRF, with the rendition's CRF, preset and cap optionally replaced (``--crf``,
+  ``--preset``, ``--cap-ratio``; every combination is run) to tune the defaults.
+
+With ``--per-title`` each clip and size gets three encodes instead: ET, today's **fixed** CRF (the rendition
+above, unchanged) and **per-title** (``default_rendition(N)``: the default VMAF target and its cap, or each of
+``--target SIZE=VMAF,...`` and ``--per-title-cap SHARE``), the last timed with its search. The targets then:
+per-title VMAF at least ET's on every row (strictly), at most 80 % of ET's bytes over all rows, and per-title
+at most 1.5x the time of the fixed encode.
 
 Each encode is timed with ``time.perf_counter`` (ours includes the probe, a few tens of ms), its FFmpeg's CPU
 time is recorded too (the ``cpu`` column: ours / ET; steadier than wall time when other work shares the
@@ -20,7 +26,8 @@ the source. The target, per clip and size: VMAF at least equal (``equal`` = with
 most 1.5 x ET's wall-clock encode time.
 
 Usage: ``.venv/bin/python bench/quality.py [--seconds 5] [--clips easy,pattern,motion,noise] [--sizes 720,1080]
-[--crf 23 21] [--cap-ratio 1.0 0.8] [--preset medium] [--keyframe-seconds 2 4] [--threads 0] [--json]``.
+[--crf 23 21] [--cap-ratio 1.0 0.8] [--preset medium] [--keyframe-seconds 2 4] [--threads 0] [--json]``;
+``.venv/bin/python bench/quality.py --per-title [--target 720=97,97.5 1080=96] [--per-title-cap 1.0] ...``.
 """
 
 from __future__ import annotations
@@ -35,15 +42,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from videoconverter.renditions import GENERIC_PRESET_VIDEO_KBPS, Limits, Rendition, default_rendition
+from videoconverter.transcode.pertitle import QualitySearch
 from videoconverter.transcode.produce import convert_file
 from videoconverter.transcode.quality import QualityReport, measure_quality
 from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
 
+R = TypeVar("R")
 FRAME_RATE = "30000/1001"
 #: lavfi video sources, 1920x1080 at 29.97 fps: from easy to what encoders find hardest.
 CLIPS = {
@@ -55,7 +64,11 @@ CLIPS = {
     "motion": f"mandelbrot=size=1920x1080:rate={FRAME_RATE}:start_scale=3:end_scale=0.006:end_pts=300",
     # Film-grain-like noise, different on every frame (allf=t), over the moving test pattern.
     "noise": f"testsrc2=size=1920x1080:rate={FRAME_RATE},noise=alls=20:allf=t+u",
+    # The test pattern again, 3 s long whatever --seconds says: a short, easy upload.
+    "short": f"testsrc2=size=1920x1080:rate={FRAME_RATE}",
 }
+#: Clips whose length is their own, not --seconds (at most --seconds).
+CLIP_SECONDS = {"short": 3.0}
 ET_PRESETS = {720: ("3.1", 1280, 720), 1080: ("4.0", 1920, 1080)}  # level, box to shrink into
 VMAF_TOLERANCE = 0.5
 MAX_BYTES_RATIO = 0.80
@@ -67,6 +80,7 @@ class Encode:
     seconds: float  # wall clock: what the target is about
     cpu_seconds: float  # FFmpeg's user + system time: steadier than wall time on a shared, noisy machine
     quality: QualityReport
+    search: QualitySearch | None = None  # per-title: what the VMAF search chose
 
 
 class Stopwatch:
@@ -165,12 +179,12 @@ def encode_ours(ffmpeg: str, source: Path, workdir: Path, rendition: Rendition, 
         with Stopwatch() as watch:
             produced = convert_file(source, Path(tmp), rendition, limits=Limits(), threads=threads, ffmpeg=ffmpeg)
         quality = measure_quality(source, produced.files[0].path, ffmpeg=ffmpeg, threads=threads)
-        return Encode(watch.seconds, watch.cpu_seconds, quality)
+        return Encode(watch.seconds, watch.cpu_seconds, quality, produced.quality)
 
 
 def variants(args: argparse.Namespace, size: int) -> list[tuple[str, Rendition]]:
     """Our rendition for ``size`` with each combination of the requested CRF, cap, preset and keyframe interval."""
-    base = default_rendition(size)
+    base = default_rendition(size, per_title=False)
     result = []
     choices = itertools.product(
         args.crf or [base.crf], args.cap_ratio or [None], args.preset or [base.preset], args.keyframe_seconds or [None]
@@ -193,20 +207,37 @@ def variants(args: argparse.Namespace, size: int) -> list[tuple[str, Rendition]]
     return result
 
 
-def run_bench(args: argparse.Namespace, ffmpeg: str) -> list[Row]:
-    rows = []
+def sources(args: argparse.Namespace, ffmpeg: str, workdir: Path) -> Iterator[tuple[str, Path, int, Encode]]:
+    """Each clip's source (``--seconds`` long, or the clip's own length), then for each size its ET encode."""
+    for clip in args.clips:
+        seconds = min(args.seconds, CLIP_SECONDS.get(clip, args.seconds))
+        source = make_source(ffmpeg, clip, seconds, workdir / f"{clip}.mp4")
+        for size in args.sizes:
+            yield clip, source, size, encode_et(ffmpeg, source, workdir, size, args.threads)
+
+
+def collect(
+    args: argparse.Namespace, ffmpeg: str, rows_for: Callable[[str, Path, int, Encode, Path], Iterable[R]],
+    show: Callable[[R], str],
+) -> list[R]:  # fmt: skip
+    """The rows ``rows_for(clip, source, size, et, workdir)`` makes for every clip and size, each printed with
+    ``show`` as it comes (unless ``--json``)."""
+    rows: list[R] = []
     with tempfile.TemporaryDirectory(prefix="vc-quality-bench-") as tmp:
-        workdir = Path(tmp)
-        for clip in args.clips:
-            source = make_source(ffmpeg, clip, args.seconds, workdir / f"{clip}.mp4")
-            for size in args.sizes:
-                et = encode_et(ffmpeg, source, workdir, size, args.threads)
-                for label, rendition in variants(args, size):
-                    ours = encode_ours(ffmpeg, source, workdir, rendition, args.threads)
-                    rows.append(Row(clip, size, label, et, ours))
-                    if not args.json:
-                        print(format_row(rows[-1]), flush=True)
+        for clip, source, size, et in sources(args, ffmpeg, Path(tmp)):
+            for row in rows_for(clip, source, size, et, Path(tmp)):
+                rows.append(row)
+                if not args.json:
+                    print(show(row), flush=True)
     return rows
+
+
+def run_bench(args: argparse.Namespace, ffmpeg: str) -> list[Row]:
+    def rows_for(clip: str, source: Path, size: int, et: Encode, workdir: Path) -> Iterator[Row]:
+        for label, rendition in variants(args, size):
+            yield Row(clip, size, label, et, encode_ours(ffmpeg, source, workdir, rendition, args.threads))
+
+    return collect(args, ffmpeg, rows_for, format_row)
 
 
 HEADER = (
@@ -244,6 +275,12 @@ def row_json(row: Row) -> dict[str, Any]:
     }
 
 
+def targets(text: str) -> tuple[int, list[float]]:
+    """``720=97,97.5``: a size and the per-title targets to try at it."""
+    size, _, values = text.partition("=")
+    return int(size), [float(v) for v in values.split(",")]
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each generated clip")
@@ -254,8 +291,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--preset", nargs="*", help="our x264 presets to try (default: the rendition's)")
     parser.add_argument("--keyframe-seconds", type=float, nargs="*", help="our keyframe intervals to try")
     parser.add_argument("--threads", type=int, default=0, help="FFmpeg threads for every run (0: FFmpeg's choice)")
+    parser.add_argument("--per-title", action="store_true", help="ET, fixed CRF and per-title for each clip and size")
+    parser.add_argument("--target", type=targets, nargs="*", default=[], help="per-title targets, e.g. 720=97,97.5")
+    parser.add_argument("--per-title-cap", type=float, help="per-title cap as a share of ET's bitrate")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    args.target = dict(args.target)
     unknown = sorted(set(args.clips) - set(CLIPS))
     if unknown or set(args.sizes) - set(ET_PRESETS):
         parser.error(f"clips are {', '.join(CLIPS)}; sizes are 720 and 1080")
@@ -267,6 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ffmpeg = ffmpeg_executable()
     version = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
     command = shlex.join([".venv/bin/python", "bench/quality.py", *(sys.argv[1:] if argv is None else argv)])
+    if args.per_title:
+        from quality_per_title import run_per_title_mode
+
+        return run_per_title_mode(args, ffmpeg, command, version)
     if not args.json:
         print(f"$ {command}\n{version}\n{HEADER}", flush=True)
     rows = run_bench(args, ffmpeg)

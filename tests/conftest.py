@@ -66,6 +66,7 @@ x264_preset = "ultrafast"
 name = "smaller"
 short_side = 90
 x264_preset = "ultrafast"
+target_vmaf = 0  # a fixed CRF: "small" searches for its VMAF target, so the pipeline runs both rate controls
 """
 
 

@@ -18,6 +18,7 @@ from videoconverter.errors import ConfigError
 from videoconverter.validation import Real, Whole
 
 KINDS = ("mp4", "hls", "thumbnails")
+PER_TITLE_KINDS = ("mp4", "hls")  # the kinds a VMAF target applies to
 CODECS = ("h264", "hevc", "av1", "vp9")
 LADDER_MODES = ("one-decode", "per-rung")
 HDR_MODES = ("tonemap", "keep")
@@ -38,6 +39,11 @@ GENERIC_PRESET_VIDEO_KBPS = {480: 1200, 720: 2400, 1080: 5400, 1440: 9000, 2160:
 #: bytes). bench/quality.py: equal VMAF (within 0.5) or better on every clip, at 43-76 % of the bytes.
 CAP_SHARE_OF_GENERIC = {480: 0.8, 720: 0.78, 1080: 0.8, 1440: 0.8, 2160: 0.8}
 DEFAULT_CAP_SHARE = 0.8
+#: With a VMAF target the target decides the bytes and the cap is only a ceiling: Elastic Transcoder's rate.
+PER_TITLE_CAP_SHARE = 1.0
+#: The VMAF target of a rendition that sets neither ``crf`` nor ``target_vmaf``, by short side (sizes in
+#: between take the next smaller one's). bench/quality.py measured them against the Generic presets.
+DEFAULT_TARGET_VMAF = {0: 97.5, 720: 97.5, 1080: 97.0}
 DEFAULT_LADDER = (360, 480, 720, 1080)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # + "-dlq" stays within SQS's 80 characters
 
@@ -117,6 +123,9 @@ class Rendition:
     thumbnail_interval_seconds: float = 10.0  # thumbnails
     thumbnail_width: int = 320  # thumbnails and sprite tiles
     sprite: bool = True  # thumbnails: also a sprite sheet with a WebVTT index for seek previews
+    # --- quality per title (mp4, hls): see transcode/pertitle.py -------------------------------------------
+    target_vmaf: float = 0.0  # the VMAF each encode aims at, its CRF chosen on samples; 0: the fixed crf
+    verify_vmaf: bool = False  # also measure the whole output's VMAF afterwards (as long again as the encode)
 
     @property
     def dead_letter_queue(self) -> str:
@@ -132,26 +141,36 @@ class Rendition:
 
     def rung(self, short_side: int) -> Rendition:
         """The MP4-like settings of one rung of an HLS ladder: this rendition's codec settings, the rung's cap."""
-        cap = default_rendition(short_side).max_video_bitrate_kbps
+        cap = default_video_kbps(short_side)  # the ladder's caps, with a VMAF target or without
         return replace(self, kind="mp4", name=f"{short_side}p", short_side=short_side, max_video_bitrate_kbps=cap)
 
 
-def default_video_kbps(short_side: int) -> int:
+def default_video_kbps(short_side: int, per_title: bool = False) -> int:
     """The default cap of a rendition: a share of Elastic Transcoder's rate for its size (or of the same
-    curve, 0.0047 kb/s a pixel of short side squared, for sizes it had no preset for), rounded to 10 kb/s."""
+    curve, 0.0047 kb/s a pixel of short side squared, for sizes it had no preset for), rounded to 10 kb/s;
+    :data:`PER_TITLE_CAP_SHARE` of it when a VMAF target decides the bytes."""
     generic = GENERIC_PRESET_VIDEO_KBPS.get(short_side) or max(300, round(short_side * short_side * 0.0047))
-    return max(250, int(round(generic * CAP_SHARE_OF_GENERIC.get(short_side, DEFAULT_CAP_SHARE), -1)))
+    share = PER_TITLE_CAP_SHARE if per_title else CAP_SHARE_OF_GENERIC.get(short_side, DEFAULT_CAP_SHARE)
+    return max(250, int(round(generic * share, -1)))
 
 
-def default_rendition(short_side: int, name: str | None = None, kind: str = "mp4") -> Rendition:
+def default_target_vmaf(short_side: int) -> float:
+    """The default VMAF target for a rendition of ``short_side``: :data:`DEFAULT_TARGET_VMAF`."""
+    return DEFAULT_TARGET_VMAF[max(side for side in DEFAULT_TARGET_VMAF if side <= short_side)]
+
+
+def default_rendition(short_side: int, name: str | None = None, kind: str = "mp4", per_title: bool = True) -> Rendition:
+    """The defaults of a rendition: with ``per_title`` (mp4 and hls only), the default VMAF target and cap."""
     name = name or (f"{short_side}p" if kind == "mp4" else kind)
+    per_title = per_title and kind in PER_TITLE_KINDS
     return Rendition(
         name=name,
         short_side=short_side,
         queue=f"videoconverter_{name}",
         output_bucket=f"videoconverter-output-{name}",
-        max_video_bitrate_kbps=default_video_kbps(short_side),
+        max_video_bitrate_kbps=default_video_kbps(short_side, per_title),
         kind=kind,
+        target_vmaf=default_target_vmaf(short_side) if per_title else 0.0,
     )
 
 
@@ -167,6 +186,7 @@ NUMBERS: dict[str, Whole | Real] = {
     "segment_seconds": Real(2, 6),
     "thumbnail_interval_seconds": Real(1, 3600),
     "thumbnail_width": Whole(16, 1920),
+    "target_vmaf": Real(0, 100),
 }
 _TYPES: dict[str, Any] = {
     "name": str,
@@ -181,6 +201,7 @@ _TYPES: dict[str, Any] = {
     "ladder": tuple,
     "ladder_mode": str,
     "sprite": bool,
+    "verify_vmaf": bool,
 }
 
 
@@ -221,7 +242,19 @@ def _parse_one(item: Any, where: str) -> Rendition:
     if short_side is None:  # hls: the top rung; thumbnails: unused
         short_side = max(values["ladder"]) if kind == "hls" and "ladder" in values else 1080
     values.pop("short_side", None)
-    return validate_rendition(replace(default_rendition(short_side, item.get("name"), kind), **values), where)
+    per_title = _per_title(item, kind, where)
+    base = default_rendition(short_side, item.get("name"), kind, per_title)
+    return validate_rendition(replace(base, **values), where)
+
+
+def _per_title(item: dict[str, Any], kind: str, where: str) -> bool:
+    """Whether a rendition's CRF comes from a VMAF target: by default, unless it sets ``crf`` (a fixed CRF) or
+    ``target_vmaf = 0``; setting both a CRF and a target is a contradiction."""
+    if "crf" in item and item.get("target_vmaf"):
+        raise ConfigError(f"{where}.crf: a fixed crf and a target_vmaf exclude each other (target_vmaf = 0: crf)")
+    if item.get("target_vmaf") and kind not in PER_TITLE_KINDS:
+        raise ConfigError(f"{where}.target_vmaf: only for kind {' or '.join(PER_TITLE_KINDS)}")
+    return "crf" not in item and item.get("target_vmaf", 1) != 0
 
 
 def _is_int(value: Any) -> bool:

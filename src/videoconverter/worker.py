@@ -9,6 +9,7 @@ until ``max_receive_count`` attempts, then dead-lettered.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import tempfile
 import threading
@@ -63,6 +64,7 @@ class LeaseLost(Exception):
 class Outcome:
     output_url: str
     note: str
+    quality: str = ""  # a VMAF target's search, as JSON text for the job store
 
 
 class Worker:
@@ -161,7 +163,8 @@ class Worker:
             return ABANDONED
         except Exception as exc:
             return self._transient_failure(job, job_log, delivery, exc)
-        jobs.finish(job, outcome.output_url, outcome.note, output_size(self.svc.store, outcome.output_url))
+        size = output_size(self.svc.store, outcome.output_url)
+        jobs.finish(job, outcome.output_url, outcome.note, size, quality=outcome.quality)
         job_log.info(
             f"done: {outcome.output_url or 'nothing written'}" + (f" ({outcome.note})" if outcome.note else "")
         )
@@ -220,10 +223,13 @@ class Worker:
             job_log.info(
                 f"FFmpeg finished in {produced.elapsed_seconds:.1f} s ({len(produced.files)} file(s) to write)"
             )
+            if produced.quality is not None:
+                job_log.info(produced.quality.log_line())
             self._check_lease(delivery)  # a worker that lost its lease must not write
             with Heartbeat(self.svc, delivery, config.visibility_timeout_seconds):  # a ladder is many files
                 self._publish(record, produced, job_log, workdir)
-        return Outcome(store.url(rendition.output_bucket, marker_key), produced.note)
+        quality = json.dumps(produced.quality.as_dict()) if produced.quality is not None else ""
+        return Outcome(store.url(rendition.output_bucket, marker_key), produced.note, quality)
 
     def _produce(
         self, info: MediaInfo, source_path: Path, workdir: Path, delivery: Delivery, record: ObjectCreated

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -145,8 +146,19 @@ def test_as_json_has_the_documented_fields(job_store: JobStore) -> None:
         "updated_at",
         "started_at",
         "finished_at",
+        "quality",  # quality per title: the VMAF search, or null
     }
-    assert (shown["state"], shown["error"], shown["output"]) == ("failed", "not a video", None)
+    assert (shown["state"], shown["error"], shown["output"], shown["quality"]) == ("failed", "not a video", None, None)
+
+
+def test_finish_keeps_a_vmaf_searchs_choices_as_json(job_store: JobStore) -> None:
+    job_store.start(JOB, attempt=1)
+    quality = json.dumps({"samples": [], "search_seconds": 1.5, "outputs": [{"name": "720p", "crf": 24}]})
+    done = job_store.finish(JOB, "s3://out/holiday.mp4", note="720p: CRF 24 for VMAF 95", quality=quality)
+    assert done.quality == quality
+    stored = job_store.get(JOB)
+    assert stored is not None and stored.as_json()["quality"] == json.loads(quality)
+    assert job_store.finish(JOB, "s3://out/holiday.mp4").as_json()["quality"] is None  # a fixed CRF: none
 
 
 # --- paged, filtered reads ------------------------------------------------------------------------------------

@@ -52,3 +52,19 @@ def test_an_earlier_postgres_table_gains_the_output_size() -> None:
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_an_earlier_sqlite_table_gains_the_quality_column(tmp_path: Path) -> None:
+    """Quality per title: the ``quality`` JSON column is added on open, to a table of any earlier release."""
+    path = tmp_path / "jobs.sqlite3"
+    store = open_job_store(f"sqlite://{path}")  # today's table, without the column: as an earlier release left it
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE jobs DROP COLUMN quality")
+        conn.execute("INSERT INTO jobs (key, source_etag, rendition, state, created_at, updated_at) "
+                     "VALUES ('holiday.mp4', 'etag1', '720p', 'running', 1, 1)")  # fmt: skip
+    conn.close()
+    for _ in range(2):  # the second open finds the column there
+        store = open_job_store(f"sqlite://{path}")
+        assert store.finish(JOB, "s3://out/holiday.mp4", quality='{"outputs": []}').quality == '{"outputs": []}'
+        store.close()

@@ -8,6 +8,7 @@ import pytest
 
 from videoconverter.config import MAX_RETRY_DELAY_SECONDS, Config, load_config
 from videoconverter.errors import ConfigError
+from videoconverter.renditions import DEFAULT_TARGET_VMAF, default_video_kbps
 
 
 @pytest.fixture(autouse=True)
@@ -61,8 +62,11 @@ def test_default_renditions() -> None:
         "videoconverter_1080p",
         "videoconverter-output-1080p",
     )
-    assert r720.max_video_bitrate_kbps == 1870  # 78 % of Elastic Transcoder's Generic 720p (bench/quality.py)
-    assert r1080.max_video_bitrate_kbps == 4320  # 80 % of its Generic 1080p
+    # Quality per title: each aims at a VMAF target (bench/quality.py --per-title), capped at Elastic Transcoder's
+    # Generic 720p / 1080p rates; with a fixed CRF the caps would be 78 % and 80 % of those.
+    assert (r720.target_vmaf, r1080.target_vmaf) == (DEFAULT_TARGET_VMAF[720], DEFAULT_TARGET_VMAF[1080])
+    assert (r720.max_video_bitrate_kbps, r1080.max_video_bitrate_kbps) == (2400, 5400)
+    assert (default_video_kbps(720), default_video_kbps(1080)) == (1870, 4320)
     assert r720.dead_letter_queue == "videoconverter_720p-dlq"
     assert config.rendition("1080p") is r1080
 
@@ -186,7 +190,7 @@ def test_adding_a_rendition(tmp_path: Path) -> None:
     assert r480.short_side == 480
     assert r480.queue == "videoconverter_480p"
     assert r480.output_bucket == "videoconverter-output-480p"
-    assert r480.max_video_bitrate_kbps == 960
+    assert r480.max_video_bitrate_kbps == 1200  # a VMAF target decides: capped at Elastic Transcoder's rate
     assert config.rendition("480p") is r480
 
 

@@ -136,7 +136,7 @@ def test_master_playlist_lists_rungs_lowest_first_with_what_players_need() -> No
     ],
 )
 def test_every_codec_is_quality_targeted_capped_and_keyframed(codec: str, encoder: str, expected: list[str]) -> None:
-    rendition = dataclasses.replace(default_rendition(720), codec=codec)
+    rendition = dataclasses.replace(default_rendition(720, per_title=False), codec=codec)
     args = encoder_args(rendition, gop_frames=48, keyframe_seconds=2.0)
     assert value_of(args, "-c:v") == encoder and value_of(args, "-pix_fmt") == "yuv420p"
     assert value_of(args, "-crf") == str(rendition.effective_crf)

@@ -12,7 +12,7 @@ import pytest
 import videoconverter
 from tests.unit.test_command import media_info
 from videoconverter.renditions import Limits, default_rendition
-from videoconverter.transcode import ladder, poster, quality, samples, thumbnails
+from videoconverter.transcode import ladder, poster, quality, samples, search, thumbnails
 from videoconverter.transcode.command import build_command, generated_input, input_args, preamble, upload_input
 from videoconverter.transcode.geometry import output_size
 from videoconverter.transcode.sprites import sprite_layout
@@ -75,12 +75,26 @@ def _quality() -> list[list[str]]:
     return [quality.build_quality_command(FFMPEG, SOURCE, WORK / "out.mp4", INFO, INFO, LIMITS)]
 
 
+def _search() -> list[list[str]]:
+    rendition = default_rendition(720)
+    target = search.SearchTarget("720p", rendition, output_size(*INFO.display_size, rendition))
+    encodes = [search.SampleEncode(target, 23, WORK / "pertitle" / "r0-0.mp4", "vmaf-r0-0.json")]
+    windows = [[search.SampleWindow(1.0, 2.0)], [search.SampleWindow(6.0, 2.0)]]
+    extracted = WORK / "pertitle" / "windows.mov"
+    return [
+        search.extract_command(FFMPEG, SOURCE, INFO, LIMITS, windows, rendition, extracted),
+        search.sample_encode_command(FFMPEG, extracted, INFO, LIMITS, encodes),
+        search.sample_vmaf_command(FFMPEG, extracted, INFO, LIMITS, encodes, [INFO], 2),
+    ]
+
+
 BUILDERS: dict[str, Callable[[], list[list[str]]]] = {
     "mp4": _mp4,
     "hls": _hls,
     "thumbnails and sprites": _thumbnails,
     "posters": _posters,
     "quality": _quality,
+    "per-title search": _search,
 }
 
 

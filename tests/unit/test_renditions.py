@@ -7,7 +7,16 @@ import tomllib
 import pytest
 
 from videoconverter.errors import ConfigError
-from videoconverter.renditions import DEFAULT_CRF, DEFAULT_LADDER, DEFAULT_PRESET, Rendition, parse_renditions
+from videoconverter.renditions import (
+    DEFAULT_CRF,
+    DEFAULT_LADDER,
+    DEFAULT_PRESET,
+    DEFAULT_TARGET_VMAF,
+    Rendition,
+    default_rendition,
+    default_target_vmaf,
+    parse_renditions,
+)
 
 
 def parse(text: str) -> tuple[Rendition, ...]:
@@ -72,6 +81,10 @@ def test_a_thumbnails_rendition() -> None:
         ('kind = "thumbnails"\nsprite = "yes"', "renditions[0].sprite: expected bool"),
         ("segment_second = 4\nshort_side = 720", "renditions[0].segment_second: unknown setting"),
         ("crf = 2.5\nshort_side = 720", "renditions[0].crf: expected a whole number"),
+        ("crf = 21\ntarget_vmaf = 95\nshort_side = 720", "renditions[0].crf: a fixed crf and a target_vmaf exclude"),
+        ("target_vmaf = 101\nshort_side = 720", "renditions[0].target_vmaf: expected a number at least 0 and at most"),
+        ('kind = "thumbnails"\ntarget_vmaf = 95', "renditions[0].target_vmaf: only for kind mp4 or hls"),
+        ('verify_vmaf = "yes"\nshort_side = 720', "renditions[0].verify_vmaf: expected bool"),
     ],
 )
 def test_mistakes_are_named(toml: str, message: str) -> None:
@@ -83,3 +96,32 @@ def test_a_rung_takes_the_ladders_codec_settings_and_its_own_cap() -> None:
     rung = r.rung(720)
     assert (rung.kind, rung.name, rung.short_side, rung.max_video_bitrate_kbps) == ("mp4", "720p", 720, 1870)
     assert (rung.effective_preset, rung.effective_crf) == ("fast", 21)
+
+
+def test_a_rendition_aims_at_the_default_vmaf_target_unless_it_sets_a_crf() -> None:
+    default, fixed, off, own = parse(
+        "[[renditions]]\nshort_side = 720\n"
+        "[[renditions]]\nname = 'fixed'\nshort_side = 720\ncrf = 21\n"
+        "[[renditions]]\nname = 'off'\nshort_side = 1080\ntarget_vmaf = 0\n"
+        "[[renditions]]\nname = 'own'\nshort_side = 1080\ntarget_vmaf = 93.5\nverify_vmaf = true\n"
+    )
+    assert (default.target_vmaf, default.max_video_bitrate_kbps) == (DEFAULT_TARGET_VMAF[720], 2400)
+    assert (fixed.target_vmaf, fixed.effective_crf, fixed.max_video_bitrate_kbps) == (0.0, 21, 1870)
+    assert (off.target_vmaf, off.effective_crf, off.max_video_bitrate_kbps) == (0.0, 23, 4320)
+    assert (own.target_vmaf, own.verify_vmaf, own.max_video_bitrate_kbps) == (93.5, True, 5400)
+
+
+def test_default_targets_by_size() -> None:
+    assert [default_target_vmaf(side) for side in (144, 720, 1078, 1080, 2160)] == [
+        DEFAULT_TARGET_VMAF[0], DEFAULT_TARGET_VMAF[720], DEFAULT_TARGET_VMAF[720], DEFAULT_TARGET_VMAF[1080],
+        DEFAULT_TARGET_VMAF[1080],
+    ]  # fmt: skip
+    assert default_rendition(720, kind="thumbnails").target_vmaf == 0.0
+
+
+def test_a_ladders_rungs_share_its_target_and_keep_the_ladders_caps() -> None:
+    (r,) = parse('[[renditions]]\nkind = "hls"\n')
+    assert r.target_vmaf == DEFAULT_TARGET_VMAF[1080]
+    assert [(r.rung(side).target_vmaf, r.rung(side).max_video_bitrate_kbps) for side in (720, 1080)] == [
+        (DEFAULT_TARGET_VMAF[1080], 1870), (DEFAULT_TARGET_VMAF[1080], 4320),
+    ]  # fmt: skip

@@ -90,9 +90,11 @@ def test_a_database_of_the_previous_version_is_migrated_on_open(old_database: Ca
     store.append_log("old.mp4", "720p", "INFO", "after the upgrade")
     assert [line.message for line in store.logs("old.mp4")] == ["queued", "after the upgrade"]
     store.start(JobId("new.mp4", "e2", "720p"), attempt=1)
-    # The output's size, a column version 1 lacked: kept by finish and by the bulk import.
+    # The output's size and the quality search, columns version 1 lacked: kept by finish and by the bulk import.
     assert store.finish(JobId("old.mp4", "e1", "720p"), "s3://out/old.mp4", output_size=42).output_size == 42
-    imported = JobRecord(JobId("imported.mp4", "e3", "720p"), JobState.DONE, 1, 3000, 3001, output_size=7)
+    imported = JobRecord(
+        JobId("imported.mp4", "e3", "720p"), JobState.DONE, 1, 3000, 3001, output_size=7, quality='{"outputs": []}'
+    )
     store.import_records([imported])
     assert store.get(imported.id) == imported
     store.close()

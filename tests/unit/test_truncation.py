@@ -94,20 +94,22 @@ def job(tmp_path: Path, out_time_seconds: float | None, limits: Limits = REFUSE)
 
 def test_an_mp4_that_ends_early_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TruncatedSourceError, match=MESSAGE):
-        produce(default_rendition(120), job(tmp_path, 4.93))
+        produce(default_rendition(120, per_title=False), job(tmp_path, 4.93))
 
 
 def test_an_accepted_mp4_keeps_its_size_note_too(tmp_path: Path) -> None:
-    produced = produce(default_rendition(720), job(tmp_path, 4.93, ACCEPT))
+    produced = produce(default_rendition(720, per_title=False), job(tmp_path, 4.93, ACCEPT))
     assert produced.note.startswith("source is 320x180, smaller than 720p: kept its size")
     assert produced.note.endswith(f"; {MESSAGE}; converted what was there")
-    assert produce(default_rendition(120), job(tmp_path, 9.98)).note == ""
-    assert produce(default_rendition(120), job(tmp_path, None)).note == "", "no progress: nothing to compare"
+    assert produce(default_rendition(120, per_title=False), job(tmp_path, 9.98)).note == ""
+    no_progress = produce(default_rendition(120, per_title=False), job(tmp_path, None))
+    assert no_progress.note == "", "no progress: nothing to compare"
 
 
 @pytest.mark.parametrize("mode", ["one-decode", "per-rung"])
 def test_a_ladder_that_ends_early_is_refused_before_its_playlists_are_read(tmp_path: Path, mode: str) -> None:
-    ladder = dataclasses.replace(default_rendition(180, kind="hls"), ladder=(120, 180), ladder_mode=mode)
+    fixed = default_rendition(180, kind="hls", per_title=False)
+    ladder = dataclasses.replace(fixed, ladder=(120, 180), ladder_mode=mode)
     with pytest.raises(TruncatedSourceError, match=MESSAGE):
         produce(ladder, job(tmp_path, 4.93))
 

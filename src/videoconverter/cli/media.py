@@ -98,7 +98,9 @@ def cmd_convert(args: argparse.Namespace, config: Config) -> int:
             os.replace(file.path, target)
             written.append({"path": str(target), "bytes": target.stat().st_size, "content_type": file.content_type})
     if args.json:
-        print(json.dumps({"source": str(source), "rendition": rendition.name, "files": written, "note": produced.note}))
+        quality = produced.quality.as_dict() if produced.quality is not None else None
+        fields = {"source": str(source), "rendition": rendition.name, "files": written, "note": produced.note}
+        print(json.dumps({**fields, "quality": quality}))
         return 0
     for item in written:
         print(f"wrote {item['path']} ({human_bytes(int(item['bytes']))})")

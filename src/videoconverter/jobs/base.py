@@ -13,6 +13,7 @@ again with new content is a new job, and a redelivered event for the same conten
 from __future__ import annotations
 
 import enum
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class JobRecord:
     note: str = ""  # e.g. "source is 640x360: kept its size (never upscaled)"
     sequencer: str = ""
     output_size: int | None = None  # bytes of the object at output_url when the job finished (None: unknown)
+    quality: str = ""  # a VMAF target's search as JSON text (transcode/pertitle.py QualitySearch.as_dict), or ""
 
     def as_json(self) -> dict[str, object]:
         """The stable ``--json`` shape of a job (a public interface: see the README)."""
@@ -82,6 +84,7 @@ class JobRecord:
             "updated_at": self.updated_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "quality": json.loads(self.quality) if self.quality else None,
         }
 
 
@@ -161,9 +164,11 @@ class JobStore(Protocol):
     def progress(self, job_id: JobId, percent: float) -> None:
         """Record how far the conversion is (0-100). Ignored unless the job is running."""
 
-    def finish(self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None) -> JobRecord:
-        """Mark the job done, with the output's location (empty when nothing was written), a note and the
-        output's size in bytes (None when unknown)."""
+    def finish(
+        self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None, quality: str = ""
+    ) -> JobRecord:
+        """Mark the job done, with the output's location (empty when nothing was written), a note, the
+        output's size in bytes (None when unknown) and a VMAF target's search as JSON text ("" for none)."""
 
     def retry(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
         """Mark the job queued again after a transient failure, keeping the error."""

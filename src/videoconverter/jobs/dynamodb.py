@@ -142,19 +142,29 @@ class DynamoDBJobStore:
             ExpressionAttributeValues=attributes(values),
         )
 
-    def finish(self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None) -> JobRecord:
-        """Mark done with the output, note and size (removed when unknown), clearing the error; a job that ran
-        adds its run time to the histogram. Raises LookupError when there is no record."""
+    def finish(
+        self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None, quality: str = ""
+    ) -> JobRecord:
+        """Mark done with the output, note, size (removed when unknown) and quality search (removed when none),
+        clearing the error; a job that ran adds its run time to the histogram. Raises LookupError when there is
+        no record."""
 
         def plan(before: JobRecord | None, now: float) -> Change:
             update = "progress_percent = :hundred, output_url = :output, note = :note, #error = :empty, "
             update += "updated_at = :now, finished_at = :now"
             values: Values = {"hundred": 100, "output": output_url, "note": note, "empty": "", "now": now}
+            removed = []
             if output_size is not None:
                 update, values = f"{update}, output_size = :size", values | {"size": output_size}
+            else:
+                removed.append("output_size")
+            if quality:  # quality per title: the VMAF search as JSON text
+                update, values = f"{update}, quality = :quality", values | {"quality": quality}
+            else:
+                removed.append("quality")
             started = before.started_at if before is not None and before.state is JobState.RUNNING else None
             counters = duration_counters(now - started) if started is not None else []
-            return Change(update, values, counters, remove="output_size" if output_size is None else "")
+            return Change(update, values, counters, remove=", ".join(removed))
 
         return _found(job_id, self._transition(job_id, JobState.DONE, plan, create=False)[0])
 

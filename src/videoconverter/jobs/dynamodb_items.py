@@ -119,6 +119,7 @@ def record(item: dict[str, Any]) -> JobRecord:
         note=text("note"),
         sequencer=text("sequencer"),
         output_size=int(item["output_size"]["N"]) if "output_size" in item else None,
+        quality=text("quality"),
     )
 
 

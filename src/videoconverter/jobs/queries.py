@@ -9,7 +9,7 @@ live at the end.
 from __future__ import annotations
 
 #: Bumped when the schema changes; an older database is migrated on open (see ``sql.migrate``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # --- schema -------------------------------------------------------------------------------------------------
 
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     note TEXT NOT NULL DEFAULT '',
     sequencer TEXT NOT NULL DEFAULT '',
     output_size {big_integer},
+    quality TEXT,
     PRIMARY KEY (key, source_etag, rendition)
 )"""
 CREATE_JOB_LOGS = """
@@ -48,10 +49,14 @@ CREATE TABLE IF NOT EXISTS job_logs (
     level TEXT NOT NULL,
     message TEXT NOT NULL
 )"""
-#: Columns that a table of version 1 lacks, added by the migration: table -> column -> type. ``jobs.output_size``:
-#: the output's bytes when the job finished (NULL: unknown); ``job_logs.seq``: the line's number within its key and
-#: rendition (NULL for lines kept before).
-ADDED_COLUMNS = {"jobs": {"output_size": "{big_integer}"}, "job_logs": {"seq": "INTEGER"}}
+#: Columns that a table of an earlier version lacks, added by the migration: table -> column -> type.
+#: ``jobs.output_size``: the output's bytes when the job finished (NULL: unknown); ``jobs.quality`` (version 3): a
+#: VMAF target's search as JSON text (NULL: none); ``job_logs.seq``: the line's number within its key and rendition
+#: (NULL for lines kept before).
+ADDED_COLUMNS = {
+    "jobs": {"output_size": "{big_integer}", "quality": "TEXT"},
+    "job_logs": {"seq": "INTEGER"},
+}
 ADD_COLUMN = "ALTER TABLE {table} ADD COLUMN {column}"
 CREATE_COUNTERS = """
 CREATE TABLE IF NOT EXISTS job_counters (
@@ -102,7 +107,7 @@ START = (
 PROGRESS = f"UPDATE jobs SET progress_percent = ?, updated_at = ? WHERE {ID} AND state = 'running'"
 FINISH = (
     "UPDATE jobs SET state = 'done', progress_percent = 100, output_url = ?, note = ?, output_size = ?, "
-    f"error = '', updated_at = ?, finished_at = ? WHERE {ID}"
+    f"quality = ?, error = '', updated_at = ?, finished_at = ? WHERE {ID}"
 )
 RETRY = f"UPDATE jobs SET state = 'queued', error = ?, stderr_tail = ?, updated_at = ? WHERE {ID}"
 FAIL = (
@@ -181,6 +186,7 @@ JOB_COLUMNS = (
     "note",
     "sequencer",
     "output_size",
+    "quality",
 )
 IMPORT_JOB = (
     f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({', '.join('?' for _ in JOB_COLUMNS)}) "

@@ -63,15 +63,18 @@ def migrate(run: Run, dialect: Dialect, columns_of: Callable[[Run, str], set[str
     (which holds a lock that keeps other stores from migrating at once). Every step is idempotent; the state
     counters are counted from the records once, when the triggers that keep them appear. ``columns_of(run,
     table)``: the names of a table's columns, so that those of :data:`~videoconverter.jobs.queries.ADDED_COLUMNS`
-    a table of an earlier release lacks are added."""
+    a table of an earlier release lacks are added, also at the current version (a table left without one by a
+    release that recorded this version)."""
     run(q.CREATE_META)
     row = run(q.READ_VERSION).fetchone()
-    if row is not None and int(_first(row)) >= q.SCHEMA_VERSION:
-        return
-    for statement in (q.CREATE_JOBS, q.CREATE_JOB_LOGS, q.CREATE_COUNTERS, q.CREATE_LOG_COUNTS):
-        run(dialect.fill(statement))
+    current = row is not None and int(_first(row)) >= q.SCHEMA_VERSION
+    if not current:
+        for statement in (q.CREATE_JOBS, q.CREATE_JOB_LOGS, q.CREATE_COUNTERS, q.CREATE_LOG_COUNTS):
+            run(dialect.fill(statement))
     for column in missing_columns(run, dialect, columns_of):
         run(column)
+    if current:
+        return
     for statement in (*q.INDEXES, *dialect.extra_indexes, *dialect.triggers, *q.RECOUNT):
         run(dialect.fill(statement))
     run(q.WRITE_VERSION, (str(q.SCHEMA_VERSION),))
@@ -128,11 +131,13 @@ class SqlJobStore:
     def progress(self, job_id: JobId, percent: float) -> None:
         self._write(q.PROGRESS, (max(0.0, min(100.0, percent)), time.time(), *_key(job_id)))
 
-    def finish(self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None) -> JobRecord:
+    def finish(
+        self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None, quality: str = ""
+    ) -> JobRecord:
         now = time.time()
         with self._transaction() as run:
             before = run(self.dialect.fill(q.GET_FOR_UPDATE), _key(job_id)).fetchone()
-            run(q.FINISH, (output_url, note, output_size, now, now, *_key(job_id)))
+            run(q.FINISH, (output_url, note, output_size, quality or None, now, now, *_key(job_id)))
             if before is not None and before["state"] == JobState.RUNNING and before["started_at"] is not None:
                 _add(run, job_id.rendition, duration_counters(now - before["started_at"]))
             return _current(run, job_id)
@@ -320,6 +325,7 @@ def _row(r: JobRecord) -> tuple[Any, ...]:
         r.note,
         r.sequencer,
         r.output_size,
+        r.quality or None,
     )
 
 
@@ -339,4 +345,5 @@ def _record(row: Any) -> JobRecord:
         note=row["note"],
         sequencer=row["sequencer"],
         output_size=row["output_size"],
+        quality=row["quality"] or "",
     )

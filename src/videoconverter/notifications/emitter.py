@@ -43,8 +43,10 @@ class NotifyingJobStore:
         self._emit(job_event(EventType.RUNNING, record), job_id)
         return record
 
-    def finish(self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None) -> JobRecord:
-        record = self.inner.finish(job_id, output_url, note, output_size)
+    def finish(
+        self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None, quality: str = ""
+    ) -> JobRecord:
+        record = self.inner.finish(job_id, output_url, note, output_size, quality)
         self._emit(job_event(EventType.DONE, record, record.output_size), job_id)
         self._announce_upload_if_done(job_id)
         return record

@@ -9,6 +9,7 @@ the issue that asked for the choice reported it 6 % faster on 16 cores. So ``one
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,12 @@ from videoconverter.transcode.command import (
     video_args,
 )
 from videoconverter.transcode.geometry import OutputSize, output_size
+from videoconverter.transcode.pertitle import QualitySearch, drop_rungs
 from videoconverter.transcode.playlists import Variant, avc_codec, bitrates, master_playlist, parse_media_playlist
 from videoconverter.transcode.probe import MediaInfo
 from videoconverter.transcode.products import Conversion, OutputFile, Produced
+from videoconverter.transcode.quality import measure_with
+from videoconverter.transcode.search import SAMPLES_DIRECTORY, SearchTarget, searched
 from videoconverter.transcode.truncation import check_read, joined
 
 MASTER = "master.m3u8"
@@ -104,6 +108,9 @@ def produce_ladder(rendition: Rendition, job: Conversion) -> Produced:
     ``VERSION/RUNG/``, then ``master.m3u8`` last."""
     info = job.info
     rungs, note = plan_ladder(info, rendition, job.workdir)
+    search, skipped = searched(job, rendition, [SearchTarget(r.rendition.name, r.rendition, r.size) for r in rungs])
+    if search is not None:
+        search, rungs = fit_ladder(search, rungs)
     for rung in rungs:
         rung.directory.mkdir(parents=True)
     read = check_read(_encode(rendition, job, rungs), info.duration_seconds, job.limits)
@@ -115,7 +122,32 @@ def produce_ladder(rendition: Rendition, job: Conversion) -> Produced:
         variants.append(variant)
     master = job.workdir / "hls" / MASTER
     master.write_text(master_playlist(variants, info.has_audio), encoding="utf-8")
-    return Produced((*files, OutputFile(MASTER, master)), joined(note, read))
+    if search is not None and rendition.verify_vmaf:
+        search = search.with_measured({rung.rendition.name: _measure_rung(job, rung) for rung in rungs})
+    note = joined(note, search.note() if search else skipped, read)
+    return Produced((*files, OutputFile(MASTER, master)), note, quality=search)
+
+
+def fit_ladder(search: QualitySearch, rungs: list[Rung]) -> tuple[QualitySearch, list[Rung]]:
+    """A ladder that fits the content: every rung's CRF from the VMAF search, and the rungs that the rung above
+    makes redundant left out (:func:`.pertitle.drop_rungs`); the rungs to encode, with their CRFs."""
+    search = drop_rungs(search)
+    chosen = {choice.name: choice for choice in search.choices}
+    kept = [r for r in rungs if chosen[r.rendition.name].kept]
+    return search, [dataclasses.replace(r, rendition=dataclasses.replace(r.rendition, crf=chosen[r.rendition.name].crf))
+                    for r in kept]  # fmt: skip
+
+
+def _measure_rung(job: Conversion, rung: Rung) -> float:
+    """The whole rung's VMAF against the source: its init section and segments joined into one fMP4 file."""
+    playlist = parse_media_playlist((rung.directory / "index.m3u8").read_text(encoding="utf-8"))
+    whole = job.workdir / SAMPLES_DIRECTORY / f"{rung.rendition.name}-whole.mp4"
+    with whole.open("wb") as out:
+        for name in (playlist.init_uri, *(s.uri for s in playlist.segments)):
+            out.write((rung.directory / name).read_bytes())
+    return measure_with(
+        job.run, job.workdir, job.ffmpeg, job.source, job.info, whole, job.limits, job.threads
+    ).vmaf_mean
 
 
 def _encode(rendition: Rendition, job: Conversion, rungs: list[Rung]) -> float | None:
@@ -151,4 +183,3 @@ def _collect(rung: Rung, info: MediaInfo, rendition: Rendition, version: str) ->
         codecs=avc_codec(init.read_bytes()),
     )
     return files, variant
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -72,15 +73,8 @@ def probe(path: Path, limits: Limits) -> MediaInfo:
     """
     if path.stat().st_size == 0:
         raise NotAVideoError("the upload is empty (0 bytes)")
-    options = {
-        "protocol_whitelist": "file",  # no network, no nested protocols (concat:, subfile:, http:)
-        "format_whitelist": ",".join(limits.allowed_input_formats),  # no HLS playlists or other demuxers
-        # Opening decodes a few frames to fill in stream parameters: refuse huge pictures there too, so a
-        # 16000x16000 frame costs no gigabyte of memory before the limit below is checked.
-        "max_pixels": str(limits.max_pixels),
-    }
     try:
-        container = av.open(str(path), mode="r", options=options)
+        container = av.open(str(path), mode="r", options=_open_options(limits))
     except av.FFmpegError as exc:
         raise NotAVideoError(
             "the upload is not a readable video in an allowed format "
@@ -88,6 +82,43 @@ def probe(path: Path, limits: Limits) -> MediaInfo:
         ) from exc
     with container:
         return _inspect(container, limits)
+
+
+def _open_options(limits: Limits) -> dict[str, str]:
+    return {
+        "protocol_whitelist": "file",  # no network, no nested protocols (concat:, subfile:, http:)
+        "format_whitelist": ",".join(limits.allowed_input_formats),  # no HLS playlists or other demuxers
+        # Opening decodes a few frames to fill in stream parameters: refuse huge pictures there too, so a
+        # 16000x16000 frame costs no gigabyte of memory before the limit below is checked.
+        "max_pixels": str(limits.max_pixels),
+    }
+
+
+def keyframes_before(path: Path, limits: Limits, times: Sequence[float]) -> list[float | None]:
+    """For each of ``times`` (seconds), the time of the video's keyframe at or before it, None when unknown: one
+    seek and one packet each, nothing decoded, with the probe's input restrictions."""
+    found: list[float | None] = []
+    try:
+        with av.open(str(path), mode="r", options=_open_options(limits)) as container:
+            video = container.streams.video[0]
+            for seconds in times:
+                found.append(_keyframe_before(container, video, seconds))
+    except (av.FFmpegError, IndexError):
+        pass  # a source the conversion will report on: the samples stay where they were planned
+    return found + [None] * (len(times) - len(found))
+
+
+def _keyframe_before(container: av.container.InputContainer, video: av.VideoStream, seconds: float) -> float | None:
+    if video.time_base is None:
+        return None
+    start = float(video.start_time * video.time_base) if video.start_time is not None else 0.0
+    container.seek(int((seconds + start) / video.time_base), stream=video, backward=True, any_frame=False)
+    for packet in container.demux(video):
+        if packet.pts is None or packet.time_base is None:
+            continue
+        at = float(packet.pts * packet.time_base) - start
+        return at if packet.is_keyframe and at <= seconds + 1e-3 else None
+    return None
 
 
 def _inspect(container: av.container.InputContainer, limits: Limits) -> MediaInfo:

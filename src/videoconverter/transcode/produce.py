@@ -3,6 +3,7 @@ in order. Every kind checks that the source could be read to the end its probe p
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from videoconverter.errors import LimitExceededError
@@ -11,7 +12,9 @@ from videoconverter.transcode.command import build_command
 from videoconverter.transcode.geometry import output_size
 from videoconverter.transcode.probe import probe
 from videoconverter.transcode.products import Conversion, OutputFile, Produced, Runner
+from videoconverter.transcode.quality import measure_with
 from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
+from videoconverter.transcode.search import SearchTarget, searched
 from videoconverter.transcode.truncation import check_read, joined
 
 OUTPUT_CAP_SHARE = 0.98  # of max_output_bytes: an output this large was stopped by -fs
@@ -46,12 +49,19 @@ def produce(rendition: Rendition, job: Conversion) -> Produced:
         return produce_thumbnails(rendition, job)
     info = job.info
     size = output_size(*info.display_size, rendition)
+    search, skipped = searched(job, rendition, [SearchTarget(rendition.name, rendition, size)])
+    if search is not None:
+        rendition = dataclasses.replace(rendition, crf=search.choices[0].crf)
     destination = job.workdir / "output.mp4"
     args = build_command(job.ffmpeg, job.source, destination, info, size, rendition, job.limits, job.threads)
     result = job.run(args, info.duration_seconds)
     check_output_size(destination, job.limits)  # before the length: a capped output is short too
     read = check_read(result.out_time_seconds, info.duration_seconds, job.limits)
-    return Produced((OutputFile("", destination),), joined(size.note, read))
+    if search is not None and rendition.verify_vmaf:
+        report = measure_with(job.run, job.workdir, job.ffmpeg, job.source, info, destination, job.limits, job.threads)
+        search = search.with_measured({rendition.name: report.vmaf_mean})
+    note = joined(size.note, search.note() if search else skipped, read)
+    return Produced((OutputFile("", destination),), note, quality=search)
 
 
 def check_output_size(output: Path, limits: Limits) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videoconverter.renditions import Limits
+from videoconverter.transcode.pertitle import QualitySearch
 from videoconverter.transcode.probe import MediaInfo
 from videoconverter.transcode.runner import RunResult
 
@@ -39,6 +40,7 @@ class Produced:
     files: tuple[OutputFile, ...]
     note: str = ""  # why the output differs from what was asked (e.g. a small source kept its size)
     elapsed_seconds: float = 0.0  # FFmpeg's wall time, all runs together
+    quality: QualitySearch | None = None  # a VMAF target's search: the CRFs chosen, predicted (and measured) VMAF
 
     @property
     def marker(self) -> OutputFile:

@@ -26,6 +26,7 @@ from videoconverter.renditions import Limits
 from videoconverter.transcode.color import tonemap_filters
 from videoconverter.transcode.command import input_args, upload_input
 from videoconverter.transcode.probe import MediaInfo, probe
+from videoconverter.transcode.products import Runner
 from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
 
 VMAF_MODEL = "vmaf_v0.6.1"  # libvmaf's built-in model, trained for 1080p viewing on a TV-sized screen
@@ -80,19 +81,15 @@ def build_quality_command(
     libvmaf and the filter graph."""
     width, height = compared_size(output_info)
     rate = _rate_text(output_info.frame_rate or source_info.frame_rate or 30.0)
-    reference = [f"fps={rate}", f"scale={width}:{height}:flags={SCALER}"]
-    if source_info.is_hdr and not output_info.is_hdr:
-        # The converter tone-mapped it: compare with the source as an SDR viewer would have seen it.
-        reference += tonemap_filters()
+    # The converter tone-mapped an HDR source it made SDR: compare with it as an SDR viewer would have seen it.
+    reference = [f"fps={rate}", reference_picture(width, height, source_info.is_hdr and not output_info.is_hdr)]
     graph = ";".join(
         [
-            f"[0:v]setpts=PTS-STARTPTS,format={PIXEL_FORMAT}[distorted]",
-            f"[1:v]setpts=PTS-STARTPTS,{','.join(reference)},format={PIXEL_FORMAT},"
-            "split=2[reference_psnr][reference_vmaf]",
+            f"[0:v]{DISTORTED_FILTERS}[distorted]",
+            f"[1:v]setpts=PTS-STARTPTS,{','.join(reference)},split=2[reference_psnr][reference_vmaf]",
             # psnr passes its first input through untouched, so the same distorted frames go on to libvmaf.
             f"[distorted][reference_psnr]psnr=stats_file={PSNR_LOG}:shortest=1[checked]",
-            f"[checked][reference_vmaf]libvmaf=model=version={VMAF_MODEL}:log_fmt=json:log_path={VMAF_LOG}"
-            f":n_threads={threads}:shortest=1[measured]",
+            f"[checked][reference_vmaf]{vmaf_filter(VMAF_LOG, threads)}[measured]",
         ]
     )
     return [
@@ -108,6 +105,28 @@ def build_quality_command(
         "null",
         "-",
     ]
+
+
+#: The output's frames as libvmaf compares them: timestamps from zero, 8-bit 4:2:0.
+DISTORTED_FILTERS = f"setpts=PTS-STARTPTS,format={PIXEL_FORMAT}"
+
+
+def reference_picture(width: int, height: int, tonemap: bool) -> str:
+    """The source's frames (already at the output's rate) brought onto the output's picture: its size with the
+    converter's scaler, tone-mapped when the converter tone-maps, 8-bit 4:2:0."""
+    filters = [
+        f"scale={width}:{height}:flags={SCALER}",
+        *(tonemap_filters() if tonemap else []),
+        f"format={PIXEL_FORMAT}",
+    ]
+    return ",".join(filters)
+
+
+def vmaf_filter(log_path: str, threads: int, subsample: int = 1) -> str:
+    """libvmaf with our model, a JSON log at ``log_path`` (relative to FFmpeg's working directory), ``threads``
+    threads, and every ``subsample``-th frame scored (1: all); it ends with the shorter input."""
+    every = f":n_subsample={subsample}" if subsample > 1 else ""
+    return f"libvmaf=model=version={VMAF_MODEL}:log_fmt=json:log_path={log_path}:n_threads={threads}{every}:shortest=1"
 
 
 def compared_size(info: MediaInfo) -> tuple[int, int]:
@@ -136,18 +155,36 @@ def measure_quality(
     measured, :class:`TranscodeError` when FFmpeg fails or writes no usable log.
     """
     limits = limits or Limits()
-    source_info = _probe(source, limits)
-    output_info = _probe(output, limits)
-    threads = threads if threads > 0 else _cores()
-    # Absolute paths: FFmpeg runs in the work directory.
-    args = build_quality_command(
-        ffmpeg or ffmpeg_executable(), source.absolute(), output.absolute(), source_info, output_info, limits, threads
-    )
     with tempfile.TemporaryDirectory(prefix="videoconverter-quality-") as tmp:
         workdir = Path(tmp)
-        run_ffmpeg(args, workdir=workdir, timeout_seconds=limits.transcode_timeout_seconds)
-        vmaf = read_vmaf_log(workdir / VMAF_LOG)
-        psnr_y, psnr_avg = read_psnr_log(workdir / PSNR_LOG)
+        run: Runner = lambda args, _duration: run_ffmpeg(  # noqa: E731
+            args, workdir=workdir, timeout_seconds=limits.transcode_timeout_seconds
+        )
+        source_info = _probe(source, limits)
+        return measure_with(run, workdir, ffmpeg or ffmpeg_executable(), source, source_info, output, limits, threads)
+
+
+def measure_with(
+    run: Runner,
+    workdir: Path,
+    ffmpeg: str,
+    source: Path,
+    source_info: MediaInfo,
+    output: Path,
+    limits: Limits,
+    threads: int = 0,
+) -> QualityReport:
+    """:func:`measure_quality` with ``run`` running FFmpeg in ``workdir`` (where it writes its logs): how a
+    conversion measures its own output, through the job's runner (timeout, stop flag, lease)."""
+    output_info = _probe(output, limits)
+    threads = threads if threads > 0 else cores()
+    # Absolute paths: FFmpeg runs in the work directory.
+    args = build_quality_command(
+        ffmpeg, source.absolute(), output.absolute(), source_info, output_info, limits, threads
+    )
+    run(args, None)
+    vmaf = read_vmaf_log(workdir / VMAF_LOG)
+    psnr_y, psnr_avg = read_psnr_log(workdir / PSNR_LOG)
     size = output.stat().st_size
     duration = output_info.duration_seconds or 0.0
     width, height = compared_size(output_info)
@@ -168,7 +205,8 @@ def measure_quality(
     )
 
 
-def _cores() -> int:
+def cores() -> int:
+    """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
@@ -230,10 +268,22 @@ def _psnr_db(mse: float) -> float:
 
 def video_stream_bytes(path: Path, limits: Limits) -> int:
     """The bytes of the first video stream's packets (read, not decoded), with the probe's input restrictions."""
+    keyframes, others = packet_sizes(path, limits)
+    return sum(keyframes) + sum(others)
+
+
+def packet_sizes(path: Path, limits: Limits) -> tuple[list[int], list[int]]:
+    """The sizes of the first video stream's packets, keyframes and the others (read, not decoded), with the
+    probe's input restrictions."""
     options = {"protocol_whitelist": "file", "format_whitelist": ",".join(limits.allowed_input_formats)}
+    keyframes: list[int] = []
+    others: list[int] = []
     try:
         with av.open(str(path), mode="r", options=options) as container:
             stream = container.streams.video[0]
-            return sum(packet.size for packet in container.demux(stream) if packet.size)
+            for packet in container.demux(stream):
+                if packet.size:
+                    (keyframes if packet.is_keyframe else others).append(packet.size)
     except av.FFmpegError as exc:
         raise TranscodeError(f"{path}: cannot read the video stream's packets: {exc}") from exc
+    return keyframes, others
