@@ -48,14 +48,13 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pika
 import pika.exceptions
 
-from videoconverter.brokers.base import Capabilities, ClientPublishedTopics, DeadLetter, Delivery, QueueDepth, Topology
+from videoconverter.brokers.base import Capabilities, ClientPublishedTopics, DeadLetter, Delivery, QueueDepth
 from videoconverter.brokers.rabbitmq_io import OPERATION_TIMEOUT_SECONDS, AmqpConnection
 from videoconverter.brokers.rabbitmq_messages import (
     DEAD_LETTER_QUEUE_SUFFIX,
@@ -68,14 +67,12 @@ from videoconverter.brokers.rabbitmq_messages import (
     attempt_of,
     dead_letter_from,
     dead_letter_id,
-    dead_letter_queue_arguments,
     delay_queue_arguments,
     delay_queue_name,
     delay_rung,
     redriven_headers,
-    version_tuple,
-    work_queue_arguments,
 )
+from videoconverter.brokers.rabbitmq_topology import RabbitMQTopology
 from videoconverter.errors import (
     BrokerUnavailableError,
     ConfigError,
@@ -92,7 +89,6 @@ if logging.getLogger("pika").level == logging.NOTSET:  # it logs every channel o
 POLL_MIN_SECONDS = 0.05
 POLL_MAX_SECONDS = 0.5
 _NOT_FOUND = 404
-_PRECONDITION_FAILED = 406
 
 
 @dataclass
@@ -106,7 +102,7 @@ class _Lease:
     body: bytes
 
 
-class RabbitMQBroker(ClientPublishedTopics):
+class RabbitMQBroker(RabbitMQTopology, ClientPublishedTopics):
     """URL: ``amqp://USER:PASSWORD@HOST:PORT/VHOST`` (``%2F`` is the default vhost ``/``); ``amqps://`` for TLS."""
 
     capabilities = Capabilities()
@@ -136,67 +132,6 @@ class RabbitMQBroker(ClientPublishedTopics):
     def _server_version(self) -> str:
         version = self._io.connection._impl.server_properties.get("version", "")
         return version.decode() if isinstance(version, bytes) else str(version)
-
-    # --- topology ---------------------------------------------------------------------------------------
-
-    def declare(self, topology: Topology) -> None:
-        self._io.call(lambda: self._declare(topology))
-
-    def _declare(self, topology: Topology) -> None:
-        with self._precondition(f"the exchange (topic) {topology.topic!r}"):
-            self._io.control_channel().exchange_declare(topology.topic, exchange_type="fanout", durable=True)
-        for spec in topology.queues:
-            self._declare_queue(spec.dead_letter_queue, dead_letter_queue_arguments())
-            self._declare_queue(spec.name, work_queue_arguments(spec))
-            for rung in DELAY_LADDER_SECONDS:
-                self._declare_queue(delay_queue_name(spec.name, rung), delay_queue_arguments(spec.name, rung))
-                self._delay_queues.add(delay_queue_name(spec.name, rung))
-            self._io.control_channel().queue_bind(spec.name, topology.topic)
-            self._dead_letter_queues[spec.name] = spec.dead_letter_queue
-        version = self._server_version()
-        if version_tuple(version) < (3, 12):
-            log.info(
-                "RabbitMQ %s ignores x-consumer-timeout: set consumer_timeout in rabbitmq.conf above the longest "
-                "job (default 30 min), or jobs longer than that are handed to another worker",
-                version,
-            )
-
-    def _declare_queue(self, name: str, arguments: dict[str, Any]) -> None:
-        with self._precondition(f"queue {name!r}"):
-            self._io.control_channel().queue_declare(name, durable=True, arguments=arguments)
-
-    @contextlib.contextmanager
-    def _precondition(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code != _PRECONDITION_FAILED:
-                raise
-            raise ConfigError(
-                f"{what} already exists on {self.display_url} with other settings ({exc.reply_text}); a changed "
-                "queues.max_receive_count changes x-delivery-limit. RabbitMQ cannot change them in place: let the "
-                "workers drain it, delete it (`rabbitmqctl delete_queue NAME`, or the management UI) and run "
-                "`videoconverter provision` again, or configure new queue and topic names"
-            ) from exc
-
-    def delete(self, topology: Topology) -> None:
-        """Delete the topic, the queues, their delay and dead-letter queues, and every message in them."""
-
-        def delete() -> None:
-            channel = self._io.control_channel()
-            for spec in topology.queues:
-                for name in (
-                    spec.name,
-                    spec.dead_letter_queue,
-                    *(delay_queue_name(spec.name, rung) for rung in DELAY_LADDER_SECONDS),
-                ):
-                    channel.queue_delete(name)
-            channel.exchange_delete(topology.topic)
-            for spec in topology.queues:
-                self._dead_letter_queues.pop(spec.name, None)
-                self._delay_queues.difference_update(delay_queue_name(spec.name, r) for r in DELAY_LADDER_SECONDS)
-
-        self._io.call(delete)
 
     # --- sending ----------------------------------------------------------------------------------------
 
