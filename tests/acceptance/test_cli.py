@@ -41,7 +41,7 @@ def test_the_readme_workflow(env: dict[str, str], small_clip: Path, tmp_path: Pa
     try:
         wait_until(
             lambda: run(env, "ls", "s3://videoconverter-input", check=False).returncode == 0,
-            30,
+            90,  # a loaded 2-core machine starts `up` (web server included) slowly
             message="`up` to provision the buckets",
         )
         copied = json.loads(run(env, "cp", str(small_clip), "s3://videoconverter-input/", "--json").stdout)
