@@ -95,7 +95,7 @@ def measure_ladder(source: Path, workdir: Path, clip: str, label: str, ladder: R
 
 
 def format_ladder(result: LadderResult) -> str:
-    rungs = "  ".join(f"{r.name} {r.bytes * 8 / 1000 / 1e3:5.2f} Mb {r.vmaf:5.2f}" for r in result.rungs)
+    rungs = "  ".join(f"{r.name} {r.bytes * 8 / 1e6:5.2f} Mbit {r.vmaf:5.2f}" for r in result.rungs)
     return (
         f"{result.clip:7} {result.ladder:9} {result.total_bytes / 1e6:6.2f} MB  mean VMAF {result.mean_vmaf:5.2f}  "
         f"{result.seconds:5.1f} s  | {rungs}"
