@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -45,6 +44,8 @@ from videoconverter.jobs.base import JobId
 from videoconverter.jobs.log import JobLog
 from videoconverter.pipeline import Services
 from videoconverter.publish import output_size, previous_version, publish, remove_version
+from videoconverter.recovery.journal import broker_fingerprint
+from videoconverter.recovery.workspace import Workspace
 from videoconverter.renditions import Rendition
 from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.probe import MediaInfo, probe
@@ -82,6 +83,10 @@ class Worker:
         self.stop = stop or threading.Event()  # set: hand the current job back and stop
         self.drain = drain or threading.Event()  # set: stop after the current job (scaling in)
         self.ffmpeg = ffmpeg or ffmpeg_executable()
+        # This process's state folder: the jobs' temp dirs, and the journal of leases held, which `up`'s
+        # supervisor hands back at once if this process dies (videoconverter.recovery).
+        self.workspace = Workspace()
+        self.leases = self.workspace.journal(broker_fingerprint(self.config.broker_url))
 
     # --- the loop -----------------------------------------------------------------------------------------
 
@@ -89,7 +94,10 @@ class Worker:
         """Handle messages until stopped (or ``max_messages`` handled, or the queue is empty when
         ``exit_when_idle``); return how many were handled."""
         log.info("worker for %s listening on %s", self.rendition.name, self.rendition.queue)
-        handled = self.consumer().run(max_messages, exit_when_idle)
+        try:
+            handled = self.consumer().run(max_messages, exit_when_idle)
+        finally:
+            self.workspace.remove_if_empty()  # a worker that stops cleanly leaves no state folder
         log.info("worker for %s stopped after %d messages", self.rendition.name, handled)
         return handled
 
@@ -108,7 +116,12 @@ class Worker:
     def handle(self, delivery: Delivery) -> Settlement:
         """Handle one message and settle it; return what was done. Never raises for a problem with the message
         or the job."""
-        return settle(self.svc.broker, delivery, self._decide(delivery))
+        self.leases.hold(delivery, self.config.visibility_timeout_seconds)
+        try:
+            settlement = self._decide(delivery)
+        finally:
+            self.leases.drop(delivery)  # before settling: a journal must never name a settled lease
+        return settle(self.svc.broker, delivery, settlement)
 
     def _decide(self, delivery: Delivery) -> Settlement:
         try:
@@ -204,8 +217,7 @@ class Worker:
             return self._superseded(job_log, source.etag)
         if source.size > config.limits.max_input_bytes:
             raise LimitExceededError(f"the upload is {source.size} bytes; the limit is {config.limits.max_input_bytes}")
-        with tempfile.TemporaryDirectory(prefix="videoconverter-") as tmp:  # mode 0700: private
-            workdir = Path(tmp)
+        with self.workspace.job_dir() as workdir:  # mode 0700: private
             source_path = workdir / "source"
             fetched = store.get_file(config.input_bucket, record.key, source_path)
             telemetry.bytes_in(rendition.name, fetched.size)

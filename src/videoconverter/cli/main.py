@@ -232,6 +232,9 @@ def _start_web(config: Config, args: argparse.Namespace, *, required: bool) -> A
 
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
+    from videoconverter.recovery.journal import broker_fingerprint
+    from videoconverter.recovery.reaper import Reaper
+    from videoconverter.recovery.workspace import default_root
     from videoconverter.worker import Worker
 
     rendition = config.rendition(args.rendition)
@@ -253,6 +256,8 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     try:
         if not args.no_provision:
             provision(svc)
+        # Dead workers' state folders: their jobs' temp files, and leases they never settled (given back now).
+        Reaper(default_root(), svc.broker, broker_fingerprint(config.broker_url)).reap_dead()
         worker = Worker(svc, rendition, stop, drain=drain)
         worker.run(max_messages=args.max_jobs, exit_when_idle=args.exit_when_idle)
     finally:
