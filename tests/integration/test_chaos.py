@@ -23,7 +23,7 @@ def test_killing_workers_at_random_loses_and_duplicates_nothing(broker: str) -> 
         require_service(reachable(RABBITMQ_URL), "no RabbitMQ server")
         extra = ["--broker-url", RABBITMQ_URL]
     result = subprocess.run(
-        [sys.executable, str(CHAOS), "--uploads", "24", "--kill-every", "0.7", "--json", *extra],
+        [sys.executable, str(CHAOS), "--uploads", "12", "--kill-every", "0.5", "--json", *extra],
         capture_output=True,
         text=True,
         timeout=300,
