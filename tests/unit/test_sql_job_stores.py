@@ -6,6 +6,7 @@ The postgres cases need the PostgreSQL server of the contract tests (skipped wit
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 import uuid
@@ -20,6 +21,7 @@ from tests.contract.conftest import POSTGRES_URL, reachable
 from videoconverter.jobs.base import ALL_JOBS, JobFilter, JobId, JobRecord, JobState
 from videoconverter.jobs.sql import SqlJobStore
 from videoconverter.jobs.sqlite import SQLiteJobStore
+from videoconverter.jobs.timeline import Timeline
 from videoconverter.logs import redact
 
 #: The schema the previous version created (and nothing else): no counters, no version, one index by state.
@@ -90,11 +92,13 @@ def test_a_database_of_the_previous_version_is_migrated_on_open(old_database: Ca
     store.append_log("old.mp4", "720p", "INFO", "after the upgrade")
     assert [line.message for line in store.logs("old.mp4")] == ["queued", "after the upgrade"]
     store.start(JobId("new.mp4", "e2", "720p"), attempt=1)
-    # The output's size and the quality search, columns version 1 lacked: kept by finish and by the bulk import.
+    # The output's size, the quality search and the timeline, columns version 1 lacked: kept by finish and by
+    # the bulk import.
     assert store.finish(JobId("old.mp4", "e1", "720p"), "s3://out/old.mp4", output_size=42).output_size == 42
     imported = JobRecord(
         JobId("imported.mp4", "e3", "720p"), JobState.DONE, 1, 3000, 3001, output_size=7, quality='{"outputs": []}'
     )
+    imported = dataclasses.replace(imported, timeline=Timeline(uploaded=2999.5, received=2999.6, done=3001))
     store.import_records([imported])
     assert store.get(imported.id) == imported
     store.close()
