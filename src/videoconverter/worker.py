@@ -145,6 +145,14 @@ class Worker:
                 extra={"key": record.key, "rendition": self.rendition.name},
             )
             return None
+        # Removed once the job is recorded (and before the message is settled): deleting a large source and its
+        # output takes tens of milliseconds, which need not come before "done".
+        with tempfile.TemporaryDirectory(prefix="videoconverter-") as tmp:  # mode 0700: private
+            return self._attempt(record, delivery, stamps, Path(tmp))
+
+    def _attempt(
+        self, record: ObjectCreated, delivery: Delivery, stamps: TimelineRecorder, workdir: Path
+    ) -> Settlement | None:
         job = JobId(record.key, record.etag, self.rendition.name)
         job_log = JobLog(
             self.svc.jobs, record.key, self.rendition.name, source_etag=record.etag, attempt=delivery.attempt
@@ -153,7 +161,7 @@ class Worker:
         jobs.start(job, delivery.attempt)
         job_log.info(f"attempt {delivery.attempt} started on {self.rendition.queue}")
         try:
-            outcome = self._convert(record, delivery, job_log, stamps)
+            outcome = self._convert(record, delivery, job_log, stamps, workdir)
         except PermanentError as exc:
             stderr = getattr(exc, "stderr_tail", "")
             jobs.fail(job, exc.message, stderr, stamps.timeline())
@@ -195,7 +203,9 @@ class Worker:
         job_log.warning(f"attempt {delivery.attempt} failed, retrying in {delay:.0f} s: {message}")
         return released(delay)
 
-    def _convert(self, record: ObjectCreated, delivery: Delivery, job_log: JobLog, stamps: TimelineRecorder) -> Outcome:
+    def _convert(
+        self, record: ObjectCreated, delivery: Delivery, job_log: JobLog, stamps: TimelineRecorder, workdir: Path
+    ) -> Outcome:
         store, config, rendition = self.svc.store, self.config, self.rendition
         try:
             validate_key(record.key)
@@ -214,33 +224,29 @@ class Worker:
             return self._superseded(job_log, source.etag)
         if source.size > config.limits.max_input_bytes:
             raise LimitExceededError(f"the upload is {source.size} bytes; the limit is {config.limits.max_input_bytes}")
-        with tempfile.TemporaryDirectory(prefix="videoconverter-") as tmp:  # mode 0700: private
-            workdir = Path(tmp)
-            source_path = workdir / "source"
-            fetched = store.get_file(config.input_bucket, record.key, source_path)
-            stamps.stamp("downloaded")
-            telemetry.bytes_in(rendition.name, fetched.size)
-            if fetched.etag != record.etag:
-                return self._superseded(job_log, fetched.etag)
-            info = probe(source_path, config.limits)
-            stamps.stamp("probed")
-            job_log.info(
-                f"probed: {info.width}x{info.height} {info.video_codec}, rotation "
-                f"{info.rotation_degrees}, {info.duration_seconds or 0:.1f} s, "
-                f"{'with' if info.has_audio else 'no'} audio"
-                + (f", HDR ({info.color_transfer}, tone-mapped)" if info.is_hdr and rendition.hdr != "keep" else "")
-                + (f", variable frame rate (avg {info.frame_rate:.2f} fps)" if info.variable_frame_rate else "")
-            )
-            produced = self._produce(info, source_path, workdir, delivery, record, stamps)
-            job_log.info(
-                f"FFmpeg finished in {produced.elapsed_seconds:.1f} s ({len(produced.files)} file(s) to write)"
-            )
-            if produced.quality is not None:
-                job_log.info(produced.quality.log_line())
-            self._check_lease(delivery)  # a worker that lost its lease must not write
-            with Heartbeat(self.svc, delivery, config.visibility_timeout_seconds):  # a ladder is many files
-                written = self._publish(record, produced, job_log, workdir)
-            stamps.stamp("written")
+        source_path = workdir / "source"
+        fetched = store.get_file(config.input_bucket, record.key, source_path)
+        stamps.stamp("downloaded")
+        telemetry.bytes_in(rendition.name, fetched.size)
+        if fetched.etag != record.etag:
+            return self._superseded(job_log, fetched.etag)
+        info = probe(source_path, config.limits)
+        stamps.stamp("probed")
+        job_log.info(
+            f"probed: {info.width}x{info.height} {info.video_codec}, rotation "
+            f"{info.rotation_degrees}, {info.duration_seconds or 0:.1f} s, "
+            f"{'with' if info.has_audio else 'no'} audio"
+            + (f", HDR ({info.color_transfer}, tone-mapped)" if info.is_hdr and rendition.hdr != "keep" else "")
+            + (f", variable frame rate (avg {info.frame_rate:.2f} fps)" if info.variable_frame_rate else "")
+        )
+        produced = self._produce(info, source_path, workdir, delivery, record, stamps)
+        job_log.info(f"FFmpeg finished in {produced.elapsed_seconds:.1f} s ({len(produced.files)} file(s) to write)")
+        if produced.quality is not None:
+            job_log.info(produced.quality.log_line())
+        self._check_lease(delivery)  # a worker that lost its lease must not write
+        with Heartbeat(self.svc, delivery, config.visibility_timeout_seconds):  # a ladder is many files
+            written = self._publish(record, produced, job_log, workdir)
+        stamps.stamp("written")
         quality = json.dumps(produced.quality.as_dict()) if produced.quality is not None else ""
         return Outcome(store.url(rendition.output_bucket, marker_key), produced.note, quality, written.size)
 

@@ -182,3 +182,24 @@ def test_postgres_listings_scan_an_index_in_order() -> None:
         store.close()
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_sqlite_commits_log_lines_and_progress_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    """Log lines and progress skip the WAL's fsync (synchronous=NORMAL for their commit only); transitions keep
+    FULL, which makes the lines before them durable too."""
+    store = SQLiteJobStore(tmp_path / "jobs.sqlite3")
+    ran: list[str] = []
+    store._conn.set_trace_callback(ran.append)
+    job = JobId("a.mp4", "e", "720p")
+    store.start(job, attempt=1)
+    store.append_log("a.mp4", "720p", "INFO", "a line")
+    store.progress(job, 50.0)
+    store.finish(job, "s3://out/a.mp4")
+    store._conn.set_trace_callback(None)
+    synchronous = [(i, s) for i, s in enumerate(ran) if s.startswith("PRAGMA synchronous")]
+    assert [s for _, s in synchronous] == ["PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL"] * 2
+    writes = [i for i, s in enumerate(ran) if s.startswith(("INSERT INTO job_logs", "UPDATE jobs SET progress"))]
+    pairs = [(synchronous[k][0], synchronous[k + 1][0]) for k in (0, 2)]
+    assert all(any(low < i < high for low, high in pairs) for i in writes) and len(writes) == 2
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again for what follows
+    store.close()

@@ -106,15 +106,19 @@ class SqlJobStore:
         """Run a query and return its rows (mappings by column name)."""
         raise NotImplementedError
 
-    def _transaction(self) -> contextlib.AbstractContextManager[Run]:
-        """A committed-on-exit transaction (rolled back on error) whose ``run(sql, params)`` runs statements."""
+    def _transaction(self, durable: bool = True) -> contextlib.AbstractContextManager[Run]:
+        """A committed-on-exit transaction (rolled back on error) whose ``run(sql, params)`` runs statements.
+
+        Not ``durable``: its commit does not wait for the disk (a power cut may lose it, and only the last such
+        commits; a crash of the process loses none, and a later durable commit makes them durable too). For
+        what nothing depends on: log lines and progress, written many times a job."""
         raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
 
-    def _write(self, sql: str, params: Sequence[Any]) -> int:
-        with self._transaction() as run:
+    def _write(self, sql: str, params: Sequence[Any], durable: bool = True) -> int:
+        with self._transaction(durable) as run:
             return int(run(sql, params).rowcount)
 
     @contextlib.contextmanager
@@ -146,7 +150,7 @@ class SqlJobStore:
             return _current(run, job_id)
 
     def progress(self, job_id: JobId, percent: float) -> None:
-        self._write(q.PROGRESS, (max(0.0, min(100.0, percent)), time.time(), *_key(job_id)))
+        self._write(q.PROGRESS, (max(0.0, min(100.0, percent)), time.time(), *_key(job_id)), durable=False)
 
     def finish(
         self,
@@ -273,7 +277,7 @@ class SqlJobStore:
         return deleted
 
     def append_log(self, key: str, rendition: str, level: str, message: str) -> None:
-        with self._transaction() as run:
+        with self._transaction(durable=False) as run:
             appended = int(_first(run(q.COUNT_LOG_LINE, (key, rendition)).fetchone()))
             run(q.APPEND_LOG, (key, rendition, time.time(), level, message, appended))
             drop = line_to_drop(appended)

@@ -53,8 +53,8 @@ class SQLiteJobStore(SqlJobStore):
             return self._conn.execute(sql, tuple(params)).fetchall()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Run]:
-        with self._lock, sqlite.write_transaction(self._conn) as db:
+    def _transaction(self, durable: bool = True) -> Iterator[Run]:
+        with self._lock, _synchronous(self._conn, durable), sqlite.write_transaction(self._conn) as db:
 
             def run(sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
                 return db.execute(sql, tuple(params))
@@ -88,3 +88,17 @@ class SQLiteJobStore(SqlJobStore):
 
 def _columns_of(run: Run, table: str) -> set[str]:
     return {row["name"] for row in run(f"PRAGMA table_info({table})").fetchall()}
+
+
+@contextlib.contextmanager
+def _synchronous(conn: sqlite3.Connection, durable: bool) -> Iterator[None]:
+    """A commit that is not ``durable`` skips the WAL's fsync (``synchronous=NORMAL``, for that commit only);
+    the next durable commit syncs the WAL, these frames included."""
+    if durable:
+        yield
+        return
+    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA synchronous={sqlite.SYNCHRONOUS}")
