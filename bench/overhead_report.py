@@ -30,6 +30,11 @@ def print_ratio(r: dict[str, Any]) -> None:
         f"  pipeline {r['pipeline_seconds']:.2f} s upload to done, by hand {r['by_hand_seconds']:.2f} s (medians; "
         f"{r['clip_seconds']:g} s 1920x1080 clip; FFmpeg runs per rendition: {runs})"
     )
+    print(
+        f"  the pipeline's own: {r['added_seconds']:.2f} s outside FFmpeg on the last job's path (upload -> its first "
+        f"FFmpeg, its last FFmpeg -> done) and {r['worker_cpu_during_ffmpeg_total_seconds']:.2f} CPU-s of the workers "
+        f"while FFmpeg ran: at most {r['structural_ratio']:.3f} x by hand"
+    )
     names = list(r["timeline_seconds"])
     print("  timeline, median seconds after the upload call:  " + "".join(f"{n:>10}" for n in names))
     for stage in STAGES:
