@@ -53,6 +53,7 @@ from videoconverter.jobs.dynamodb_items import (
     record,
     s,
 )
+from videoconverter.jobs.dynamodb_pieces import DynamoDBPieces
 from videoconverter.jobs.dynamodb_table import ensure_table
 from videoconverter.jobs.paging import Order, check_limit, decode_cursor, encode_cursor, matches, states_of
 from videoconverter.logs import redact
@@ -77,7 +78,7 @@ class Change:
 Plan = Callable[[JobRecord | None, float], Change | None]
 
 
-class DynamoDBJobStore:
+class DynamoDBJobStore(DynamoDBPieces):
     """URL: ``dynamodb://TABLE``; ``endpoint_url`` and ``region`` query parameters are optional."""
 
     def __init__(self, location: AwsLocation) -> None:

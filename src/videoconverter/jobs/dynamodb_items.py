@@ -120,6 +120,8 @@ def record(item: dict[str, Any]) -> JobRecord:
         sequencer=text("sequencer"),
         output_size=int(item["output_size"]["N"]) if "output_size" in item else None,
         quality=text("quality"),
+        pieces_planned=int(number("pieces_planned") or 0),
+        pieces_done=len(item["pieces_done"]["NS"]) if "pieces_done" in item else 0,  # see dynamodb_pieces
     )
 
 

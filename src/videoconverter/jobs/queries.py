@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS job_logs (
 #: VMAF target's search as JSON text (NULL: none); ``job_logs.seq``: the line's number within its key and rendition
 #: (NULL for lines kept before).
 ADDED_COLUMNS = {
-    "jobs": {"output_size": "{big_integer}", "quality": "TEXT"},
+    "jobs": {"output_size": "{big_integer}", "quality": "TEXT", "pieces_planned": "INTEGER", "pieces_done": "TEXT"},
     "job_logs": {"seq": "INTEGER"},
 }
 ADD_COLUMN = "ALTER TABLE {table} ADD COLUMN {column}"

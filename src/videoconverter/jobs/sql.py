@@ -346,4 +346,6 @@ def _record(row: Any) -> JobRecord:
         sequencer=row["sequencer"],
         output_size=row["output_size"],
         quality=row["quality"] or "",
+        pieces_planned=row["pieces_planned"] or 0,
+        pieces_done=len([index for index in (row["pieces_done"] or "").split(",") if index]),  # see sql_pieces
     )
