@@ -20,6 +20,11 @@ from pathlib import Path
 
 from videoconverter import telemetry
 from videoconverter.brokers.base import Delivery
+from videoconverter.chunking.handler import ChunkHandler
+from videoconverter.chunking.messages import chunk_message
+from videoconverter.chunking.plan import applies
+from videoconverter.chunking.start import split_job
+from videoconverter.chunking.steps import Steps
 from videoconverter.consumer import (
     ABANDONED,
     ACKED,
@@ -65,6 +70,7 @@ class Outcome:
     output_url: str
     note: str
     quality: str = ""  # a VMAF target's search, as JSON text for the job store
+    pending: bool = False  # split into pieces (chunking/): the join finishes the job
 
 
 class Worker:
@@ -82,6 +88,7 @@ class Worker:
         self.stop = stop or threading.Event()  # set: hand the current job back and stop
         self.drain = drain or threading.Event()  # set: stop after the current job (scaling in)
         self.ffmpeg = ffmpeg or ffmpeg_executable()
+        self.chunks = ChunkHandler(Steps(services, rendition, self.ffmpeg, self.stop, Heartbeat, self._publish))
 
     # --- the loop -----------------------------------------------------------------------------------------
 
@@ -112,6 +119,9 @@ class Worker:
 
     def _decide(self, delivery: Delivery) -> Settlement:
         try:
+            chunk = chunk_message(delivery.body)  # a piece of a split job (chunking/), or None
+            if chunk is not None:
+                return self.chunks.handle(chunk, delivery)
             records = parse_event(delivery.body)
         except InvalidEventError as exc:
             log.warning(
@@ -163,6 +173,8 @@ class Worker:
             return ABANDONED
         except Exception as exc:
             return self._transient_failure(job, job_log, delivery, exc)
+        if outcome.pending:
+            return None
         size = output_size(self.svc.store, outcome.output_url)
         jobs.finish(job, outcome.output_url, outcome.note, size, quality=outcome.quality)
         job_log.info(
@@ -219,6 +231,12 @@ class Worker:
                 + (f", HDR ({info.color_transfer}, tone-mapped)" if info.is_hdr and rendition.hdr != "keep" else "")
                 + (f", variable frame rate (avg {info.frame_rate:.2f} fps)" if info.variable_frame_rate else "")
             )
+            chunking = config.chunking
+            if applies(chunking.enabled, chunking.min_source_seconds, rendition.kind, info.duration_seconds):
+                steps = self.chunks.steps
+                return Outcome(
+                    "", split_job(steps, record, info, source_path, workdir, delivery, job_log), pending=True
+                )
             produced = self._produce(info, source_path, workdir, delivery, record)
             job_log.info(
                 f"FFmpeg finished in {produced.elapsed_seconds:.1f} s ({len(produced.files)} file(s) to write)"
