@@ -4,6 +4,7 @@ re-encoding, and the output is what one whole encode makes: the same frames, dur
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,3 +121,28 @@ def test_chunking_off_or_a_short_source_converts_whole(tmp_path: Path, sample_cl
         assert record.as_json()["pieces"] is None
     finally:
         svc.close()
+
+
+def test_a_worker_killed_in_the_middle_of_a_piece_loses_nothing_and_the_output_is_whole(
+    chunked: Services, sample_clip: Any, tmp_path: Path
+) -> None:
+    from tests.conftest import wait_until
+    from tests.integration.test_pipeline import slow_ffmpeg, start_worker
+
+    clip = sample_clip(width=320, height=180, seconds=6)
+    uploaded = chunked.store.put_file(IN, "killed.mp4", clip)
+    victim = start_worker(tmp_path / "videoconverter.toml", slow_ffmpeg(tmp_path, 60), "smaller")
+    pid_file = tmp_path / "ffmpeg.pid"  # written by the first FFmpeg run: the first piece (the split runs none)
+    wait_until(lambda: pid_file.exists() and pid_file.read_text(), 60, message="the first piece's FFmpeg to start")
+    job = JobId("killed.mp4", uploaded.etag, "smaller")
+    assert chunked.jobs.get(job).pieces_planned == 4  # type: ignore[union-attr]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    Worker(chunked, chunked.config.rendition("smaller")).run(exit_when_idle=True)  # the piece again, after its lease
+    record = chunked.jobs.get(job)
+    assert record is not None and record.state is JobState.DONE and record.pieces_done == 4
+    joined = tmp_path / "joined.mp4"
+    chunked.store.get_file(OUT, "killed.mp4", joined)
+    assert media(joined)["frames"] == 180 and media(joined)["duration"] == 6.0
+    logs = [line.message for line in chunked.jobs.logs("killed.mp4")]
+    assert sum("piece 1 of 3 done" in m for m in logs) == 1  # counted once, by the worker that finished it
