@@ -50,7 +50,13 @@ def wait_until(
         time.sleep(interval_seconds)
 
 
-TINY_RENDITIONS_TOML = """
+#: With VIDEOCONVERTER_TEST_CHUNKING=1 the tiny pipeline splits every MP4 job into pieces of 2 s (chunking/), so
+#: that the pipeline, fault and hostile-input suites run through split jobs and must keep their outcomes.
+FORCED_CHUNKING_TOML = "[chunking]\nmin_source_seconds = 0\nchunk_seconds = 2\n"
+CHUNKING_FORCED = os.environ.get("VIDEOCONVERTER_TEST_CHUNKING", "") not in ("", "0")
+TINY_RENDITIONS_TOML = (
+    (FORCED_CHUNKING_TOML if CHUNKING_FORCED else "")
+    + """
 [queues]
 visibility_timeout_seconds = 5
 max_receive_count = 3
@@ -68,6 +74,7 @@ short_side = 90
 x264_preset = "ultrafast"
 target_vmaf = 0  # a fixed CRF: "small" searches for its VMAF target, so the pipeline runs both rate controls
 """
+)
 
 
 @pytest.fixture

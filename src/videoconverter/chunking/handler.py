@@ -29,7 +29,7 @@ from videoconverter.transcode.geometry import output_size as picture_size
 from videoconverter.transcode.probe import MediaInfo, probe
 from videoconverter.transcode.produce import check_output_size, marker_name, output_key
 from videoconverter.transcode.products import OutputFile, Produced
-from videoconverter.transcode.truncation import check_read
+from videoconverter.transcode.truncation import check_read, is_truncated
 
 log = logging.getLogger(__name__)
 
@@ -141,13 +141,23 @@ class ChunkHandler:
                     config.ffmpeg_threads,
                 )  # fmt: skip
                 result = run(args, piece.duration_seconds(message.rate, _video_seconds(info)))
-                promised = piece.duration_seconds(message.rate, _video_seconds(info))
-                note = check_read(result.out_time_seconds, promised, config.limits)  # a truncated source
-                if note:
-                    job_log.warning(f"{_name(message)}: {note}")
+                self._check_read(message, piece, result.out_time_seconds, info, job_log)
         check_output_size(destination, config.limits)
         job_log.info(f"{_name(message)} encoded in {result.elapsed_seconds:.1f} s")
         return destination
+
+    def _check_read(
+        self, message: ChunkMessage, piece: Piece, read_seconds: float | None, info: MediaInfo, job_log: JobLog
+    ) -> None:
+        """A truncated source, as a whole encode tells it: how far the source could be read of what its probe
+        promised (this piece's start and what it read, against the whole duration), when the piece fell short."""
+        start = float(piece.start_seconds(message.rate))
+        promised = piece.duration_seconds(message.rate, _video_seconds(info))
+        if read_seconds is not None and not is_truncated(read_seconds, promised):
+            return
+        note = check_read(start + (read_seconds or 0.0), info.duration_seconds, self.steps.svc.config.limits)
+        if note:
+            job_log.warning(f"{_name(message)}: {note}")
 
     # --- the join ---------------------------------------------------------------------------------------------
 
