@@ -44,14 +44,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ffmpeg_lines import normalised, rendition_lines
 from videoconverter import worker as worker_module
 from videoconverter.config import Config, load_config
 from videoconverter.jobs.base import JobId, JobState
 from videoconverter.pipeline import Services, open_services, provision
 from videoconverter.transcode import runner
-from videoconverter.transcode.command import build_command
-from videoconverter.transcode.geometry import output_size
-from videoconverter.transcode.probe import probe
 from videoconverter.transcode.runner import ffmpeg_executable
 from videoconverter.transcode.samples import make_clip
 from videoconverter.worker import Worker
@@ -104,14 +102,6 @@ class CpuMeter:
     def python(self) -> float:
         """CPU seconds of this process alone (the pipeline's Python: copies, hashes, probes, SQLite)."""
         return cpu_seconds(children=False) - self._python
-
-
-def normalised(args: list[str]) -> list[str]:
-    """An FFmpeg argument list with its (temporary) input and output paths blanked, for comparison; the
-    runner's `setpriv --pdeathsig KILL --` prefix (it execs FFmpeg in place) is left out."""
-    if args and args[0].endswith("setpriv") and "--" in args:
-        args = args[args.index("--") + 1 :]
-    return ["file:<path>" if a.startswith("file:") else a for a in args]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -307,17 +297,12 @@ def wait_for_jobs(svc: Services, jobs: list[JobId], timeout: float, poll: float)
 
 def bare_run(clip: Path, config: Config, work: Path) -> dict[str, Any]:
     """FFmpeg alone: the worker's argument lists, one process per rendition, all at once."""
-    ffmpeg = ffmpeg_executable()
-    info = probe(clip, config.limits)
+    workdirs = {r.name: work / f"bare-{r.name}" for r in config.renditions}
+    lines = rendition_lines(ffmpeg_executable(), clip, config, lambda name: workdirs[name] / "output.mp4")
     commands = {}
-    for rendition in config.renditions:
-        workdir = work / f"bare-{rendition.name}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        size = output_size(*info.display_size, rendition)
-        args = build_command(
-            ffmpeg, clip, workdir / "output.mp4", info, size, rendition, config.limits, config.ffmpeg_threads
-        )
-        commands[rendition.name] = (args, workdir)
+    for name, args in lines.items():
+        workdirs[name].mkdir(parents=True, exist_ok=True)
+        commands[name] = (args, workdirs[name])
 
     def one(name: str) -> tuple[str, float, float]:
         args, workdir = commands[name]

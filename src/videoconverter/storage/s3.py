@@ -10,7 +10,6 @@ written are the one version whose info is returned; a broken stream resumes wher
 
 from __future__ import annotations
 
-import contextlib
 import mimetypes
 import os
 import tempfile
@@ -19,16 +18,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
-from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import (
     ClientError,
     HTTPClientError,
     IncompleteReadError,
-    NoCredentialsError,
-    PartialCredentialsError,
 )
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from videoconverter.aws import provision
 from videoconverter.aws.clients import DEFAULT_REGION, SNS_TOPIC_ARN, AwsLocation, error_code
@@ -43,6 +38,7 @@ from videoconverter.events import ObjectCreated, new_sequencer
 from videoconverter.logs import redact
 from videoconverter.storage.base import Notification, ObjectInfo, ProgressCallback
 from videoconverter.storage.keys import validate_bucket, validate_key
+from videoconverter.storage.s3_errors import no_bucket, translated
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -54,7 +50,6 @@ MAX_CONCURRENT_PARTS = 8  # threads sending parts of one upload
 MAX_PARTS_IN_MEMORY = 2  # parts of a *stream* read ahead and held in memory while they are sent
 DOWNLOAD_CHUNK_BYTES = MIB
 DOWNLOAD_ATTEMPTS = 5  # GETs per download: the first, then resumptions of a broken stream
-_ACCESS_ERRORS = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
 
 
 class S3Store:
@@ -114,7 +109,7 @@ class S3Store:
         where: dict[str, Any] = {}
         if self._region != "us-east-1":  # the one region that refuses to be named
             where = {"CreateBucketConfiguration": {"LocationConstraint": self._region}}
-        with self._translated(bucket):
+        with translated(self.endpoint, bucket):
             try:
                 self._client.create_bucket(Bucket=bucket, **where)
             except ClientError as exc:
@@ -125,7 +120,7 @@ class S3Store:
         """Whether ``bucket`` exists (a HEAD request)."""
         validate_bucket(bucket)
         try:
-            with self._translated(bucket):
+            with translated(self.endpoint, bucket):
                 self._client.head_bucket(Bucket=bucket)
         except BucketNotFoundError:
             return False
@@ -145,7 +140,7 @@ class S3Store:
         validate_bucket(bucket)
         validate_key(key)
         tracker = _Progress(progress, os.stat(source).st_size)
-        with self._translated(bucket, key):
+        with translated(self.endpoint, bucket, key):
             self._client.upload_file(
                 str(source), bucket, key, ExtraArgs=self._extra_args(key, metadata),
                 Callback=tracker, Config=self._transfer_config,
@@ -165,7 +160,7 @@ class S3Store:
         validate_bucket(bucket)
         validate_key(key)
         tracker = _Progress(progress, size_hint)
-        with self._translated(bucket, key):
+        with translated(self.endpoint, bucket, key):
             self._client.upload_fileobj(
                 stream, bucket, key, ExtraArgs=self._extra_args(key, metadata),
                 Callback=tracker, Config=self._transfer_config,
@@ -196,12 +191,12 @@ class S3Store:
         validate_bucket(bucket)
         validate_key(key)
         try:
-            with self._translated(bucket, key):
+            with translated(self.endpoint, bucket, key):
                 response = self._client.head_object(Bucket=bucket, Key=key)
         except ObjectNotFoundError:
             # A HEAD's 404 has no body to tell a missing key from a missing bucket.
             if not self.bucket_exists(bucket):
-                raise BucketNotFoundError(_no_bucket(bucket)) from None
+                raise BucketNotFoundError(no_bucket(bucket)) from None
             return None
         return _info(bucket, key, response)
 
@@ -214,7 +209,7 @@ class S3Store:
                 raise ObjectNotFoundError(f"no object s3://{bucket}/{key}")
             return iter(())
         try:
-            with self._translated(bucket, key):
+            with translated(self.endpoint, bucket, key):
                 response = self._client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
         except VideoConverterError as exc:
             if error_code(exc.__cause__ or exc) == "InvalidRange":  # starts past the end: nothing to read
@@ -248,7 +243,7 @@ class S3Store:
         done = 0
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             try:
-                with self._translated(bucket, key):
+                with translated(self.endpoint, bucket, key):
                     if info is None:
                         response = self._client.get_object(Bucket=bucket, Key=key)
                         info = _info(bucket, key, response)
@@ -290,7 +285,7 @@ class S3Store:
         """
         validate_bucket(bucket)
         paginator = self._client.get_paginator("list_objects_v2")
-        with self._translated(bucket):
+        with translated(self.endpoint, bucket):
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
                     yield ObjectInfo(
@@ -301,7 +296,7 @@ class S3Store:
         """Delete the object; S3 succeeds silently when there is none."""
         validate_bucket(bucket)
         validate_key(key)
-        with self._translated(bucket, key):
+        with translated(self.endpoint, bucket, key):
             self._client.delete_object(Bucket=bucket, Key=key)
 
     def url(self, bucket: str, key: str) -> str:
@@ -309,43 +304,8 @@ class S3Store:
 
     def notify_topic(self, bucket: str, suffixes: tuple[str, ...], topic_address: str) -> None:
         """Point the bucket's ``s3:ObjectCreated:*`` notifications at the SNS topic whose ARN is ``topic_address``."""
-        with self._translated(validate_bucket(bucket)):
+        with translated(self.endpoint, validate_bucket(bucket)):
             provision.wire_notifications(self._client, bucket, suffixes, topic_address)
-
-    # --- errors -----------------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _translated(self, bucket: str, key: str | None = None) -> Iterator[None]:
-        """Turn botocore's and boto3's errors into videoconverter's, keeping the original as ``__cause__``."""
-        where = f"s3://{bucket}/{key}" if key is not None else f"bucket {bucket!r}"
-        try:
-            yield
-        except S3UploadFailedError as exc:  # upload_file wraps the ClientError it caught
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, ClientError):
-                raise self._from_client_error(cause, bucket, key, where) from cause
-            raise VideoConverterError(f"upload to {where} failed: {redact(str(exc))}") from exc
-        except ClientError as exc:
-            raise self._from_client_error(exc, bucket, key, where) from exc
-        except (BotoConnectionError, HTTPClientError) as exc:
-            raise TransientError(f"cannot reach S3 at {self.endpoint}: {redact(str(exc))}") from exc
-        except (NoCredentialsError, PartialCredentialsError) as exc:
-            raise ConfigError(
-                f"no usable AWS credentials for S3 at {self.endpoint}: set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where an IAM role applies"
-            ) from exc
-
-    def _from_client_error(self, exc: Exception, bucket: str, key: str | None, where: str) -> VideoConverterError:
-        code = error_code(exc)
-        if code == "NoSuchBucket" or (key is None and code in {"404", "NotFound"}):
-            return BucketNotFoundError(_no_bucket(bucket))
-        if key is not None and code in {"NoSuchKey", "404", "NotFound"}:
-            return ObjectNotFoundError(f"no object {where}")
-        if code in _ACCESS_ERRORS:
-            return ConfigError(f"S3 at {self.endpoint} refused access to {where} ({code}): check the AWS credentials")
-        if code == "BucketAlreadyExists":
-            return ConfigError(f"bucket {bucket!r} belongs to another AWS account: choose another bucket name")
-        return VideoConverterError(f"S3 request for {where} at {self.endpoint} failed: {redact(str(exc))}")
 
 
 def _body_chunks(body: Any) -> Iterator[bytes]:
@@ -396,7 +356,3 @@ def _info(bucket: str, key: str, response: Mapping[str, Any]) -> ObjectInfo:
     """From a HEAD's or a whole GET's response."""
     etag, modified = str(response["ETag"]).strip('"'), response["LastModified"].timestamp()
     return ObjectInfo(bucket, key, response["ContentLength"], etag, modified, dict(response.get("Metadata", {})))
-
-
-def _no_bucket(bucket: str) -> str:
-    return f"bucket {bucket!r} does not exist: run `videoconverter provision` first"
