@@ -38,6 +38,7 @@ from videoconverter.consumer import (
 from videoconverter.errors import (
     InvalidEventError,
     InvalidKeyError,
+    LeaseLost,
     LimitExceededError,
     PermanentError,
     ShutdownRequested,
@@ -59,10 +60,6 @@ from videoconverter.transcode.runner import RunResult, ffmpeg_executable, run_ff
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 1.0
-
-
-class LeaseLost(Exception):
-    """The message was delivered to another worker while this one worked on it."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 import av
 import pytest
 
-from tests.conftest import CHUNKING_FORCED, FORCED_CHUNKING_TOML, TINY_RENDITIONS_TOML
+from tests.conftest import tiny_renditions_toml
 from videoconverter.config import load_config
 from videoconverter.jobs.base import JobId, JobState
 from videoconverter.pipeline import Services, open_services, provision
@@ -22,14 +22,13 @@ from videoconverter.worker import Worker
 pytestmark = pytest.mark.ffmpeg
 IN = "videoconverter-input"
 OUT = "videoconverter-output-smaller"
-CHUNKING_TOML = "" if CHUNKING_FORCED else "\n" + FORCED_CHUNKING_TOML
 
 
 @pytest.fixture
 def chunked(tmp_path: Path) -> Iterator[Services]:
     """The tiny embedded pipeline with every MP4 job split into pieces of 2 s."""
     path = tmp_path / "videoconverter.toml"
-    path.write_text(f'data_dir = "{tmp_path / "data"}"\n' + TINY_RENDITIONS_TOML + CHUNKING_TOML)
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n' + tiny_renditions_toml(split=True))
     services = open_services(load_config(environ={}, path=path))
     provision(services)
     yield services
@@ -108,7 +107,7 @@ def test_a_newer_upload_supersedes_the_pieces_of_the_old_one_which_write_nothing
 
 def test_chunking_off_or_a_short_source_converts_whole(tmp_path: Path, sample_clip: Any) -> None:
     path = tmp_path / "videoconverter.toml"
-    renditions = TINY_RENDITIONS_TOML.replace(FORCED_CHUNKING_TOML, "")  # whatever the test run forces
+    renditions = tiny_renditions_toml(split=False)  # whatever the test run forces
     path.write_text(f'data_dir = "{tmp_path / "data"}"\n' + renditions + "\n[chunking]\nmin_source_seconds = 5\n")
     svc = open_services(load_config(environ={}, path=path))
     try:
@@ -145,3 +144,32 @@ def test_a_worker_killed_in_the_middle_of_a_piece_loses_nothing_and_the_output_i
     assert media(joined)["frames"] == 180 and media(joined)["duration"] == 6.0
     logs = [line.message for line in chunked.jobs.logs("killed.mp4")]
     assert sum("piece 1 of 3 done" in m for m in logs) == 1  # counted once, by the worker that finished it
+
+
+def test_a_truncated_upload_accepted_leaves_out_the_pieces_past_the_end_of_its_data(
+    tmp_path: Path, sample_clip: Any
+) -> None:
+    from videoconverter.transcode.samples import make_truncated_clip
+
+    path = tmp_path / "videoconverter.toml"
+    settings = "\n[limits]\naccept_truncated_sources = true\n"
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n' + tiny_renditions_toml(split=True) + settings)
+    svc = open_services(load_config(environ={}, path=path))
+    try:
+        provision(svc)
+        cut = make_truncated_clip(tmp_path / "cut.mp4")  # promises 10 s, holds about 4.9
+        uploaded = svc.store.put_file(IN, "cut.mp4", cut)
+        Worker(svc, svc.config.rendition("smaller")).run(exit_when_idle=True)
+        record = svc.jobs.get(JobId("cut.mp4", uploaded.etag, "smaller"))
+        assert record is not None and record.state is JobState.DONE, record
+        assert record.pieces_planned == 6  # 5 video pieces of 2 s and the audio, as the index promised
+        assert record.note == "the upload is truncated: 4.9 s of 10.0 s could be read; converted what was there"
+        joined = tmp_path / "joined.mp4"
+        svc.store.get_file(OUT, "cut.mp4", joined)
+        whole = convert_file(cut, tmp_path, svc.config.rendition("smaller"), limits=svc.config.limits).files[0].path
+        got, expected = media(joined), media(whole)
+        assert abs(got["frames"] - expected["frames"]) <= 2 and abs(got["duration"] - expected["duration"]) < 0.1
+        logs = [line.message for line in svc.jobs.logs("cut.mp4")]
+        assert [m.split(" encoded")[0] for m in logs if "(0 frames)" in m] == ["piece 4 of 5", "piece 5 of 5"]
+    finally:
+        svc.close()

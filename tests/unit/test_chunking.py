@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from videoconverter.chunking.encode import join_command, pieces_list, video_piece_command
+from videoconverter.chunking.encode import join_command, pieces_list, readable_command, video_piece_command
+from videoconverter.chunking.handler import Encoded
 from videoconverter.chunking.messages import ChunkMessage, Step, chunk_message
 from videoconverter.chunking.plan import Piece, applies, plan_pieces, seconds_text
 from videoconverter.chunking.work import work_area
@@ -146,3 +147,17 @@ def test_chunking_settings_are_validated(tmp_path: Path) -> None:
     assert load_config(environ={}, path=path).chunking.enabled is False
     with pytest.raises(ConfigError, match="VIDEOCONVERTER_CHUNKING_CHUNK_SECONDS"):
         load_config(environ={"VIDEOCONVERTER_CHUNKING_CHUNK_SECONDS": "fast"})
+
+
+def test_how_far_a_source_reads_is_measured_by_copying_its_video_to_nowhere() -> None:
+    args = readable_command("ffmpeg", Path("/w/source"), info(), Limits())
+    assert args[args.index("-map") + 1] == "0:v:0" and args[args.index("-c") + 1] == "copy"
+    assert args[-3:] == ["-f", "null", "-"] and "-progress" in args and "-ss" not in args  # from the start
+
+
+def test_a_piece_carries_its_frames_and_a_truncation_note_to_the_join() -> None:
+    assert Encoded(Path("p.mp4"), 60).metadata() == {"frames": "60"}
+    assert Encoded(Path("p.mp4"), 0, "the upload is truncated").metadata() == {
+        "frames": "0", "note": "the upload is truncated"
+    }  # fmt: skip
+    assert Encoded(Path("a.m4a"), None).metadata() == {}  # the audio: no frames to count

@@ -66,6 +66,13 @@ def audio_piece_command(
     return [*args, *_output(limits, threads), f"file:{destination}"]
 
 
+def readable_command(ffmpeg: str, source: Path, info: MediaInfo, limits: Limits) -> list[str]:
+    """Arguments that read ``source``'s video from the start, copied to nowhere (no decoding): how far its
+    progress gets is how far the source can be read (a truncated upload stops where its data does)."""
+    args = [*input_args(ffmpeg, source, info, limits), "-map", "0:v:0", "-c", "copy"]
+    return [*args, "-progress", "pipe:1", "-f", "null", "-"]
+
+
 def join_command(ffmpeg: str, pieces_list: Path, audio: Path | None, destination: Path, limits: Limits) -> list[str]:
     """Arguments that concatenate the video pieces ``pieces_list`` names (the concat demuxer's list, in the same
     directory: only plain relative names, its default ``safe`` mode) without re-encoding, mux ``audio`` as it

@@ -14,7 +14,7 @@ from videoconverter import telemetry
 from videoconverter.brokers.base import Delivery
 from videoconverter.chunking.messages import ChunkMessage
 from videoconverter.chunking.work import WorkArea, work_area
-from videoconverter.errors import ShutdownRequested, SourceMissingError, StaleReceiptError
+from videoconverter.errors import LeaseLost, ShutdownRequested, SourceMissingError, StaleReceiptError
 from videoconverter.events import ObjectCreated
 from videoconverter.jobs.base import JobId
 from videoconverter.jobs.log import JobLog
@@ -23,10 +23,6 @@ from videoconverter.renditions import Rendition
 from videoconverter.transcode.produce import marker_name, output_key
 from videoconverter.transcode.products import Produced, Runner
 from videoconverter.transcode.runner import RunResult, run_ffmpeg
-
-
-class LeaseLost(Exception):
-    """The message went to another worker meanwhile: this one must write nothing."""
 
 
 class Beating(Protocol):
@@ -124,6 +120,19 @@ class Steps:
             self.supersede(message, newer, job_log)
             return False
         return True
+
+    def redelivered(self, message: ChunkMessage, delivery: Delivery) -> None:
+        """A step delivered again (after a failure, a hand-back or a lost worker) is another attempt of the job,
+        as a whole job's: running again, its attempts the most any of its messages took."""
+        if delivery.attempt > 1:
+            self.svc.jobs.start(self.job_of(message), delivery.attempt)
+
+    def retry(self, message: ChunkMessage, error: str, stderr_tail: str = "") -> None:
+        """A step that will be delivered again: the job is queued again with the error, as a whole job is,
+        unless it ended meanwhile (another piece failed it, or a newer upload superseded it)."""
+        record = self.svc.jobs.get(self.job_of(message))
+        if record is not None and not record.state.terminal:
+            self.svc.jobs.retry(self.job_of(message), error, stderr_tail)
 
     def supersede(self, message: ChunkMessage, newer_etag: str, job_log: JobLog) -> None:
         note = f"superseded: the object was replaced (now etag {newer_etag}); its own event converts it"
