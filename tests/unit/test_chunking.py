@@ -161,3 +161,16 @@ def test_a_piece_carries_its_frames_and_a_truncation_note_to_the_join() -> None:
         "frames": "0", "note": "the upload is truncated"
     }  # fmt: skip
     assert Encoded(Path("a.m4a"), None).metadata() == {}  # the audio: no frames to count
+
+
+def test_jobs_shows_a_split_job_s_pieces_done_of_planned(capsys: pytest.CaptureFixture[str]) -> None:
+    from videoconverter.cli.jobs import _print_jobs
+    from videoconverter.jobs.base import JobId, JobRecord, JobState
+
+    split = JobRecord(JobId("long.mp4", "e", "720p"), JobState.RUNNING, 1, 0.0, 0.0, progress_percent=49.5,
+                      pieces_planned=4, pieces_done=2)  # fmt: skip
+    whole = JobRecord(JobId("long.mp4", "e", "hls"), JobState.QUEUED, 0, 0.0, 0.0)
+    _print_jobs([split, whole])
+    header, first, second = capsys.readouterr().out.splitlines()
+    assert header.split()[5] == "PIECES"
+    assert first.split()[4:6] == ["50%", "2/4"] and second.split()[4:6] == ["0%", "-"]
