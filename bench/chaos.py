@@ -1,10 +1,11 @@
 """Chaos soak: uploads keep coming while a random worker is killed (SIGKILL) every few seconds.
 
-    .venv/bin/python bench/chaos.py [--uploads 100] [--kill-every 3] [--concurrency 2] [--json]
+    .venv/bin/python bench/chaos.py [--uploads 100] [--kill-every 3] [--concurrency 2] [--split] [--json]
 
 Runs `videoconverter up` (embedded backends, two small renditions) in a scratch data directory, uploads
-clips while killing workers, waits until every job has settled, then prints jobs lost, duplicated outputs
-and dead-lettered jobs (the targets are 0, 0, 0) and exits non-zero if any is not 0.
+clips while killing workers (``--split``: every job split into pieces, chunking/), waits until every job has
+settled, then prints jobs lost, duplicated outputs and dead-lettered jobs (the targets are 0, 0, 0) and exits
+non-zero if any is not 0.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ queue = "{prefix}videoconverter_96p"
 short_side = 96
 x264_preset = "ultrafast"
 """
+#: ``--split``: every job split into pieces (each clip is one video piece and the audio), then joined.
+SPLIT = "\n[chunking]\nmin_source_seconds = 0\nchunk_seconds = 2\n"
 
 
 def children(pid: int) -> list[int]:
@@ -78,13 +81,16 @@ def killer(up_pid: int, every_seconds: float, stop: threading.Event, kills: list
                 pass
 
 
-def run(uploads: int, kill_every: float, concurrency: int, timeout: float, broker_url: str = "") -> dict[str, object]:
+def run(
+    uploads: int, kill_every: float, concurrency: int, timeout: float, broker_url: str = "", split: bool = False
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="vc-chaos-") as tmp:
         root = Path(tmp)
         config_path = root / "videoconverter.toml"
         prefix = f"chaos-{uuid.uuid4().hex[:8]}-" if broker_url else ""  # a shared server outlives the run
         broker_line = f'broker = "{broker_url}"' if broker_url else ""
-        config_path.write_text(CONFIG.format(data=root / "data", broker=broker_line, prefix=prefix))
+        text = CONFIG.format(data=root / "data", broker=broker_line, prefix=prefix) + (SPLIT if split else "")
+        config_path.write_text(text)
         env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(config_path)}
         config = load_config(environ=env)
         clips = [
@@ -143,6 +149,7 @@ def summarise(svc, uploads: int, kills: list[int], wall_seconds: float) -> dict[
             duplicated += max(0, writes.get(rendition.name, 0) - 1)
     return {
         "broker": svc.config.broker_url.split("://")[0],
+        "split": svc.config.chunking.min_source_seconds == 0,
         "uploads": uploads,
         "renditions": len(svc.config.renditions),
         "workers_killed": len(kills),
@@ -163,9 +170,10 @@ def main() -> int:
     parser.add_argument(
         "--broker-url", default="", help="e.g. amqp://guest:guest@127.0.0.1:5672/%%2F (default: SQLite)"
     )
+    parser.add_argument("--split", action="store_true", help="split every job into pieces (chunking)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.uploads, args.kill_every, args.concurrency, args.timeout, args.broker_url)
+    result = run(args.uploads, args.kill_every, args.concurrency, args.timeout, args.broker_url, args.split)
     if args.json:
         print(json.dumps(result))
     else:

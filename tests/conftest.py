@@ -50,7 +50,11 @@ def wait_until(
         time.sleep(interval_seconds)
 
 
-TINY_RENDITIONS_TOML = """
+#: With VIDEOCONVERTER_TEST_CHUNKING=1 the tiny pipeline splits every MP4 job into pieces of 2 s (chunking/), so
+#: that the pipeline, fault and hostile-input suites run through split jobs and must keep their outcomes.
+FORCED_CHUNKING_TOML = "[chunking]\nmin_source_seconds = 0\nchunk_seconds = 2\n"
+CHUNKING_FORCED = os.environ.get("VIDEOCONVERTER_TEST_CHUNKING", "") not in ("", "0")
+TINY_PIPELINE_TOML = """
 [queues]
 visibility_timeout_seconds = 5
 max_receive_count = 3
@@ -70,11 +74,30 @@ target_vmaf = 0  # a fixed CRF: "small" searches for its VMAF target, so the pip
 """
 
 
+def tiny_renditions_toml(split: bool = CHUNKING_FORCED) -> str:
+    """The tiny pipeline's queues and renditions; with ``split``, every MP4 job split into pieces of 2 s."""
+    return (FORCED_CHUNKING_TOML if split else "") + TINY_PIPELINE_TOML
+
+
+TINY_RENDITIONS_TOML = tiny_renditions_toml()
+
+#: Runs a test on the tiny pipeline twice: as this run says ("whole": split only with
+#: VIDEOCONVERTER_TEST_CHUNKING=1) and with every MP4 job split ("split"). The fault and hostile-input suites
+#: mark one test of each fault kind, so that CI runs every kind through split jobs on every backend.
+ALSO_SPLIT = pytest.mark.parametrize("split_jobs", [False, True], ids=["whole", "split"], indirect=True)
+
+
 @pytest.fixture
-def tiny_config_path(tmp_path):
+def split_jobs(request: pytest.FixtureRequest) -> bool:
+    """Whether the tiny pipeline splits every MP4 job (see :data:`ALSO_SPLIT`)."""
+    return bool(getattr(request, "param", False)) or CHUNKING_FORCED
+
+
+@pytest.fixture
+def tiny_config_path(tmp_path, split_jobs):
     """A TOML config with two tiny, fast renditions and quick retries, data under tmp_path/data."""
     path = tmp_path / "videoconverter.toml"
-    path.write_text(f'data_dir = "{tmp_path / "data"}"\n' + TINY_RENDITIONS_TOML)
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n' + tiny_renditions_toml(split_jobs))
     return path
 
 

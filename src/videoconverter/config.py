@@ -49,6 +49,8 @@ ENVIRONMENT = {
     "VIDEOCONVERTER_API_TOKEN": "bearer token that guards the whole HTTP API but /healthz and the page (default: none)",
     "VIDEOCONVERTER_METRICS_TOKEN": "a second bearer token that reads /metrics only (default: none)",
     "VIDEOCONVERTER_FFMPEG_THREADS": "threads of each FFmpeg run (0: FFmpeg decides; `up --workers auto` sets it)",
+    "VIDEOCONVERTER_CHUNKING_MIN_SOURCE_SECONDS": "[chunking] min_source_seconds (0: split every MP4 job; for tests)",
+    "VIDEOCONVERTER_CHUNKING_CHUNK_SECONDS": "[chunking] chunk_seconds: the target length of a piece",
     **NOTIFICATION_ENVIRONMENT,
 }
 
@@ -56,7 +58,7 @@ _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # + "-dlq" stays within SQS's 80 characters
 _TOP_LEVEL = {
     "data_dir", "storage", "broker", "jobs", "log_level",
-    "input", "queues", "ffmpeg", "limits", "renditions", "notifications", "web", "aws",
+    "input", "queues", "ffmpeg", "limits", "renditions", "notifications", "web", "aws", "chunking",
 }  # fmt: skip
 _QUEUE_VALUES: dict[str, Whole | Real] = {
     "message_retention_seconds": Whole(MIN_RETENTION_SECONDS, MAX_RETENTION_SECONDS),  # 14 days, as on SQS
@@ -79,6 +81,19 @@ class WebSettings:
     max_concurrent_uploads: int = 8  # one more is answered 429, so stalled uploads cannot pile up
     read_timeout_seconds: float = 30.0  # the most a client may take for its headers, or pause within a body
     metrics_token: str = field(default="", repr=False)  # lets a scraper read /metrics and nothing else
+
+
+MIN_SOURCE_SECONDS = Real(0, 30 * 24 * 3600.0)  # 0: every source is split (for tests)
+CHUNK_SECONDS = Real(1, 3600)
+
+
+@dataclass(frozen=True)
+class ChunkingSettings:
+    """Splitting long sources into pieces that any worker encodes (``[chunking]``; see chunking/)."""
+
+    enabled: bool = True
+    min_source_seconds: float = 300.0  # sources at least this long are split
+    chunk_seconds: float = 60.0  # a piece's target length: a multiple of every MP4 rendition's keyframe interval
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,7 @@ class Config:
     #: Values the log redactor masks wherever they appear; filled by :func:`load_config`.
     secrets: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     aws: AwsSettings = field(default_factory=AwsSettings)
+    chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
 
     def rendition(self, name: str) -> Rendition:
         for rendition in self.renditions:
@@ -180,6 +196,7 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
         web=_web(_table(data, "web"), env),
         notifications=notification_settings(_table(data, "notifications"), env),
         aws=aws_settings(_table(data, "aws")),
+        chunking=_chunking(_table(data, "chunking"), env),
     )
 
 
@@ -220,6 +237,19 @@ def _ffmpeg_threads(env: Mapping[str, str], table: dict[str, Any]) -> int:
     threads = FFMPEG_THREADS.check(table.get("threads", 0), "ffmpeg.threads")
     text = env.get("VIDEOCONVERTER_FFMPEG_THREADS")
     return threads if text is None else FFMPEG_THREADS.parse(text, "VIDEOCONVERTER_FFMPEG_THREADS")
+
+
+def _chunking(table: dict[str, Any], env: Mapping[str, str]) -> ChunkingSettings:
+    _reject_unknown("chunking.", table, set(ChunkingSettings.__dataclass_fields__))
+    enabled = table.get("enabled", ChunkingSettings.enabled)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"chunking.enabled: expected true or false, got {enabled!r}")
+    values: dict[str, Any] = {"enabled": enabled}
+    for name, spec in (("min_source_seconds", MIN_SOURCE_SECONDS), ("chunk_seconds", CHUNK_SECONDS)):
+        variable = f"VIDEOCONVERTER_CHUNKING_{name.upper()}"
+        value = spec.check(table.get(name, getattr(ChunkingSettings, name)), f"chunking.{name}")
+        values[name] = float(spec.parse(env[variable], variable) if env.get(variable) else value)
+    return ChunkingSettings(**values)
 
 
 def _web(table: dict[str, Any], env: Mapping[str, str]) -> WebSettings:
@@ -275,7 +305,22 @@ def _validate(config: Config) -> Config:
     if config.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"log_level: expected DEBUG, INFO, WARNING or ERROR, got {config.log_level!r}")
     _validate_renditions(config)
+    _validate_chunking(config)
     return config
+
+
+def _validate_chunking(config: Config) -> None:
+    """Pieces start on keyframes: a piece is a whole number of every split rendition's keyframe intervals (HLS
+    ladders are converted whole, so their segments do not constrain it)."""
+    if not config.chunking.enabled:
+        return
+    for i, r in enumerate(config.renditions):
+        ratio = config.chunking.chunk_seconds / r.keyframe_interval_seconds
+        if r.kind == "mp4" and abs(ratio - round(ratio)) > 1e-6:
+            raise ConfigError(
+                f"chunking.chunk_seconds: {config.chunking.chunk_seconds:g} is not a multiple of "
+                f"renditions[{i}].keyframe_interval_seconds ({r.keyframe_interval_seconds:g})"
+            )
 
 
 def _validate_renditions(config: Config) -> None:

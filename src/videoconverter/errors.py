@@ -112,3 +112,7 @@ class TranscodeTimeoutError(TranscodeError):
 
 class ShutdownRequested(VideoConverterError):
     """The worker is stopping; the current job was handed back to its queue."""
+
+
+class LeaseLost(VideoConverterError):
+    """The message's lease went to another worker meanwhile: this one abandons it and writes nothing."""

@@ -19,6 +19,11 @@ from pathlib import Path
 
 from videoconverter import telemetry
 from videoconverter.brokers.base import Delivery
+from videoconverter.chunking.handler import ChunkHandler
+from videoconverter.chunking.messages import chunk_message
+from videoconverter.chunking.plan import applies
+from videoconverter.chunking.start import split_job
+from videoconverter.chunking.steps import Steps
 from videoconverter.consumer import (
     ABANDONED,
     ACKED,
@@ -32,6 +37,7 @@ from videoconverter.consumer import (
 from videoconverter.errors import (
     InvalidEventError,
     InvalidKeyError,
+    LeaseLost,
     LimitExceededError,
     PermanentError,
     ShutdownRequested,
@@ -59,16 +65,13 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 1.0
 
 
-class LeaseLost(Exception):
-    """The message was delivered to another worker while this one worked on it."""
-
-
 @dataclass(frozen=True)
 class Outcome:
     output_url: str
     note: str
     quality: str = ""  # a VMAF target's search, as JSON text for the job store
     output_size: int | None = None  # bytes of the marker written (None: nothing written now; read from the store)
+    pending: bool = False  # split into pieces (chunking/): the join finishes the job
 
 
 class Worker:
@@ -90,6 +93,7 @@ class Worker:
         # supervisor hands back at once if this process dies (videoconverter.recovery).
         self.workspace = Workspace()
         self.leases = self.workspace.journal(broker_fingerprint(self.config.broker_url))
+        self.chunks = ChunkHandler(Steps(services, rendition, self.ffmpeg, self.stop, Heartbeat, self._publish))
 
     # --- the loop -----------------------------------------------------------------------------------------
 
@@ -128,6 +132,9 @@ class Worker:
 
     def _decide(self, delivery: Delivery, received_at: float) -> Settlement:
         try:
+            chunk = chunk_message(delivery.body)  # a piece of a split job (chunking/), or None
+            if chunk is not None:
+                return self.chunks.handle(chunk, delivery)
             records = parse_event(delivery.body)
         except InvalidEventError as exc:
             log.warning(
@@ -189,6 +196,8 @@ class Worker:
             return ABANDONED
         except Exception as exc:
             return self._transient_failure(job, job_log, delivery, exc, stamps.timeline())
+        if outcome.pending:
+            return None
         size = outcome.output_size
         if size is None:  # nothing written now (done before, superseded): the size of what exists, if any
             size = output_size(self.svc.store, outcome.output_url)
@@ -252,6 +261,10 @@ class Worker:
             + (f", HDR ({info.color_transfer}, tone-mapped)" if info.is_hdr and rendition.hdr != "keep" else "")
             + (f", variable frame rate (avg {info.frame_rate:.2f} fps)" if info.variable_frame_rate else "")
         )
+        chunking = config.chunking
+        if applies(chunking.enabled, chunking.min_source_seconds, rendition.kind, info.duration_seconds):
+            steps = self.chunks.steps
+            return Outcome("", split_job(steps, record, info, source_path, workdir, delivery, job_log), pending=True)
         produced = self._produce(info, source_path, workdir, delivery, record, stamps)
         job_log.info(f"FFmpeg finished in {produced.elapsed_seconds:.1f} s ({len(produced.files)} file(s) to write)")
         if produced.quality is not None:

@@ -225,3 +225,23 @@ def check_paging_and_filters(browser: Any, dashboard: str) -> None:
     assert listing.locator('tr[data-key="beach.mp4"] .rendition').get_attribute("data-rendition") == "small"
     assert errors == [], errors
     listing.close()
+
+
+def test_a_split_job_shows_its_pieces_done_of_planned(web_only: str, browser: Any, tmp_path: Path) -> None:
+    from videoconverter.jobs.sqlite import SQLiteJobStore
+
+    put_upload(web_only, "long.mp4")  # no workers: the jobs stay as this test writes them
+    store = SQLiteJobStore(tmp_path / "data" / "jobs.sqlite3")
+    job = next(r.id for r in store.find("long.mp4") if r.id.rendition == "720p")
+    store.start(job, 1)
+    store.plan_pieces(job, 4)  # three video pieces and the audio
+    store.piece_done(job, 0)
+    store.close()
+    page = browser.new_page()
+    errors = watched(page)
+    sign_in(page, web_only)
+    page.wait_for_selector('tr[data-key="long.mp4"] .rendition[data-rendition="720p"] >> text=1/4')
+    page.goto(web_only + "/#/job/long.mp4")
+    page.wait_for_selector('.card[data-rendition="720p"] .facts >> text=pieces 1 of 4 done')
+    assert page.locator('.card[data-rendition="small"] .facts', has_text="pieces").count() == 0  # converted whole
+    assert errors == []

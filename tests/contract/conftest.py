@@ -176,7 +176,8 @@ POSTGRES_URL = os.environ.get("VIDEOCONVERTER_TEST_POSTGRES_URL", "postgresql://
 
 
 @pytest.fixture(params=["sqlite", "postgres", "dynamodb"])
-def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+def job_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty job store, once per backend (a test may open it more than once: many workers)."""
     schema = ""
     dynamodb_url = ""
     if request.param == "sqlite":
@@ -188,9 +189,7 @@ def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobSto
         require_service(reachable(POSTGRES_URL, 5432), f"no PostgreSQL server at {redact(POSTGRES_URL)}")
         schema = f"vc_test_{uuid.uuid4().hex[:12]}"  # a shared server outlives the test
         url = f"{POSTGRES_URL}?schema={schema}"
-    store = open_job_store(url)
-    yield store
-    store.close()
+    yield url
     if dynamodb_url:
         from videoconverter.aws.clients import AwsLocation
 
@@ -203,3 +202,10 @@ def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobSto
 
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def job_store(job_store_url: str) -> Iterator[JobStore]:
+    store = open_job_store(job_store_url)
+    yield store
+    store.close()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import threading
 import time
 
 import pytest
 
 from videoconverter.errors import InvalidQueryError
-from videoconverter.jobs import counters
+from videoconverter.jobs import counters, open_job_store
 from videoconverter.jobs.base import (
     ALL_JOBS,
     MAX_PAGE_SIZE,
@@ -151,6 +152,7 @@ def test_as_json_has_the_documented_fields(job_store: JobStore) -> None:
         "quality",  # quality per title: the VMAF search, or null
         "timeline",  # the latest attempt's stage times (ISO-8601), or null
         "timeline_seconds",  # the same as seconds after the upload, or null
+        "pieces",  # chunking: {"done": N, "planned": M}, or null for a job converted whole
     }
     assert (shown["state"], shown["error"], shown["output"], shown["quality"]) == ("failed", "not a video", None, None)
     assert (shown["timeline"], shown["timeline_seconds"]) == (None, None)
@@ -383,3 +385,56 @@ def test_log_lines_are_capped_to_the_first_and_the_last(job_store: JobStore, mon
     assert messages[:2] == ["line 1", "line 2"]
     assert messages[2].startswith("3 log line(s) dropped here")
     assert messages[3:] == ["line 6", "line 7", "line 8", "the other rendition"]
+
+
+def test_pieces_are_counted_once_each_and_shown_as_done_of_planned(job_store: JobStore) -> None:
+    job_store.start(JOB, attempt=1)
+    with pytest.raises(LookupError):
+        job_store.piece_done(JOB, 0)  # no plan yet
+    job_store.plan_pieces(JOB, 3)
+    first = job_store.piece_done(JOB, 2)
+    assert (first.done, first.planned, first.newly, first.completes) == (1, 3, True, False)
+    again = job_store.piece_done(JOB, 2)  # a redelivered piece
+    assert (again.done, again.newly, again.completes) == (1, False, False)
+    job_store.piece_done(JOB, 0)
+    record = job_store.get(JOB)
+    assert record is not None and (record.pieces_done, record.pieces_planned) == (2, 3)
+    assert record.as_json()["pieces"] == {"done": 2, "planned": 3}
+    assert 60 < record.progress_percent < 100  # the share of pieces done, short of the join
+    last = job_store.piece_done(JOB, 1)
+    assert (last.done, last.planned, last.completes) == (3, 3, True)
+    job_store.plan_pieces(JOB, 3)  # planned again (a redelivered job event): what was counted stays counted
+    assert job_store.piece_done(JOB, 1).completes is False
+    with pytest.raises(LookupError):
+        job_store.plan_pieces(JobId("never.mp4", "e", "720p"), 2)
+
+
+def test_concurrent_completions_of_a_jobs_pieces_have_exactly_one_winner(job_store_url: str) -> None:
+    pieces = 8
+    stores = [open_job_store(job_store_url) for _ in range(4)]  # four workers, each with its own connection
+    try:
+        stores[0].start(JOB, attempt=1)
+        stores[0].plan_pieces(JOB, pieces)
+        counts = []
+        lock = threading.Lock()
+        gate = threading.Barrier(len(stores))
+
+        def worker(number: int) -> None:
+            gate.wait()  # every worker counts its pieces at the same moment, each piece twice
+            for piece in [*range(number, pieces, len(stores)), *range(number, pieces, len(stores))]:
+                count = stores[number].piece_done(JOB, piece)
+                with lock:
+                    counts.append(count)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(stores))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [c.completes for c in counts].count(True) == 1
+        assert sum(c.newly for c in counts) == pieces and max(c.done for c in counts) == pieces
+        record = stores[0].get(JOB)
+        assert record is not None and (record.pieces_done, record.pieces_planned) == (pieces, pieces)
+    finally:
+        for store in stores:
+            store.close()

@@ -40,14 +40,17 @@ def sample_clip(tmp_path_factory: pytest.TempPathFactory, ffmpeg_exe: str) -> Ca
 
 
 @pytest.fixture(params=["sqlite", "rabbitmq", "aws"])
-def pipeline_config_path(request: pytest.FixtureRequest, tiny_config_path: Path, tmp_path: Path) -> Iterator[Path]:
-    """The tiny pipeline's TOML, once per broker backend; worker subprocesses read the same file.
+def pipeline_config_path(
+    request: pytest.FixtureRequest, tiny_config_path: Path, tmp_path: Path, split_jobs: bool
+) -> Iterator[Path]:
+    """The tiny pipeline's TOML, once per broker backend (its MP4 jobs split when ``split_jobs``); worker
+    subprocesses read the same file.
 
     The "rabbitmq" case is a cluster's set-up: RabbitMQ and the PostgreSQL job store. The topic, queues and
     schema get unique names (the servers outlive the test) and are deleted afterwards; the connection heartbeat
     is short, so that the server notices a frozen worker within seconds.
     """
-    from tests.conftest import TINY_RENDITIONS_TOML, require_service
+    from tests.conftest import require_service, tiny_renditions_toml
 
     if request.param == "sqlite":
         yield tiny_config_path
@@ -58,7 +61,7 @@ def pipeline_config_path(request: pytest.FixtureRequest, tiny_config_path: Path,
         path = tmp_path / "videoconverter-aws.toml"
         path.write_text(
             f'data_dir = "{tmp_path / "data"}"\nstorage = "{server.url("s3")}"\nbroker = "{server.url("aws")}"\n'
-            f'jobs = "{server.url("dynamodb", "videoconverter-jobs")}"\n' + TINY_RENDITIONS_TOML
+            f'jobs = "{server.url("dynamodb", "videoconverter-jobs")}"\n' + tiny_renditions_toml(split_jobs)
         )
         yield path
         return
@@ -67,7 +70,7 @@ def pipeline_config_path(request: pytest.FixtureRequest, tiny_config_path: Path,
     require_service(reachable(RABBITMQ_URL), "no RabbitMQ server")
     require_service(reachable(POSTGRES_URL, 5432), "no PostgreSQL server")
     prefix = f"p{uuid.uuid4().hex[:8]}-"
-    renditions = TINY_RENDITIONS_TOML
+    renditions = tiny_renditions_toml(split_jobs)
     for name in ("smaller", "small"):
         renditions = renditions.replace(f'name = "{name}"\n', f'name = "{name}"\nqueue = "{prefix}{name}"\n')
     path = tmp_path / "videoconverter-rabbitmq.toml"

@@ -16,14 +16,15 @@ pytestmark = [pytest.mark.ffmpeg, pytest.mark.skipif(not sys.platform.startswith
 CHAOS = Path(__file__).parents[2] / "bench" / "chaos.py"
 
 
-@pytest.mark.parametrize("broker", ["sqlite", "rabbitmq"])
+@pytest.mark.parametrize("broker", ["sqlite", "rabbitmq", "sqlite-split"])
 def test_killing_workers_at_random_loses_and_duplicates_nothing(broker: str) -> None:
-    extra = []
+    # Split: every job is split into pieces, then joined (four messages a job).
+    uploads, extra = (12, ["--split"]) if broker.endswith("-split") else (12, [])
     if broker == "rabbitmq":
         require_service(reachable(RABBITMQ_URL), "no RabbitMQ server")
-        extra = ["--broker-url", RABBITMQ_URL]
+        extra += ["--broker-url", RABBITMQ_URL]
     result = subprocess.run(
-        [sys.executable, str(CHAOS), "--uploads", "12", "--kill-every", "0.5", "--json", *extra],
+        [sys.executable, str(CHAOS), "--uploads", str(uploads), "--kill-every", "0.5", "--json", *extra],
         capture_output=True,
         text=True,
         timeout=300,

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_until
-from tests.integration.test_pipeline import IN, drain, job, slow_ffmpeg, start_worker
+from tests.conftest import ALSO_SPLIT, wait_until
+from tests.integration.test_pipeline import IN, drain, job, slow_ffmpeg, start_worker, work_until
 from videoconverter.brokers.base import QueueSpec, Topology
 from videoconverter.brokers.sqlite import SQLiteBroker
 from videoconverter.jobs.base import JobState
@@ -31,48 +31,54 @@ def writes(svc: Services, key: str, rendition: str) -> int:
     return sum(1 for line in svc.jobs.logs(key) if line.rendition == rendition and line.message.startswith("wrote "))
 
 
+@ALSO_SPLIT
 def test_a_frozen_worker_past_its_lease_neither_acks_nor_overwrites(
     svc: Services, small_clip: Path, pipeline_config_path: Path, tmp_path: Path
 ) -> None:
     uploaded = svc.store.put_file(IN, "frozen.mp4", small_clip)
-    frozen = start_worker(pipeline_config_path, slow_ffmpeg(tmp_path, 2), "small", "--max-jobs", "1")
+    # "smaller" has a fixed CRF: FFmpeg's first run is the encode (with chunking forced on: a piece's), not a
+    # VMAF search's sample. So is it in the tests below.
+    frozen = start_worker(pipeline_config_path, slow_ffmpeg(tmp_path, 2), "smaller", "--exit-when-idle")
     try:
         wait_until(lambda: (tmp_path / "ffmpeg.pid").exists(), 30, message="the first worker to start FFmpeg")
         frozen.send_signal(signal.SIGSTOP)
-        # Lease (5 s) expires; a second worker gets the message again and finishes the job.
-        Worker(svc, svc.config.rendition("small")).run(max_messages=1)
-        record = job(svc, "frozen.mp4", uploaded.etag, "small")
+        # Lease (5 s) expires; a second worker gets the message again and finishes the job (split: the frozen
+        # worker's piece, then the join).
+        work_until(svc, "smaller", lambda: job(svc, "frozen.mp4", uploaded.etag, "smaller").state.terminal)
+        record = job(svc, "frozen.mp4", uploaded.etag, "smaller")
         assert (record.state, record.attempts) == (JobState.DONE, 2)
-        written = svc.store.head("videoconverter-output-small", "frozen.mp4")
+        written = svc.store.head("videoconverter-output-smaller", "frozen.mp4")
         frozen.send_signal(signal.SIGCONT)
         assert frozen.wait(timeout=60) == 0
     finally:
         if frozen.poll() is None:
             frozen.send_signal(signal.SIGCONT)
             frozen.kill()
-    after = svc.store.head("videoconverter-output-small", "frozen.mp4")
+    after = svc.store.head("videoconverter-output-smaller", "frozen.mp4")
     assert written is not None and after is not None and after.last_modified == written.last_modified
-    assert writes(svc, "frozen.mp4", "small") == 1
+    assert writes(svc, "frozen.mp4", "smaller") == 1
     assert any("lease lost" in line.message for line in svc.jobs.logs("frozen.mp4"))
-    assert job(svc, "frozen.mp4", uploaded.etag, "small").state is JobState.DONE
+    assert job(svc, "frozen.mp4", uploaded.etag, "smaller").state is JobState.DONE
 
 
+@ALSO_SPLIT
 def test_a_hanging_ffmpeg_is_killed_retried_then_dead_lettered(svc: Services, small_clip: Path, tmp_path: Path) -> None:
     uploaded = svc.store.put_file(IN, "hang.mp4", small_clip)
-    worker = Worker(svc, svc.config.rendition("small"), ffmpeg=slow_ffmpeg(tmp_path, 3600, every_run=True))
-    worker.config = dataclasses.replace(
-        svc.config, limits=dataclasses.replace(svc.config.limits, transcode_timeout_seconds=1.5)
+    limits = dataclasses.replace(svc.config.limits, transcode_timeout_seconds=1.5)
+    impatient = dataclasses.replace(svc, config=dataclasses.replace(svc.config, limits=limits))
+    Worker(impatient, svc.config.rendition("smaller"), ffmpeg=slow_ffmpeg(tmp_path, 3600, every_run=True)).run(
+        exit_when_idle=True
     )
-    worker.run(exit_when_idle=True)
-    record = job(svc, "hang.mp4", uploaded.etag, "small")
+    record = job(svc, "hang.mp4", uploaded.etag, "smaller")
     assert (record.state, record.attempts) == (JobState.FAILED, svc.config.max_receive_count)
     assert "ran past the 2 s limit" in record.error
-    assert [d.reason for d in svc.broker.dead_letters(svc.config.rendition("small").queue)] == [record.error]
+    assert [d.reason for d in svc.broker.dead_letters(svc.config.rendition("smaller").queue)] == [record.error]
     pid = int((tmp_path / "ffmpeg.pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
 
+@ALSO_SPLIT
 def test_a_failed_output_write_leaves_nothing_and_the_retry_succeeds(
     svc: Services, small_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -96,16 +102,20 @@ def test_a_failed_output_write_leaves_nothing_and_the_retry_succeeds(
             buffer[:1000] = b"x" * 1000
             return 1000
 
+    small = svc.config.rendition("small")
+    worker = Worker(svc, small)
+
     def put_file(bucket: str, key: str, source: Path, metadata: Any = None, progress: Any = None) -> Any:
-        if bucket.startswith("videoconverter-output") and not failures:
+        if bucket.startswith("videoconverter-output") and not failures:  # a split job's first piece, if split
             failures.append(key)
+            worker.drain.set()  # stop after this message
             return real_put_stream(bucket, key, io.BufferedReader(FullDisk()), metadata)
         with open(source, "rb") as stream:
             return real_put_stream(bucket, key, stream, metadata)
 
     monkeypatch.setattr(svc.store, "put_file", put_file)
-    small = svc.config.rendition("small")
-    Worker(svc, small).run(max_messages=1)
+    worker.run(exit_when_idle=True)
+    assert len(failures) == 1
     record = job(svc, "diskfull.mp4", uploaded.etag, "small")
     assert record.state is JobState.QUEUED and "No space left" in record.error
     assert svc.store.head(small.output_bucket, "diskfull.mp4") is None

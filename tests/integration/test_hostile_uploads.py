@@ -150,6 +150,14 @@ HOSTILE: dict[str, tuple[Callable[[Path, Path], None], str]] = {
 #: Probing and FFmpeg treat hostile media alike whatever the backend: these cases run on the embedded and the
 #: RabbitMQ set-ups; on AWS, dead-lettering is covered by the fault tests and the key tests below (test time).
 NOT_ON_AWS = pytest.mark.parametrize("pipeline_config_path", ["sqlite", "rabbitmq"], indirect=True)
+#: ... and a truncated upload once more with its MP4 jobs split (how far each piece read does not depend on the
+#: backend either).
+NOT_ON_AWS_AND_SPLIT = pytest.mark.parametrize(
+    ("pipeline_config_path", "split_jobs"),
+    [("sqlite", False), ("rabbitmq", False), ("sqlite", True)],
+    ids=["sqlite", "rabbitmq", "sqlite-split"],
+    indirect=True,
+)
 
 
 @NOT_ON_AWS
@@ -233,7 +241,7 @@ def truncated_upload_converted(
         svc.close()
 
 
-@NOT_ON_AWS
+@NOT_ON_AWS_AND_SPLIT
 def test_a_truncated_upload_fails_permanently_for_every_kind(
     pipeline_config_path: Path, truncated_upload: Path
 ) -> None:
@@ -247,7 +255,7 @@ def test_a_truncated_upload_fails_permanently_for_every_kind(
             assert [d.reason for d in svc.broker.dead_letters(rendition.queue)] == [record.error]
 
 
-@NOT_ON_AWS
+@NOT_ON_AWS_AND_SPLIT
 def test_a_truncated_upload_is_converted_with_a_note_when_the_setting_accepts_it(
     pipeline_config_path: Path, truncated_upload: Path
 ) -> None:

@@ -8,11 +8,14 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import ALSO_SPLIT, wait_until
+from videoconverter.brokers.base import Delivery
+from videoconverter.chunking.messages import chunk_message
 from videoconverter.events import ObjectCreated, object_created_event
 from videoconverter.jobs.base import JobId, JobState
 from videoconverter.pipeline import Services
@@ -28,6 +31,20 @@ def drain(svc: Services, ffmpeg: str | None = None) -> None:
     """Run one worker per rendition until its queue is empty (delayed retries included)."""
     for rendition in svc.config.renditions:
         Worker(svc, rendition, ffmpeg=ffmpeg).run(exit_when_idle=True)
+
+
+def work_until(svc: Services, rendition: str, done: Callable[[], object], timeout_seconds: float = 60) -> None:
+    """Run a worker of ``rendition`` until ``done()`` (a job's outcome, however many messages it takes: a split
+    job is several; and on AMQP an idle queue cannot tell a message another worker holds), then stop it after
+    its current message."""
+    worker = Worker(svc, svc.config.rendition(rendition))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_until(done, timeout_seconds, message=f"the {rendition} worker's job")
+    finally:
+        worker.drain.set()
+        thread.join(timeout=30)
 
 
 def job(svc: Services, key: str, etag: str, rendition: str):
@@ -67,6 +84,7 @@ def start_worker(config_path: Path, ffmpeg: str, *args: str) -> subprocess.Popen
     )
 
 
+@ALSO_SPLIT
 def test_an_upload_becomes_every_rendition(svc: Services, small_clip: Path, tmp_path: Path) -> None:
     uploaded = svc.store.put_file(IN, "holiday clip.mp4", small_clip)
     assert {r.state for r in svc.jobs.find("holiday clip.mp4")} == {JobState.QUEUED}
@@ -155,12 +173,14 @@ def test_a_job_longer_than_its_lease_runs_once_thanks_to_heartbeats(
     assert svc.config.visibility_timeout_seconds == 5
     uploaded = svc.store.put_file(IN, "long.mp4", small_clip)
     small = svc.config.rendition("small")
-    rival_deliveries: list[int] = []
+    rival_deliveries: list[Delivery] = []
 
     def rival() -> None:  # another worker polling the same queue the whole time
+        handler = Worker(svc, small)
         while not done.is_set():
-            got = svc.broker.receive(small.queue, wait_seconds=0.5, visibility_timeout_seconds=5)
-            rival_deliveries.extend(d.attempt for d in got)
+            for delivery in svc.broker.receive(small.queue, wait_seconds=0.5, visibility_timeout_seconds=5):
+                rival_deliveries.append(delivery)
+                handler.handle(delivery)  # with chunking forced on: the pieces and the join, queued by the split
 
     done = threading.Event()
     worker = threading.Thread(target=Worker(svc, small, ffmpeg=slow_ffmpeg(tmp_path, 8)).run, args=(1,))
@@ -174,31 +194,33 @@ def test_a_job_longer_than_its_lease_runs_once_thanks_to_heartbeats(
     thread.start()
     try:
         worker.join(timeout=60)
+        wait_until(lambda: job(svc, "long.mp4", uploaded.etag, "small").state.terminal, 60, message="the job")
     finally:
         done.set()
         thread.join()
     record = job(svc, "long.mp4", uploaded.etag, "small")
     assert (record.state, record.attempts) == (JobState.DONE, 1)
-    assert rival_deliveries == []
+    # The event was never delivered again; a split job's pieces are new messages, each delivered once.
+    assert [d for d in rival_deliveries if chunk_message(d.body) is None] == []
+    assert all(d.attempt == 1 for d in rival_deliveries)
 
 
+@ALSO_SPLIT
 def test_stopping_a_worker_mid_job_hands_the_job_back(svc: Services, small_clip: Path, tmp_path: Path) -> None:
     uploaded = svc.store.put_file(IN, "stop.mp4", small_clip)
-    small = svc.config.rendition("small")
+    smaller = svc.config.rendition("smaller")  # a fixed CRF: see test_faults
     stop = threading.Event()
-    worker = Worker(svc, small, stop=stop, ffmpeg=slow_ffmpeg(tmp_path, 60))
+    worker = Worker(svc, smaller, stop=stop, ffmpeg=slow_ffmpeg(tmp_path, 60))
     thread = threading.Thread(target=worker.run)
     thread.start()
-    wait_until(
-        lambda: job(svc, "stop.mp4", uploaded.etag, "small").state is JobState.RUNNING, 20, message="the job to start"
-    )
+    wait_until(lambda: (tmp_path / "ffmpeg.pid").exists(), 20, message="FFmpeg to start (a split job's: a piece's)")
     stop.set()
     thread.join(timeout=20)
     assert not thread.is_alive()
-    record = job(svc, "stop.mp4", uploaded.etag, "small")
+    record = job(svc, "stop.mp4", uploaded.etag, "smaller")
     assert record.state is JobState.QUEUED and "handed back" in record.error
-    Worker(svc, small).run(exit_when_idle=True)
-    record = job(svc, "stop.mp4", uploaded.etag, "small")
+    Worker(svc, smaller).run(exit_when_idle=True)
+    record = job(svc, "stop.mp4", uploaded.etag, "smaller")
     assert (record.state, record.attempts) == (JobState.DONE, 2)
 
 
@@ -228,11 +250,12 @@ def test_reconcile_queues_files_that_arrived_without_an_event(svc: Services, sma
     assert {r.state for r in svc.jobs.find("dropped.MP4")} == {JobState.DONE}
 
 
+@ALSO_SPLIT
 def test_a_worker_killed_mid_job_loses_nothing_and_leaves_no_ffmpeg(
     svc: Services, small_clip: Path, pipeline_config_path: Path, tmp_path: Path
 ) -> None:
     uploaded = svc.store.put_file(IN, "killed.mp4", small_clip)
-    victim = start_worker(pipeline_config_path, slow_ffmpeg(tmp_path, 60), "small")
+    victim = start_worker(pipeline_config_path, slow_ffmpeg(tmp_path, 60), "smaller")  # a fixed CRF: see test_faults
     pid_file = tmp_path / "ffmpeg.pid"
     wait_until(lambda: pid_file.exists() and pid_file.read_text(), 30, message="FFmpeg to start")
     ffmpeg_pid = int(pid_file.read_text())
@@ -248,6 +271,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_leaves_no_ffmpeg(
             return stat.read().split(")")[-1].split()[0] == "Z"
 
     wait_until(gone, 10, message="the orphaned FFmpeg to die")
-    Worker(svc, svc.config.rendition("small")).run(max_messages=1)  # after the lease (5 s) expires
-    record = job(svc, "killed.mp4", uploaded.etag, "small")
+    # After the lease (5 s) expires, or the server saw the connection drop.
+    work_until(svc, "smaller", lambda: job(svc, "killed.mp4", uploaded.etag, "smaller").state.terminal)
+    record = job(svc, "killed.mp4", uploaded.etag, "smaller")
     assert (record.state, record.attempts) == (JobState.DONE, 2)

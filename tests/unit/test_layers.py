@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"ingest", "publish"},
     {"pipeline"},
-    {"worker", "dead_letters"},
+    {"chunking", "worker", "dead_letters"},  # chunking: the steps of a split job, which the worker runs
     {"fleet", "serverless", "web"},
     {"cli"},
     {"__main__"},

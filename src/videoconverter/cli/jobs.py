@@ -153,12 +153,13 @@ def _print_jobs(records: list[JobRecord]) -> None:
     if not records:
         print("no jobs")
         return
-    print(f"{'KEY':30} {'RENDITION':9} {'STATE':8} {'TRIES':>5} {'PROGRESS':>8}  OUTPUT / ERROR")
+    print(f"{'KEY':30} {'RENDITION':9} {'STATE':8} {'TRIES':>5} {'PROGRESS':>8} {'PIECES':>7}  OUTPUT / ERROR")
     for r in records:
         detail = r.output_url or r.error or ""
         if r.note:
             detail = f"{detail} ({r.note})" if detail else r.note
+        pieces = f"{r.pieces_done}/{r.pieces_planned}" if r.pieces_planned else "-"  # done of planned; -: whole
         print(
             f"{r.id.key:30} {r.id.rendition:9} {r.state.value:8} {r.attempts:>5} "
-            f"{r.progress_percent:>7.0f}%  {redact(detail)}"
+            f"{r.progress_percent:>7.0f}% {pieces:>7}  {redact(detail)}"
         )

@@ -69,6 +69,8 @@ class JobRecord:
     output_size: int | None = None  # bytes of the object at output_url when the job finished (None: unknown)
     quality: str = ""  # a VMAF target's search as JSON text (transcode/pertitle.py QualitySearch.as_dict), or ""
     timeline: Timeline = field(default_factory=Timeline)  # the latest attempt's stage times (jobs/timeline.py)
+    pieces_planned: int = 0  # a job split into pieces (chunking/): how many; 0 when converted whole
+    pieces_done: int = 0  # of those, how many are encoded into the work area
 
     def as_json(self) -> dict[str, object]:
         """The stable ``--json`` shape of a job (a public interface: see the README)."""
@@ -90,7 +92,22 @@ class JobRecord:
             "quality": json.loads(self.quality) if self.quality else None,
             "timeline": self.timeline.as_json(),
             "timeline_seconds": self.timeline.seconds_since_upload(),
+            "pieces": {"done": self.pieces_done, "planned": self.pieces_planned} if self.pieces_planned else None,
         }
+
+
+@dataclass(frozen=True)
+class PieceCount:
+    """Where a split job stands after one piece was counted (see :meth:`JobStore.piece_done`)."""
+
+    done: int  # distinct pieces counted so far, this one included
+    planned: int
+    newly: bool  # this call counted the piece (False: it was counted before, a redelivery)
+
+    @property
+    def completes(self) -> bool:
+        """Whether this call counted the last piece: exactly one call of a job's pieces sees this true."""
+        return self.newly and self.done == self.planned
 
 
 @dataclass(frozen=True)
@@ -193,6 +210,16 @@ class JobStore(Protocol):
 
     def requeue_failed(self, key: str | None = None, rendition: str | None = None) -> int:
         """Mark failed jobs queued again (after a redrive); return how many."""
+
+    def plan_pieces(self, job_id: JobId, planned: int) -> None:
+        """Record that the job is split into ``planned`` pieces (chunking). Pieces counted before stay counted
+        (a plan made again for the same source is the same plan). Raises LookupError when there is no record."""
+
+    def piece_done(self, job_id: JobId, piece_index: int) -> PieceCount:
+        """Count piece ``piece_index`` of the job as done, atomically: of concurrent calls for the job's
+        different pieces, exactly one sees :attr:`PieceCount.completes`; a piece counted again changes nothing.
+        Progress becomes the share of pieces done (below 100 until the job finishes). Raises LookupError when
+        the job has no record or no plan."""
 
     def get(self, job_id: JobId) -> JobRecord | None:
         """The job's record, or None."""

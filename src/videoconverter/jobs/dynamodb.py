@@ -52,6 +52,7 @@ from videoconverter.jobs.dynamodb_items import (
     record,
     s,
 )
+from videoconverter.jobs.dynamodb_pieces import DynamoDBPieces
 from videoconverter.jobs.dynamodb_table import ensure_table
 from videoconverter.jobs.paging import Order, check_limit, decode_cursor, encode_cursor, matches, states_of
 from videoconverter.jobs.timeline import Timeline
@@ -62,7 +63,7 @@ TRANSITION_ATTEMPTS = 8
 POLL_SECONDS = 0.25  # wait_for_change
 
 
-class DynamoDBJobStore:
+class DynamoDBJobStore(DynamoDBPieces):
     """URL: ``dynamodb://TABLE``; ``endpoint_url`` and ``region`` query parameters are optional."""
 
     def __init__(self, location: AwsLocation) -> None:

@@ -122,6 +122,8 @@ def record(item: dict[str, Any]) -> JobRecord:
         output_size=int(item["output_size"]["N"]) if "output_size" in item else None,
         quality=text("quality"),
         timeline=Timeline.from_text(text("timeline")),
+        pieces_planned=int(number("pieces_planned") or 0),
+        pieces_done=len(item["pieces_done"]["NS"]) if "pieces_done" in item else 0,  # see dynamodb_pieces
     )
 
 

@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from videoconverter.errors import ConfigError
 from videoconverter.jobs import queries as q
 from videoconverter.jobs.sql import Dialect, Run, SqlJobStore, migrate
+from videoconverter.jobs.sql_pieces import SqlPieces
 from videoconverter.logs import redact
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -39,7 +40,7 @@ _COPY_JOBS = f"COPY jobs_import ({', '.join(q.JOB_COLUMNS)}) FROM STDIN"
 _COLUMNS = "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?"
 
 
-class PostgresJobStore(SqlJobStore):
+class PostgresJobStore(SqlPieces, SqlJobStore):
     dialect = DIALECT
 
     def __init__(self, url: str) -> None:

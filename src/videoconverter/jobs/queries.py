@@ -56,7 +56,13 @@ CREATE TABLE IF NOT EXISTS job_logs (
 #: as JSON text (``jobs/timeline.py``; NULL: none); ``job_logs.seq``: the line's number within its key and
 #: rendition (NULL for lines kept before).
 ADDED_COLUMNS = {
-    "jobs": {"output_size": "{big_integer}", "quality": "TEXT", "timeline": "TEXT"},
+    "jobs": {
+        "output_size": "{big_integer}",
+        "quality": "TEXT",
+        "timeline": "TEXT",
+        "pieces_planned": "INTEGER",
+        "pieces_done": "TEXT",
+    },
     "job_logs": {"seq": "INTEGER"},
 }
 ADD_COLUMN = "ALTER TABLE {table} ADD COLUMN {column}"

@@ -377,6 +377,8 @@ def _record(row: Any) -> JobRecord:
         output_size=row["output_size"],
         quality=row["quality"] or "",
         timeline=Timeline.from_text(row["timeline"]),
+        pieces_planned=row["pieces_planned"] or 0,
+        pieces_done=len([index for index in (row["pieces_done"] or "").split(",") if index]),  # see sql_pieces
     )
 
 

@@ -17,6 +17,7 @@ from videoconverter import sqlite_db as sqlite
 from videoconverter.brokers.doorbell import Doorbell
 from videoconverter.jobs import queries as q
 from videoconverter.jobs.sql import Dialect, Run, SqlJobStore, migrate
+from videoconverter.jobs.sql_pieces import SqlPieces
 from videoconverter.registry import path_from_url
 
 #: SQLite compares TEXT byte by byte (BINARY), so the primary key's index serves key prefixes as it is.
@@ -30,7 +31,7 @@ DIALECT = Dialect(
 )
 
 
-class SQLiteJobStore(SqlJobStore):
+class SQLiteJobStore(SqlPieces, SqlJobStore):
     """URL: ``sqlite://PATH``. Opening a database of an earlier version migrates it."""
 
     dialect = DIALECT

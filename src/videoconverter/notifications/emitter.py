@@ -16,7 +16,17 @@ from typing import Any
 
 from videoconverter.brokers.base import Broker
 from videoconverter.jobs import base
-from videoconverter.jobs.base import JobFilter, JobId, JobLogLine, JobPage, JobRecord, JobState, JobStats, JobStore
+from videoconverter.jobs.base import (
+    JobFilter,
+    JobId,
+    JobLogLine,
+    JobPage,
+    JobRecord,
+    JobState,
+    JobStats,
+    JobStore,
+    PieceCount,
+)
 from videoconverter.jobs.timeline import Timeline
 from videoconverter.notifications.schema import EventType, job_event, upload_done_event
 
@@ -81,6 +91,12 @@ class NotifyingJobStore:
 
     def progress(self, job_id: JobId, percent: float) -> None:
         self.inner.progress(job_id, percent)
+
+    def plan_pieces(self, job_id: JobId, planned: int) -> None:
+        self.inner.plan_pieces(job_id, planned)
+
+    def piece_done(self, job_id: JobId, piece_index: int) -> PieceCount:
+        return self.inner.piece_done(job_id, piece_index)
 
     def get(self, job_id: JobId) -> JobRecord | None:
         return self.inner.get(job_id)

@@ -120,7 +120,8 @@ function latestByKey() {
 
 function renditionBar(job) {
   const percent = job.state === "done" ? 100 : Math.round(job.progress_percent);
-  const label = job.state === "running" ? `${percent}%` : job.state;
+  const pieces = job.pieces && job.state === "running" ? ` ${job.pieces.done}/${job.pieces.planned}` : "";
+  const label = job.state === "running" ? `${percent}%${pieces}` : job.state;
   return el("div", { class: `rendition state-${job.state}`, "data-rendition": job.rendition, "data-state": job.state },
     el("span", {}, job.rendition),
     el("div", { class: "bar", role: "progressbar", "aria-valuenow": String(percent), "aria-label": `${job.rendition} progress` },
@@ -231,7 +232,9 @@ async function renderJobPage(fresh = true) {
     const card = el("div", { class: `card state-${job.state}`, "data-rendition": job.rendition },
       el("h3", {}, `${job.rendition} `, el("span", { class: "badge" }, job.state)),
       renditionBar(job),
-      el("p", { class: "facts" }, `attempts ${job.attempts} · queued ${when(job.created_at)}` +
+      el("p", { class: "facts" }, `attempts ${job.attempts}` +
+        (job.pieces ? ` · pieces ${job.pieces.done} of ${job.pieces.planned} done` : "") +  // a split job
+        ` · queued ${when(job.created_at)}` +
         (job.timings.waited_seconds != null ? ` · waited ${job.timings.waited_seconds.toFixed(1)} s` : "") +
         (job.timings.ran_seconds != null ? ` · converted in ${job.timings.ran_seconds.toFixed(1)} s` : "")),
       job.explanation ? el("div", { class: `explain${job.state === "failed" ? "" : " retry"}` },

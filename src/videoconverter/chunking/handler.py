@@ -1,0 +1,269 @@
+"""Running a split job's pieces and its join, on whichever worker of the rendition leases them.
+
+A piece: check the job is still wanted, encode the piece from the source (downloaded, probed again: the
+worker may never have seen it), check the upload was not replaced meanwhile and the lease is still ours, write
+the piece to the work area, count it. The worker that counts the last piece queues the join; the join
+concatenates, writes the output with the marker last, finishes the job and deletes the work area. A piece that
+exists in the work area is not encoded again; a join delivered again finds the output and stops, so every step
+may run twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from videoconverter.brokers.base import Delivery
+from videoconverter.chunking.encode import (
+    audio_piece_command,
+    join_command,
+    pieces_list,
+    readable_command,
+    video_piece_command,
+)
+from videoconverter.chunking.messages import ChunkMessage, Step
+from videoconverter.chunking.plan import Piece
+from videoconverter.chunking.steps import Steps
+from videoconverter.consumer import ABANDONED, ACKED, Settlement, dead_lettered, released
+from videoconverter.errors import LeaseLost, PermanentError, ShutdownRequested, TranscodeError, TruncatedSourceError
+from videoconverter.jobs.log import JobLog
+from videoconverter.publish import output_size
+from videoconverter.transcode.geometry import output_size as picture_size
+from videoconverter.transcode.probe import MediaInfo, probe
+from videoconverter.transcode.produce import check_output_size, marker_name, output_key
+from videoconverter.transcode.products import OutputFile, Produced, Runner
+from videoconverter.transcode.runner import RunResult
+from videoconverter.transcode.truncation import check_read, is_truncated, joined
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A piece encoded, before it is written to the work area (its metadata goes with it, for the join)."""
+
+    path: Path
+    frames: int | None  # the video frames it holds (0: it starts past the end of a truncated source); audio: None
+    note: str = ""  # a truncated source accepted: what the job's note says of it
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            **({"frames": str(self.frames)} if self.frames is not None else {}),
+            **({"note": self.note} if self.note else {}),
+        }
+
+
+class ChunkHandler:
+    """Handles the chunk messages of one rendition's queue (see :mod:`videoconverter.chunking.messages`)."""
+
+    def __init__(self, steps: Steps) -> None:
+        self.steps = steps
+
+    def handle(self, message: ChunkMessage, delivery: Delivery) -> Settlement:
+        """Run the step ``message`` names; return how to settle ``delivery`` (never raises for the job)."""
+        steps = self.steps
+        if message.rendition != steps.rendition.name:
+            return dead_lettered(f"a piece of rendition {message.rendition!r} on the queue of {steps.rendition.name!r}")
+        job = steps.job_of(message)
+        job_log = JobLog(
+            steps.svc.jobs, message.key, message.rendition, source_etag=message.etag, attempt=delivery.attempt
+        )
+        try:
+            if message.step is Step.JOIN:
+                self._join(message, delivery, job_log)
+            else:
+                self._piece(message, delivery, job_log)
+        except PermanentError as exc:
+            steps.svc.jobs.fail(job, exc.message, getattr(exc, "stderr_tail", ""))
+            job_log.error(f"{_name(message)}: permanent failure, dead-lettered: {exc.message}")
+            return dead_lettered(exc.message)
+        except ShutdownRequested:
+            steps.retry(message, f"worker stopped during {_name(message)}; it was handed back to the queue")
+            job_log.warning(f"worker stopping: {_name(message)} handed back to the queue")
+            return released(0.0)
+        except LeaseLost:
+            job_log.warning(f"{_name(message)}: lease lost (the message went to another worker): nothing written")
+            return ABANDONED
+        except Exception as exc:
+            return self._transient(message, delivery, job_log, exc)
+        return ACKED
+
+    def _transient(self, message: ChunkMessage, delivery: Delivery, job_log: JobLog, exc: Exception) -> Settlement:
+        text = exc.message if isinstance(exc, TranscodeError) else f"{type(exc).__name__}: {exc}"
+        stderr = exc.stderr_tail if isinstance(exc, TranscodeError) else ""
+        if not isinstance(exc, TranscodeError):
+            log.exception("unexpected error", extra={"key": message.key, "rendition": message.rendition})
+        config = self.steps.svc.config
+        if delivery.attempt >= config.max_receive_count:
+            reason = f"gave up after {delivery.attempt} attempts: {_name(message)}: {text}"  # as a whole job's
+            self.steps.svc.jobs.fail(self.steps.job_of(message), reason, stderr)
+            job_log.error(f"dead-lettered: {reason}")
+            return dead_lettered(reason)
+        delay = config.retry_delay_seconds(delivery.attempt)
+        self.steps.retry(message, f"{_name(message)}: {text}", stderr)
+        job_log.warning(f"{_name(message)}: attempt {delivery.attempt} failed, retrying in {delay:.0f} s: {text}")
+        return released(delay)
+
+    # --- a piece ----------------------------------------------------------------------------------------------
+
+    def _piece(self, message: ChunkMessage, delivery: Delivery, job_log: JobLog) -> None:
+        steps, store = self.steps, self.steps.svc.store
+        if not steps.still_wanted(message, job_log):
+            return
+        steps.redelivered(message, delivery)
+        area = steps.area_of(message)
+        key = area.audio_key() if message.step is Step.AUDIO else area.video_key(message.index)
+        if store.head(area.bucket, key) is not None:
+            job_log.info(f"{_name(message)} is in the work area already (delivered again)")
+        else:
+            with tempfile.TemporaryDirectory(prefix="videoconverter-") as tmp:  # mode 0700: private
+                workdir = Path(tmp)
+                encoded = self._encode(message, delivery, workdir, job_log)
+                if encoded is None:
+                    return
+                steps.check_lease(delivery)  # a worker that lost its lease must not write
+                newer = steps.superseded(message)
+                if newer:  # replaced while this piece was encoded: it writes nothing
+                    steps.supersede(message, newer, job_log)
+                    return
+                store.put_file(area.bucket, key, encoded.path, encoded.metadata())
+        count = steps.svc.jobs.piece_done(steps.job_of(message), message.index)
+        job_log.info(f"{_name(message)} done: {count.done} of {count.planned} pieces")
+        if count.done == count.planned and (count.newly or delivery.attempt > 1):  # a redelivery may be the last
+            steps.svc.broker.send(
+                steps.rendition.queue, dataclasses.replace(message, step=Step.JOIN, index=-1).to_json()
+            )
+            job_log.info(f"every piece is done: join queued on {steps.rendition.queue}")
+
+    def _encode(self, message: ChunkMessage, delivery: Delivery, workdir: Path, job_log: JobLog) -> Encoded | None:
+        """The piece, encoded into ``workdir``; None when the upload was replaced before its download."""
+        steps, config = self.steps, self.steps.svc.config
+        source = workdir / "source"
+        fetched = steps.svc.store.get_file(config.input_bucket, message.key, source)
+        if fetched.etag != message.etag:
+            steps.supersede(message, fetched.etag, job_log)
+            return None
+        info = probe(source, config.limits)
+        rendition = steps.rendition
+        if message.crf >= 0:  # the VMAF target's choice, made once when the job was split
+            rendition = dataclasses.replace(rendition, crf=message.crf)
+        destination = workdir / ("audio.m4a" if message.step is Step.AUDIO else "piece.mp4")
+        note = ""
+        with steps.beat(delivery) as heartbeat:
+            run = steps.runner(workdir, heartbeat)
+            if message.step is Step.AUDIO:
+                args = audio_piece_command(
+                    steps.ffmpeg, source, destination, info, rendition, config.limits, config.ffmpeg_threads
+                )
+                result = run(args, info.duration_seconds)
+            else:
+                piece = Piece(message.index, message.start_frame, message.frames or None)
+                size = picture_size(*info.display_size, rendition)
+                args = video_piece_command(
+                    steps.ffmpeg, source, destination, info, size, rendition, config.limits, piece, message.rate,
+                    config.ffmpeg_threads,
+                )  # fmt: skip
+                result = run(args, piece.duration_seconds(message.rate, _video_seconds(info)))
+                note = self._check_read(message, piece, result, info, source, run)
+                if note:
+                    job_log.warning(f"{_name(message)}: {note}")
+        check_output_size(destination, config.limits)
+        frames = result.frames if message.step is Step.VIDEO else None
+        job_log.info(
+            f"{_name(message)} encoded in {result.elapsed_seconds:.1f} s"
+            + (f" ({frames} frames)" if frames is not None else "")
+        )
+        return Encoded(destination, frames, note)
+
+    def _check_read(
+        self, message: ChunkMessage, piece: Piece, result: RunResult, info: MediaInfo, source: Path, run: Runner
+    ) -> str:
+        """A truncated source, as a whole encode tells it: nothing ("") when the piece was read whole; when it
+        fell short (or read nothing: it starts past the end of the data), how far the whole source can be read
+        against the video's promised length, measured by a copy pass from the start. So every piece that falls
+        short names the same length, the one a whole encode would; raises TruncatedSourceError with it unless
+        ``accept_truncated_sources`` (then: the note)."""
+        promised = piece.duration_seconds(message.rate, _video_seconds(info))
+        if result.frames and not is_truncated(result.out_time_seconds, promised):
+            return ""
+        limits = self.steps.svc.config.limits
+        readable = run(readable_command(self.steps.ffmpeg, source, info, limits), _video_seconds(info))
+        return check_read(readable.out_time_seconds or 0.0, _video_seconds(info), limits)
+
+    # --- the join ---------------------------------------------------------------------------------------------
+
+    def _join(self, message: ChunkMessage, delivery: Delivery, job_log: JobLog) -> None:
+        steps = self.steps
+        store, config, bucket = steps.svc.store, steps.svc.config, steps.rendition.output_bucket
+        marker_key = output_key(message.key, marker_name(steps.rendition))
+        url = store.url(bucket, marker_key)
+        area = steps.area_of(message)
+        if steps.output_written(message):  # written by a join that died before it finished the job
+            heads = [store.head(area.bucket, area.video_key(i)) for i in range(message.video_pieces)]
+            self._finish(message, url, job_log, _note(message, [h.metadata for h in heads if h is not None]))
+            return
+        if not steps.still_wanted(message, job_log):
+            return
+        steps.redelivered(message, delivery)
+        with tempfile.TemporaryDirectory(prefix="videoconverter-") as tmp:
+            workdir = Path(tmp)
+            names, pieces = [], []
+            for i in range(message.video_pieces):
+                name = f"video-{i:05d}.mp4"
+                pieces.append(store.get_file(area.bucket, area.video_key(i), workdir / name).metadata)
+                if pieces[-1].get("frames") != "0":  # a piece past the end of a truncated source holds nothing
+                    names.append(name)
+            if not names:
+                raise TruncatedSourceError("the upload is truncated: no video could be read")
+            note = _note(message, pieces)
+            audio = workdir / "audio.m4a" if message.video_pieces < message.pieces else None
+            if audio is not None:
+                store.get_file(area.bucket, area.audio_key(), audio)
+            durations: list[Fraction | None] = [None] * len(names)  # the pieces' own durations are exact
+            (workdir / "pieces.txt").write_text(pieces_list(names, durations))
+            output = workdir / "output.mp4"
+            with steps.beat(delivery) as heartbeat:
+                result = steps.runner(workdir, heartbeat)(
+                    join_command(steps.ffmpeg, workdir / "pieces.txt", audio, output, config.limits), None
+                )
+            check_output_size(output, config.limits)
+            steps.check_lease(delivery)
+            newer = steps.superseded(message)
+            if newer:
+                steps.supersede(message, newer, job_log)
+                return
+            job_log.info(f"joined {len(names)} pieces in {result.elapsed_seconds:.1f} s")
+            steps.publish(message.upload, Produced((OutputFile("", output),), note), job_log, workdir)
+        self._finish(message, url, job_log, note)
+
+    def _finish(self, message: ChunkMessage, url: str, job_log: JobLog, note: str) -> None:
+        steps = self.steps
+        job = steps.job_of(message)
+        record = steps.svc.jobs.get(job)
+        if record is None or not record.state.terminal:
+            size = output_size(steps.svc.store, url)
+            steps.svc.jobs.finish(job, url, note, size, quality=message.quality)
+        removed = steps.area_of(message).clear(steps.svc.store)
+        job_log.info(f"done: {url}" + (f" ({note})" if note else "") + f"; {removed} pieces deleted")
+
+
+def _name(message: ChunkMessage) -> str:
+    if message.step is Step.VIDEO:
+        return f"piece {message.index + 1} of {message.video_pieces}"
+    return "the audio piece" if message.step is Step.AUDIO else "the join"
+
+
+def _note(message: ChunkMessage, pieces: list[Mapping[str, str]]) -> str:
+    """The job's note: the plan's (size kept, the search's result), then what the pieces found (a truncated
+    source accepted: every piece that fell short says the same)."""
+    return joined(message.note, next((p["note"] for p in pieces if p.get("note")), ""))
+
+
+def _video_seconds(info: MediaInfo) -> float:
+    """How long the video runs (the audio may run longer): what the last piece is measured against."""
+    return info.video_duration_seconds or info.duration_seconds or 0.0
