@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"ingest", "publish"},
     {"pipeline"},
-    {"worker", "dead_letters"},
+    {"worker", "pool", "dead_letters"},  # a rendition's worker; the pool worker that serves several of them
     {"fleet", "serverless", "web"},
     {"cli"},
     {"__main__"},
