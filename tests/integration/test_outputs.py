@@ -63,9 +63,7 @@ def test_each_codec_gives_a_playable_mp4(codec: str, sample_clip: Callable[..., 
 
 
 @pytest.mark.parametrize("transfer", ["arib-std-b67", "smpte2084"])
-def test_hdr_is_tone_mapped_to_bt709_sdr(
-    transfer: str, sample_clip: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_hdr_is_tone_mapped_to_bt709_sdr(transfer: str, sample_clip: Callable[..., Path], tmp_path: Path) -> None:
     hdr = make_hdr_clip(tmp_path / "hdr.mp4", transfer=transfer, width=320, height=180, seconds=0.5)
     assert probe(hdr, Limits()).is_hdr
     output = convert(hdr, tmp_path, dataclasses.replace(SMALL, short_side=180))

@@ -105,6 +105,22 @@ class Broker(Protocol):
 
         Returns an empty list when the wait ends with nothing to receive. Waiting does not busy-spin.
         A message already received ``max_receive_count`` times is moved to the dead-letter queue instead.
+        Raises ``QueueNotFoundError`` when the queue does not exist.
+        """
+
+    def receive_any(
+        self,
+        queues: Sequence[str],
+        *,
+        max_messages: int = 1,
+        wait_seconds: float = 0.0,
+        visibility_timeout_seconds: int = 30,
+    ) -> list[Delivery]:
+        """Like :meth:`receive`, from whichever of ``queues`` has visible messages, waiting up to ``wait_seconds`` for
+        the first on any of them. Fair: a queue with waiting messages is never starved by the others (the oldest
+        sent message first, or rotation). Each Delivery's ``queue`` says which queue it came from.
+
+        Raises ``QueueNotFoundError`` when one of the queues does not exist, ValueError when ``queues`` is empty.
         """
 
     def ack(self, delivery: Delivery) -> None:

@@ -48,6 +48,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,7 @@ import pika
 import pika.exceptions
 
 from videoconverter.brokers.base import Capabilities, ClientPublishedTopics, DeadLetter, Delivery, QueueDepth
+from videoconverter.brokers.fairness import Rotation, queue_names
 from videoconverter.brokers.rabbitmq_io import OPERATION_TIMEOUT_SECONDS, AmqpConnection
 from videoconverter.brokers.rabbitmq_messages import (
     DEAD_LETTER_QUEUE_SUFFIX,
@@ -118,6 +120,7 @@ class RabbitMQBroker(RabbitMQTopology, ClientPublishedTopics):
         self._leases: dict[str, _Lease] = {}
         self._dead_letter_queues: dict[str, str] = {}
         self._delay_queues: set[str] = set()  # known to exist
+        self._rotation = Rotation()
         # Leases die with the connection or the work channel (RabbitMQ requeues their messages).
         self._io = AmqpConnection(parameters, self.display_url, on_tick=self._expire_leases, on_lost=self._leases.clear)
 
@@ -177,10 +180,26 @@ class RabbitMQBroker(RabbitMQTopology, ClientPublishedTopics):
     def receive(
         self, queue: str, *, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout_seconds: int = 30
     ) -> list[Delivery]:
+        return self.receive_any(
+            [queue],
+            max_messages=max_messages,
+            wait_seconds=wait_seconds,
+            visibility_timeout_seconds=visibility_timeout_seconds,
+        )
+
+    def receive_any(
+        self,
+        queues: Sequence[str],
+        *,
+        max_messages: int = 1,
+        wait_seconds: float = 0.0,
+        visibility_timeout_seconds: int = 30,
+    ) -> list[Delivery]:
+        names = queue_names(queues)
         deadline = time.monotonic() + wait_seconds
         interval = POLL_MIN_SECONDS
         while True:
-            deliveries = self._io.call(lambda: self._get(queue, max_messages, visibility_timeout_seconds))
+            deliveries = self._io.call(lambda: self._get_any(names, max_messages, visibility_timeout_seconds))
             remaining = deadline - time.monotonic()
             if deliveries or remaining <= 0:
                 return deliveries
@@ -188,8 +207,21 @@ class RabbitMQBroker(RabbitMQTopology, ClientPublishedTopics):
                 raise VideoConverterError("the broker was closed during a receive")
             interval = min(interval * 2, POLL_MAX_SECONDS)
 
+    def _get_any(self, queues: Sequence[str], max_messages: int, visibility_timeout_seconds: int) -> list[Delivery]:
+        """Up to ``max_messages`` from the queues, least recently served first (I/O thread)."""
+        # A basic.get on a missing queue would close the channel, and every lease with it: check them all first.
+        ready = {queue: self._count(queue) for queue in queues}
+        deliveries: list[Delivery] = []
+        for queue in self._rotation.order([queue for queue in queues if ready[queue]]):
+            got = self._get(queue, max_messages - len(deliveries), visibility_timeout_seconds)
+            if got:
+                self._rotation.served(queue)
+                deliveries.extend(got)
+            if len(deliveries) >= max_messages:
+                break
+        return deliveries
+
     def _get(self, queue: str, max_messages: int, visibility_timeout_seconds: int) -> list[Delivery]:
-        self._count(queue)  # a basic.get on a missing queue would close the channel, and every lease with it
         channel = self._io.work_channel()
         deliveries = []
         for _ in range(max_messages):

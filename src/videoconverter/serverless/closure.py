@@ -36,7 +36,6 @@ class Entry:
     text: str = ""
 
 
-
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
