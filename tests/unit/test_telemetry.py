@@ -24,7 +24,8 @@ def value(name: str, **labels: str) -> float:
     return prometheus_client.REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_worker_metrics_count_ffmpeg_bytes_and_leases() -> None:
+def test_worker_metrics_count_ffmpeg_bytes_and_leases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(telemetry.MULTIPROCESS_DIR_VARIABLE, str(tmp_path))  # something reads them (see below)
     before = value(SAMPLE, rendition="t1")
     telemetry.ffmpeg_ran("t1", 2.0, 50)
     telemetry.bytes_in("t1", 1000)
@@ -78,3 +79,16 @@ def test_workers_share_their_metrics_through_a_multiprocess_directory(
     finally:
         telemetry.unshare(directory, made)
     assert not Path(directory).exists() and telemetry.MULTIPROCESS_DIR_VARIABLE not in os.environ
+
+
+def test_a_process_whose_metrics_nothing_reads_counts_nothing_and_imports_no_prometheus_client() -> None:
+    script = (
+        "import sys; from videoconverter import telemetry; telemetry.ffmpeg_ran('720p', 2.0, 60); "
+        "telemetry.bytes_in('720p', 5); telemetry.lease_extension('q', 'extended'); "
+        "print('prometheus_client' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != telemetry.MULTIPROCESS_DIR_VARIABLE}
+    ran = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True, env={**env, "PYTHONPATH": SOURCE}
+    )
+    assert ran.stdout.strip() == "False"

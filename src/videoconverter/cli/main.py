@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -179,7 +180,9 @@ def cmd_up(args: argparse.Namespace, config: Config) -> int:
         f"videoconverter up: workers for {', '.join(r.name for r in config.renditions)}; Ctrl-C stops", file=sys.stderr
     )
     pruner = _start_pruner(config, stop)
-    metrics_dir = telemetry.share_with_workers() if telemetry.available() else None  # before they start
+    # Before the workers start; only for a reader: the dashboard, or whoever set PROMETHEUS_MULTIPROC_DIR.
+    shared = telemetry.available() and (not args.no_web or telemetry.MULTIPROCESS_DIR_VARIABLE in os.environ)
+    metrics_dir = telemetry.share_with_workers() if shared else None
     web = None if args.no_web else _start_web(config, args, required=False)
     try:
         if isinstance(fleet, Pool):
