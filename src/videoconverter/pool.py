@@ -87,39 +87,39 @@ class QueuePool:
         return sum(self.broker.depth(queue).total for queue in self.handlers)
 
 
-def pool_worker(
-    services: Services,
-    renditions: Sequence[Rendition],
-    stop: threading.Event | None = None,
-    drain: threading.Event | None = None,
-    ffmpeg: str | None = None,
-) -> QueuePool:
-    """The pool worker of ``renditions``: their queues, each delivery handled by its rendition's Worker."""
-    stop = stop or threading.Event()
-    drain = drain or threading.Event()
-    workers = [Worker(services, rendition, stop, ffmpeg=ffmpeg, drain=drain) for rendition in renditions]
-    config = services.config
-    return QueuePool(
-        services.broker,
-        {worker.rendition.queue: worker.handle for worker in workers},
-        visibility_timeout_seconds=config.visibility_timeout_seconds,
-        wait_seconds=min(config.receive_wait_seconds, STOP_CHECK_SECONDS),
-        stop=stop,
-        drain=drain,
-    )
+class PoolWorker:
+    """The pool worker of ``renditions``: one :class:`QueuePool` over their queues, each delivery handled by its
+    rendition's Worker (all sharing ``stop`` and ``drain``)."""
 
+    def __init__(
+        self,
+        services: Services,
+        renditions: Sequence[Rendition],
+        stop: threading.Event | None = None,
+        drain: threading.Event | None = None,
+        ffmpeg: str | None = None,
+    ) -> None:
+        self.stop = stop or threading.Event()  # set: hand the current job back and stop
+        self.drain = drain or threading.Event()  # set: stop after the current job
+        self.workers = [Worker(services, r, self.stop, ffmpeg=ffmpeg, drain=self.drain) for r in renditions]
+        config = services.config
+        self.loop = QueuePool(
+            services.broker,
+            {worker.rendition.queue: worker.handle for worker in self.workers},
+            visibility_timeout_seconds=config.visibility_timeout_seconds,
+            wait_seconds=min(config.receive_wait_seconds, STOP_CHECK_SECONDS),
+            stop=self.stop,
+            drain=self.drain,
+        )
 
-def run_pool(
-    services: Services,
-    renditions: Sequence[Rendition],
-    stop: threading.Event,
-    drain: threading.Event,
-    max_messages: int | None = None,
-    exit_when_idle: bool = False,
-) -> int:
-    """Run the pool worker of ``renditions`` until stopped (see :meth:`QueuePool.run`); return messages handled."""
-    names = ", ".join(rendition.name for rendition in renditions)
-    log.info("pool worker for %s listening on %s", names, ", ".join(r.queue for r in renditions))
-    handled = pool_worker(services, renditions, stop, drain).run(max_messages, exit_when_idle)
-    log.info("pool worker for %s stopped after %d messages", names, handled)
-    return handled
+    def run(self, max_messages: int | None = None, exit_when_idle: bool = False) -> int:
+        """Handle messages until stopped (see :meth:`QueuePool.run`); return how many were handled."""
+        names = ", ".join(worker.rendition.name for worker in self.workers)
+        log.info("pool worker for %s listening on %s", names, ", ".join(self.loop.handlers))
+        try:
+            handled = self.loop.run(max_messages, exit_when_idle)
+        finally:
+            for worker in self.workers:  # one state folder, this process's: left only if a job is in it
+                worker.workspace.remove_if_empty()
+        log.info("pool worker for %s stopped after %d messages", names, handled)
+        return handled

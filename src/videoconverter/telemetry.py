@@ -21,12 +21,16 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import threading
 from typing import Any
 
 from videoconverter.errors import ConfigError
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 _metrics: dict[str, Any] | None = None
+# The metrics live in prometheus_client's default registry, once per process: worker threads (`demo`, the
+# benchmarks) that made them at the same moment would register each twice (DuplicateTimeseries).
+_metrics_lock = threading.Lock()
 
 
 def available() -> bool:
@@ -36,6 +40,11 @@ def available() -> bool:
 def _instruments(served: bool = False) -> dict[str, Any] | None:
     """The metrics, made on first use in the default registry; None without prometheus_client, or while nothing
     reads them: no multi-process directory to share them through, and not ``served`` on a port."""
+    with _metrics_lock:
+        return _made_instruments(served)
+
+
+def _made_instruments(served: bool) -> dict[str, Any] | None:
     global _metrics
     if _metrics is None and (served or os.environ.get(MULTIPROCESS_DIR_VARIABLE)) and available():
         from prometheus_client import Counter, Gauge

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_until
+from videoconverter.jobs.timeline import STAGES
+from videoconverter.jobs.timeline import parse_iso_time as seconds_since_epoch
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -50,12 +52,18 @@ def test_the_readme_workflow(env: dict[str, str], small_clip: Path, tmp_path: Pa
         jobs = json.loads(waited.stdout)["jobs"]
         assert {(j["rendition"], j["state"]) for j in jobs} == {("small", "done"), ("smaller", "done")}
         assert all(j["source_etag"] == copied["etag"] and j["attempts"] == 1 for j in jobs)
+        for job in jobs:  # every stage, in order, from the upload (0 s) to done, as finished_at says
+            seconds = job["timeline_seconds"]
+            assert list(job["timeline"]) == list(seconds) == list(STAGES), job["timeline"]
+            assert seconds["uploaded"] == 0 and list(seconds.values()) == sorted(seconds.values())
+            assert abs(seconds["done"] - (job["finished_at"] - seconds_since_epoch(job["timeline"]["uploaded"]))) < 2e-3
         listed = json.loads(run(env, "ls", "s3://videoconverter-output-small", "--json").stdout)
         assert [o["key"] for o in listed] == ["small.mp4"]
         run(env, "cp", "s3://videoconverter-output-small/small.mp4", str(tmp_path / "local.mp4"))
         assert (tmp_path / "local.mp4").stat().st_size == listed[0]["size"]
         logs = run(env, "logs", "small.mp4").stdout
         assert "queued for small" in logs and "done: s3://videoconverter-output-small/small.mp4" in logs
+        assert "timeline: publish " in logs and ", FFmpeg " in logs and "(upload to done " in logs
         table = run(env, "jobs").stdout
         assert "small.mp4" in table and "done" in table
     finally:

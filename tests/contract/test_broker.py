@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.contract.conftest import MAX_RECEIVE_COUNT, ContractNames
-from videoconverter.brokers.base import Broker, Topology
+from videoconverter.brokers.base import Broker, Delivery, Topology
 from videoconverter.errors import ConfigError, QueueNotFoundError, StaleReceiptError
 
 
@@ -156,6 +156,21 @@ class BrokerContract:
         assert again.attempt == 2
         broker.release(again)
         assert receive_one(broker, names.a, wait_seconds=1).attempt == 3
+
+    def test_the_lease_of_a_client_that_died_comes_back_at_once(
+        self, broker_factory: Callable[[], Broker], broker: Broker, names: ContractNames
+    ) -> None:
+        broker.send(names.a, "job")
+        holder = broker_factory()  # a worker process that dies holding the message
+        held = receive_one(holder, names.a, visibility_timeout_seconds=600)
+        if broker.capabilities.leases_outlive_holder:
+            # It dies without a word; another client hands the lease back from what a lease journal keeps.
+            journalled = Delivery(held.queue, held.message_id, "", held.receipt, held.attempt, held.sent_at)
+            broker.release(journalled, 0)
+        else:
+            holder.close()  # the backend ends a closed client's leases itself
+        again = receive_one(broker, names.a, wait_seconds=5)
+        assert (again.message_id, again.attempt) == (held.message_id, 2)
 
     def test_dead_letter_keeps_the_reason_and_redrive_brings_it_back(
         self, broker: Broker, names: ContractNames

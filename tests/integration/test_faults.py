@@ -59,7 +59,7 @@ def test_a_frozen_worker_past_its_lease_neither_acks_nor_overwrites(
 
 def test_a_hanging_ffmpeg_is_killed_retried_then_dead_lettered(svc: Services, small_clip: Path, tmp_path: Path) -> None:
     uploaded = svc.store.put_file(IN, "hang.mp4", small_clip)
-    worker = Worker(svc, svc.config.rendition("small"), ffmpeg=slow_ffmpeg(tmp_path, 3600))
+    worker = Worker(svc, svc.config.rendition("small"), ffmpeg=slow_ffmpeg(tmp_path, 3600, every_run=True))
     worker.config = dataclasses.replace(
         svc.config, limits=dataclasses.replace(svc.config.limits, transcode_timeout_seconds=1.5)
     )

@@ -42,13 +42,17 @@ def output_of(svc: Services, rendition: str, key: str, tmp_path: Path):
     return info, probe(local, svc.config.limits)
 
 
-def slow_ffmpeg(tmp_path: Path, sleep_seconds: float) -> str:
-    """A stand-in for FFmpeg that writes its pid, waits, then runs the real one: a job longer than a lease."""
+def slow_ffmpeg(tmp_path: Path, sleep_seconds: float, every_run: bool = False) -> str:
+    """A stand-in for FFmpeg that writes its pid, waits, then runs the real one: a job longer than a lease. It
+    waits on its first run only unless ``every_run``, as a job runs FFmpeg several times (a VMAF target's sample
+    encodes first)."""
     script = tmp_path / "slow-ffmpeg"
-    pid_file = tmp_path / "ffmpeg.pid"
+    pid_file, slept = tmp_path / "ffmpeg.pid", tmp_path / "ffmpeg.slept"
     script.write_text(
         f"#!{sys.executable}\nimport os, sys, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        f"time.sleep({sleep_seconds})\n"
+        f"if {every_run} or not os.path.exists({str(slept)!r}):\n"
+        f"    open({str(slept)!r}, 'w').close()\n"
+        f"    time.sleep({sleep_seconds})\n"
         f"os.execv({ffmpeg_executable()!r}, [{ffmpeg_executable()!r}] + sys.argv[1:])\n"
     )
     script.chmod(0o755)

@@ -17,14 +17,17 @@ from tests.integration.test_pipeline import IN, job, slow_ffmpeg
 from videoconverter.config import load_config
 from videoconverter.jobs.base import JobState
 from videoconverter.pipeline import Services, open_services, provision
-from videoconverter.pool import pool_worker
+from videoconverter.pool import PoolWorker
+from videoconverter.recovery.workspace import default_root
 
 pytestmark = pytest.mark.ffmpeg
 
 
 def test_one_pool_process_converts_uploads_into_both_renditions(
-    tiny_config_path: Path, small_clip: Path, other_clip: Path
+    tiny_config_path: Path, small_clip: Path, other_clip: Path, tmp_path: Path
 ) -> None:
+    temp_dir = tmp_path / "tmp"  # the worker's TMPDIR, where its state folder goes
+    temp_dir.mkdir()
     svc = open_services(load_config(environ={}, path=tiny_config_path))
     try:
         provision(svc)
@@ -33,7 +36,7 @@ def test_one_pool_process_converts_uploads_into_both_renditions(
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOCONVERTER_")}
         worker = subprocess.run(
             [sys.executable, "-m", "videoconverter", "worker", "small", "smaller", "--exit-when-idle"],
-            env={**env, "VIDEOCONVERTER_CONFIG": str(tiny_config_path)},
+            env={**env, "VIDEOCONVERTER_CONFIG": str(tiny_config_path), "TMPDIR": str(temp_dir)},
             capture_output=True,
             text=True,
             timeout=180,
@@ -49,13 +52,14 @@ def test_one_pool_process_converts_uploads_into_both_renditions(
         said = [json.loads(line)["message"] for line in worker.stderr.splitlines() if line.startswith("{")]
         assert "pool worker for small, smaller listening on videoconverter_small, videoconverter_smaller" in said
         assert "pool worker for small, smaller stopped after 4 messages" in said
+        assert list(default_root(temp_dir).iterdir()) == [], "a pool worker that stopped cleanly left its state folder"
     finally:
         svc.close()
 
 
 def test_a_pool_worker_on_each_broker_converts_for_both_renditions(svc: Services, small_clip: Path) -> None:
     uploaded = svc.store.put_file(IN, "pooled.mp4", small_clip)
-    assert pool_worker(svc, svc.config.renditions).run(exit_when_idle=True) == 2
+    assert PoolWorker(svc, svc.config.renditions).run(exit_when_idle=True) == 2
     assert {job(svc, "pooled.mp4", uploaded.etag, r.name).state for r in svc.config.renditions} == {JobState.DONE}
 
 
@@ -67,7 +71,7 @@ def test_a_draining_pool_worker_finishes_its_job_then_stops(
         provision(svc)
         first = svc.store.put_file(IN, "first.mp4", small_clip)
         drain = threading.Event()
-        pool = pool_worker(svc, svc.config.renditions, drain=drain, ffmpeg=slow_ffmpeg(tmp_path, 1.5))
+        pool = PoolWorker(svc, svc.config.renditions, drain=drain, ffmpeg=slow_ffmpeg(tmp_path, 1.5))
         handled: list[int] = []
         thread = threading.Thread(target=lambda: handled.append(pool.run()))
         thread.start()

@@ -19,7 +19,8 @@ LAYERS: list[set[str]] = [
     {"processes", "progress", "sqlite_db", "logs", "validation", "events", "renditions", "registry", "telemetry"},
     {"aws", "transcode"},  # low-level clients; the pure FFmpeg side
     {"storage", "brokers", "jobs"},  # the three backend families
-    {"notifications", "consumer"},  # job events; the receive loop, settle and back-off every consumer shares
+    # job events; the receive loop, settle and back-off every consumer shares; workers' state folders and leases
+    {"notifications", "consumer", "recovery"},
     {"config"},
     {"ingest", "publish"},
     {"pipeline"},

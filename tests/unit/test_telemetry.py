@@ -92,3 +92,29 @@ def test_a_process_whose_metrics_nothing_reads_counts_nothing_and_imports_no_pro
         [sys.executable, "-c", script], check=True, capture_output=True, text=True, env={**env, "PYTHONPATH": SOURCE}
     )
     assert ran.stdout.strip() == "False"
+
+
+def test_threads_counting_at_once_make_the_metrics_once() -> None:
+    # A fresh process, so the metrics are not made yet; 16 threads released together all make them first.
+    script = (
+        "import os, sys, threading, prometheus_client\n"
+        "sys.setswitchinterval(1e-6)  # switch threads often, as a loaded machine does\n"
+        "os.environ['PROMETHEUS_MULTIPROC_DIR'] = 'x'  # a reader, set once prometheus_client chose one process\n"
+        "from videoconverter import telemetry\n"
+        "barrier, errors = threading.Barrier(16), []\n"
+        "def count():\n"
+        "    barrier.wait()\n"
+        "    try:\n"
+        "        telemetry.bytes_in('720p', 1)\n"
+        "    except Exception as exc:\n"
+        "        errors.append(repr(exc))\n"
+        "threads = [threading.Thread(target=count) for _ in range(16)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print(errors or prometheus_client.REGISTRY.get_sample_value(\n"
+        "    'videoconverter_worker_input_bytes_total', {'rendition': '720p'}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": SOURCE}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "16.0"

@@ -75,6 +75,13 @@ class Capabilities:
     # ``notification_targets`` names it (an SNS topic's ARN, which S3 bucket notifications target); "" where
     # only this broker's clients can publish (then the process that writes an upload publishes its event).
     topic_address: str = ""
+    # Whether a lease outlives the client that holds it: the messages of a consumer that dies without settling
+    # them stay leased until their visibility timeout ends, unless any client hands them back early with
+    # ``release(delivery, 0)`` (a Delivery rebuilt from queue, message_id, receipt, attempt and sent_at; the body
+    # is not read), as `up`'s supervisor does for a worker it saw die (``videoconverter.recovery``). False where
+    # the backend ends a dead client's leases itself and a receipt means nothing to another client (AMQP
+    # requeues the unacknowledged messages of a closed connection at once).
+    leases_outlive_holder: bool = False
 
 
 class Broker(Protocol):

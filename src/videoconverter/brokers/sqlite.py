@@ -66,7 +66,7 @@ MAX_IDLE_WAIT_SECONDS = 5.0  # re-check now and then even without a ring, e.g. a
 class SQLiteBroker(ClientPublishedTopics):
     """URL: ``sqlite://PATH``."""
 
-    capabilities = Capabilities()
+    capabilities = Capabilities(leases_outlive_holder=True)
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -78,7 +78,7 @@ class _Lease:
 
 
 class SQSBroker(SqsTopology):
-    capabilities = Capabilities(topic_address=SNS_TOPIC_ARN)
+    capabilities = Capabilities(topic_address=SNS_TOPIC_ARN, leases_outlive_holder=True)
 
     def __init__(self, location: AwsLocation) -> None:
         self.location = location

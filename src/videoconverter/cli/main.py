@@ -255,6 +255,10 @@ def _start_web(config: Config, args: argparse.Namespace, *, required: bool) -> A
 
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
+    from videoconverter.recovery.journal import broker_fingerprint
+    from videoconverter.recovery.reaper import Reaper
+    from videoconverter.recovery.workspace import default_root
+
     renditions = _worker_renditions(args, config)
     rendition = renditions[0]
     if args.max is not None and len(renditions) > 1:
@@ -277,11 +281,13 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     try:
         if not args.no_provision:
             provision(svc)
+        # Dead workers' state folders: their jobs' temp files, and leases they never settled (given back now).
+        Reaper(default_root(), svc.broker, broker_fingerprint(config.broker_url)).reap_dead()
         until = {"max_messages": args.max_jobs, "exit_when_idle": args.exit_when_idle}
         if len(renditions) > 1:
-            from videoconverter.pool import run_pool
+            from videoconverter.pool import PoolWorker
 
-            run_pool(svc, renditions, stop, drain, **until)
+            PoolWorker(svc, renditions, stop, drain).run(**until)
         else:
             from videoconverter.worker import Worker
 
