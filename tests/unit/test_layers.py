@@ -24,7 +24,8 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"ingest", "publish"},
     {"pipeline"},
-    {"chunking", "worker", "dead_letters"},  # chunking: the steps of a split job, which the worker runs
+    {"chunking", "worker", "pool", "dead_letters"},  # a rendition's worker, the steps of a split job it runs,
+    # and the pool worker that serves several renditions
     {"fleet", "serverless", "web"},
     {"cli"},
     {"__main__"},
