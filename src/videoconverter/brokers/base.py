@@ -235,3 +235,28 @@ class ClientPublishedTopics:
             f"{type(self).__name__}'s topics take messages from its own clients only: bucket {bucket} cannot "
             f"publish to {topic} by itself"
         )
+
+
+class ReceivesFromAny:
+    """Mixin: :meth:`Broker.receive` as :meth:`Broker.receive_any` of the one queue, for a broker that
+    implements ``receive_any``."""
+
+    def receive(
+        self, queue: str, *, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout_seconds: int = 30
+    ) -> list[Delivery]:
+        return self.receive_any(
+            [queue],
+            max_messages=max_messages,
+            wait_seconds=wait_seconds,
+            visibility_timeout_seconds=visibility_timeout_seconds,
+        )
+
+    def receive_any(
+        self,
+        queues: Sequence[str],
+        *,
+        max_messages: int = 1,
+        wait_seconds: float = 0.0,
+        visibility_timeout_seconds: int = 30,
+    ) -> list[Delivery]:
+        raise NotImplementedError  # the broker's own receive_any comes first in its classes' order

@@ -43,7 +43,7 @@ from typing import Any
 
 import pika.exceptions
 
-from videoconverter.brokers.base import Delivery
+from videoconverter.brokers.base import Delivery, ReceivesFromAny
 from videoconverter.brokers.fairness import Rotation, queue_names
 from videoconverter.brokers.rabbitmq_io import AmqpConnection
 from videoconverter.brokers.rabbitmq_messages import PRIOR_DELIVERIES_HEADER, attempt_of
@@ -96,7 +96,7 @@ class _Arrival:
     consumer_tag: str = ""  # "" when taken with basic.get
 
 
-class RabbitMQReceiving:
+class RabbitMQReceiving(ReceivesFromAny):
     """``receive`` and ``receive_any``; the broker provides the I/O thread, the leases and the sending."""
 
     _io: AmqpConnection
@@ -122,16 +122,6 @@ class RabbitMQReceiving:
         self._arrivals: list[_Arrival] = []  # pushed by pika's dispatch, not yet handled
         self._parked: list[_Arrival] = []  # arrived with nobody waiting
         self._vanished: set[str] = set()  # queues whose consumer the server cancelled (deleted): not consumed again
-
-    def receive(
-        self, queue: str, *, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout_seconds: int = 30
-    ) -> list[Delivery]:
-        return self.receive_any(
-            [queue],
-            max_messages=max_messages,
-            wait_seconds=wait_seconds,
-            visibility_timeout_seconds=visibility_timeout_seconds,
-        )
 
     def receive_any(
         self,

@@ -23,6 +23,7 @@ from videoconverter.brokers.base import (
     Delivery,
     QueueDepth,
     QueueSpec,
+    ReceivesFromAny,
     Topology,
 )
 from videoconverter.brokers.doorbell import Doorbell
@@ -63,7 +64,7 @@ EXPIRY_INTERVAL_SECONDS = 60.0
 MAX_IDLE_WAIT_SECONDS = 5.0  # re-check now and then even without a ring, e.g. after a clock jump
 
 
-class SQLiteBroker(ClientPublishedTopics):
+class SQLiteBroker(ReceivesFromAny, ClientPublishedTopics):
     """URL: ``sqlite://PATH``."""
 
     capabilities = Capabilities(leases_outlive_holder=True)
@@ -146,16 +147,6 @@ class SQLiteBroker(ClientPublishedTopics):
         return message_id
 
     # --- receiving --------------------------------------------------------------------------------------
-
-    def receive(
-        self, queue: str, *, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout_seconds: int = 30
-    ) -> list[Delivery]:
-        return self.receive_any(
-            [queue],
-            max_messages=max_messages,
-            wait_seconds=wait_seconds,
-            visibility_timeout_seconds=visibility_timeout_seconds,
-        )
 
     def receive_any(
         self,

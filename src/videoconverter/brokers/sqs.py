@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from videoconverter.aws.clients import SNS_TOPIC_ARN, AwsLocation, error_code
-from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth
+from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth, ReceivesFromAny
 from videoconverter.brokers.fairness import Rotation, queue_names
 from videoconverter.brokers.sqs_messages import (
     DEAD_LETTERED_AT_ATTRIBUTE,
@@ -77,7 +77,7 @@ class _Lease:
     settled: bool = False
 
 
-class SQSBroker(SqsTopology):
+class SQSBroker(ReceivesFromAny, SqsTopology):
     capabilities = Capabilities(topic_address=SNS_TOPIC_ARN, leases_outlive_holder=True)
 
     def __init__(self, location: AwsLocation) -> None:
@@ -134,16 +134,6 @@ class SQSBroker(SqsTopology):
         return message_id
 
     # --- receiving and settling -----------------------------------------------------------------------------
-
-    def receive(
-        self, queue: str, *, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout_seconds: int = 30
-    ) -> list[Delivery]:
-        return self.receive_any(
-            [queue],
-            max_messages=max_messages,
-            wait_seconds=wait_seconds,
-            visibility_timeout_seconds=visibility_timeout_seconds,
-        )
 
     def receive_any(
         self,
