@@ -1,11 +1,12 @@
 """Chaos soak: uploads keep coming while a random worker is killed (SIGKILL) every few seconds.
 
-    .venv/bin/python bench/chaos.py [--uploads 100] [--kill-every 3] [--concurrency 2] [--split] [--json]
+    .venv/bin/python bench/chaos.py [--uploads 100] [--kill-every 3] [--pool 2 | --concurrency 2] [--split] [--json]
 
 Runs `videoconverter up` (embedded backends, two small renditions) in a scratch data directory, uploads
 clips while killing workers (``--split``: every job split into pieces, chunking/), waits until every job has
 settled, then prints jobs lost, duplicated outputs and dead-lettered jobs (the targets are 0, 0, 0) and exits
-non-zero if any is not 0.
+non-zero if any is not 0. The workers are a pool (`up --pool N`, each serving both renditions: `up`'s default),
+or with ``--concurrency N`` N dedicated workers per rendition.
 """
 
 from __future__ import annotations
@@ -82,8 +83,15 @@ def killer(up_pid: int, every_seconds: float, stop: threading.Event, kills: list
 
 
 def run(
-    uploads: int, kill_every: float, concurrency: int, timeout: float, broker_url: str = "", split: bool = False
+    uploads: int,
+    kill_every: float,
+    concurrency: int,
+    timeout: float,
+    broker_url: str = "",
+    split: bool = False,
+    pool: int = 0,
 ) -> dict[str, object]:
+    """The soak; ``pool`` > 0: that many pool workers, else ``concurrency`` dedicated workers per rendition."""
     with tempfile.TemporaryDirectory(prefix="vc-chaos-") as tmp:
         root = Path(tmp)
         config_path = root / "videoconverter.toml"
@@ -96,17 +104,17 @@ def run(
         clips = [
             make_clip(root / f"clip{i}.mp4", width=320, height=180, seconds=0.5, frame_rate=10 + i) for i in range(4)
         ]
+        workers = ["--pool", str(pool)] if pool else ["--concurrency", str(concurrency)]
         up = subprocess.Popen(
-            [sys.executable, "-m", "videoconverter", "up", "--concurrency", str(concurrency)],
-            env=env,
-            stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "videoconverter", "up", *workers], env=env, stderr=subprocess.DEVNULL
         )
         stop, kills = threading.Event(), []
         started = time.monotonic()
         svc = open_services(config)
         try:
             deadline = time.monotonic() + 30
-            while len(children(up.pid)) < concurrency * len(config.renditions) and time.monotonic() < deadline:
+            expected = pool or concurrency * len(config.renditions)
+            while len(children(up.pid)) < expected and time.monotonic() < deadline:
                 time.sleep(0.1)
             thread = threading.Thread(target=killer, args=(up.pid, kill_every, stop, kills))
             thread.start()
@@ -118,7 +126,8 @@ def run(
                 time.sleep(0.5)
             stop.set()
             thread.join()
-            return summarise(svc, uploads, kills, time.monotonic() - started)
+            shape = f"pool of {pool}" if pool else f"{concurrency} per rendition"
+            return summarise(svc, uploads, kills, time.monotonic() - started, shape)
         finally:
             stop.set()
             up.send_signal(signal.SIGTERM)
@@ -130,7 +139,7 @@ def run(
             svc.close()
 
 
-def summarise(svc, uploads: int, kills: list[int], wall_seconds: float) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def summarise(svc, uploads: int, kills: list[int], wall_seconds: float, workers: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
     lost = duplicated = dead = retried = 0
     for i in range(uploads):
         key = f"upload-{i:04d}.mp4"
@@ -150,6 +159,7 @@ def summarise(svc, uploads: int, kills: list[int], wall_seconds: float) -> dict[
     return {
         "broker": svc.config.broker_url.split("://")[0],
         "split": svc.config.chunking.min_source_seconds == 0,
+        "workers": workers,
         "uploads": uploads,
         "renditions": len(svc.config.renditions),
         "workers_killed": len(kills),
@@ -165,7 +175,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--uploads", type=int, default=100)
     parser.add_argument("--kill-every", type=float, default=3.0, help="seconds between two kills")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes per rendition")
+    shape = parser.add_mutually_exclusive_group()
+    shape.add_argument("--pool", type=int, default=2, help="pool worker processes, each serving both renditions")
+    shape.add_argument("--concurrency", type=int, default=0, help="instead: dedicated worker processes per rendition")
     parser.add_argument("--timeout", type=float, default=900, help="give up waiting after this many seconds")
     parser.add_argument(
         "--broker-url", default="", help="e.g. amqp://guest:guest@127.0.0.1:5672/%%2F (default: SQLite)"
@@ -173,14 +185,15 @@ def main() -> int:
     parser.add_argument("--split", action="store_true", help="split every job into pieces (chunking)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = run(args.uploads, args.kill_every, args.concurrency, args.timeout, args.broker_url, args.split)
+    pool = 0 if args.concurrency else args.pool
+    result = run(args.uploads, args.kill_every, args.concurrency, args.timeout, args.broker_url, args.split, pool)
     if args.json:
         print(json.dumps(result))
     else:
         r = result
         print(
-            f"{r['broker']}: {r['uploads']} uploads x {r['renditions']} renditions, {r['workers_killed']} workers "
-            f"killed, {r['wall_seconds']} s"
+            f"{r['broker']}: {r['uploads']} uploads x {r['renditions']} renditions, workers {r['workers']}, "
+            f"{r['workers_killed']} workers killed, {r['wall_seconds']} s"
         )
         print(
             f"jobs lost {r['jobs_lost']}, duplicated outputs {r['duplicated_outputs']}, dead-lettered "

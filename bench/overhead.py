@@ -1,35 +1,27 @@
 """How much the pipeline adds on top of FFmpeg itself.
 
-Two figures:
+1. **Upload to done against the same FFmpeg runs by hand.** One generated 1920x1080 clip is converted into
+   every default rendition (720p and 1080p) by the embedded pipeline as `videoconverter up` runs it: one
+   `videoconverter worker RENDITION` process per rendition (bench/overhead_fleet.py), timed from just before the
+   uploader's ``put_file`` until the last job's ``done`` (its timeline, read from the job records). *By hand*
+   runs the exact FFmpeg argument lists the workers ran (recorded once, in an untimed warm-up run, by a stand-in
+   FFmpeg that notes its arguments and execs the real one: a VMAF target's sample encodes and scoring
+   included), each rendition's in order, all renditions at once, started as the runner starts FFmpeg
+   (``transcode.runner.start_ffmpeg``, progress to /dev/null). Pairs alternate which goes first; each pair's
+   ratio and the median are printed. Target: median <= 1.05, every pair <= 1.08. Beside it: the median
+   timeline per stage, the skew between the renditions' FFmpeg starts, the CPU the worker processes themselves
+   used while their FFmpeg ran (sampled from ``/proc``: FFmpeg's own CPU is not in it), and how long after the
+   last ``done`` a `videoconverter jobs KEY --wait` started before the upload printed its answer.
+2. **Upload -> FFmpeg start latency** over ``--uploads`` tiny sequential uploads, from just before ``put_file``
+   to the job's ``ffmpeg_started`` stamp, with the median time of every stage. Target: median <= 50 ms.
 
-1. **Wall-time ratio** pipeline/bare for one generated 1920x1080 clip converted into every configured
-   rendition (720p and 1080p). *Bare* runs the very argument lists a worker would build (``probe``,
-   ``output_size``, ``build_command``, same Config, renditions and thread count) as concurrent subprocesses, one
-   per rendition, as the pipeline's workers do. *Pipeline* is a fresh embedded data dir with one
-   :class:`~videoconverter.worker.Worker` thread per rendition, timed from just before ``store.put_file`` until
-   every job record is done. The pair runs ``--repeats`` times in alternating order; medians are reported, with
-   the CPU time used and how much CPU other processes took meanwhile (a busy machine makes wall times noisy).
-   Target: ratio <= 1.05.
-2. **Upload -> FFmpeg start latency** over ``--uploads`` tiny sequential uploads to a single worker of a single
-   rendition: from just before ``store.put_file`` to the moment the worker's ``subprocess.Popen`` of FFmpeg
-   returns (the process exists and has exec'd). It is observed by swapping the ``subprocess`` module seen by
-   :mod:`videoconverter.transcode.runner` for a proxy whose ``Popen`` records timestamps, and by shadowing a
-   few methods on the opened backends (publish, receive, jobs.start, get_file) and ``probe`` in the worker
-   module, to show where the time goes; nothing in the package is modified. Target: median <= 50 ms.
-
-Each worker thread opens its own Services (SQLite connections, broker wake-up socket), as a ``videoconverter
-worker`` process under ``videoconverter up`` has; ``--shared-services`` makes them share the uploader's, as
-``videoconverter demo`` does. ``--latency-renditions 2`` times both workers' FFmpeg starts per upload.
-
-Usage: ``.venv/bin/python bench/overhead.py [--seconds 20] [--repeats 2] [--uploads 50] [--json]``. All data
-(clips, data dirs, outputs) lives in temporary directories that are removed at the end.
+Usage: ``.venv/bin/python bench/overhead.py [--seconds 20] [--repeats 3] [--uploads 50] [--fixed-crf] [--json]``
+(small: ``--seconds 4 --repeats 3 --uploads 10``). All data lives in temporary directories removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
 import json
 import os
 import shutil
@@ -37,552 +29,338 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ffmpeg_lines import normalised, rendition_lines
-from videoconverter import worker as worker_module
-from videoconverter.config import Config, load_config
-from videoconverter.jobs.base import JobId, JobState
+from overhead_fleet import (
+    CpuSampler,
+    FFmpegRun,
+    Fleet,
+    JobsWait,
+    recorded_runs,
+    recording_ffmpeg,
+    replayable,
+    running,
+    write_config,
+)
+from overhead_report import print_latency, print_ratio
+from videoconverter.config import load_config
+from videoconverter.jobs.base import JobId, JobRecord, JobState
+from videoconverter.jobs.timeline import STAGES
 from videoconverter.pipeline import Services, open_services, provision
-from videoconverter.transcode import runner
-from videoconverter.transcode.runner import ffmpeg_executable
+from videoconverter.transcode.runner import ffmpeg_executable, start_ffmpeg
 from videoconverter.transcode.samples import make_clip
-from videoconverter.worker import Worker
 
-RATIO_TARGET = 1.05
+RATIO_TARGET, PAIR_TARGET = 1.05, 1.08
 LATENCY_TARGET_MS = 50.0
 JOB_TIMEOUT_SECONDS = 900.0
+RENDITIONS = (("720p", 720), ("1080p", 1080))  # the defaults
 
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def cpu_seconds(children: bool = True) -> float:
-    """CPU time of this process (all threads) plus, by default, its reaped children (FFmpeg), user + system."""
-    t = os.times()
-    return t.user + t.system + (t.children_user + t.children_system if children else 0.0)
-
-
-def machine_cpu_seconds() -> tuple[float, float] | None:
-    """(CPU time all processes have used, CPU time the hypervisor stole from this VM) since boot, on Linux."""
+def machine_cpu_seconds() -> float | None:
+    """CPU time every process on this machine has used since boot (Linux), steal time included."""
     try:
         with open("/proc/stat", encoding="ascii") as stat:
             fields = [int(x) for x in stat.readline().split()[1:9]]
     except (OSError, ValueError):
         return None
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    tick = os.sysconf("SC_CLK_TCK")
-    return (user + nice + system + irq + softirq) / tick, steal / tick
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-class CpuMeter:
-    """CPU seconds used over a span by this process and its FFmpeg children, by everything else, and stolen."""
-
-    def __init__(self) -> None:
-        self._ours, self._all, self._python = cpu_seconds(), machine_cpu_seconds(), cpu_seconds(children=False)
-
-    def read(self) -> tuple[float, float | None]:
-        """(ours, others'): what this process and its children used, and what other processes used."""
-        ours = cpu_seconds() - self._ours
-        now = machine_cpu_seconds()
-        others = None if now is None or self._all is None else max(0.0, now[0] - self._all[0] - ours)
-        return ours, others
-
-    def stolen(self) -> float | None:
-        """CPU seconds the hypervisor ran something else on this VM's CPUs (steal time)."""
-        now = machine_cpu_seconds()
-        return None if now is None or self._all is None else now[1] - self._all[1]
-
-    def python(self) -> float:
-        """CPU seconds of this process alone (the pipeline's Python: copies, hashes, probes, SQLite)."""
-        return cpu_seconds(children=False) - self._python
+def own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    position = fraction * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def median_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
-# --- observing the worker without changing it ---------------------------------------------------------------
+# --- the pipeline ---------------------------------------------------------------------------------------------
 
 
-class Timeline:
-    """Named perf_counter() marks of the current measurement, written from any thread."""
-
-    def __init__(self) -> None:
-        self.marks: dict[str, float] = {}
-        self.args: dict[str, list[str]] = {}  # FFmpeg's argument list, per thread name
-        self.spawned = threading.Event()
-        self._lock = threading.Lock()
-
-    def mark(self, name: str, at: float | None = None) -> None:
-        """Keep the first ``name`` and the first ``name:<thread name>`` (e.g. ``probe-start:worker-720p``)."""
-        at = time.perf_counter() if at is None else at
-        with self._lock:
-            self.marks.setdefault(name, at)
-            self.marks.setdefault(f"{name}:{threading.current_thread().name}", at)
-
-    def reset(self) -> None:
-        with self._lock:
-            self.marks = {}
-            self.args = {}
-            self.spawned = threading.Event()
-
-
-TIMELINE = Timeline()
-
-
-class TimedPopen(subprocess.Popen):  # type: ignore[type-arg]
-    """subprocess.Popen that marks when it was called, when the child exists, and when it was reaped."""
-
-    def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
-        TIMELINE.mark("popen-call")
-        TIMELINE.args.setdefault(threading.current_thread().name, [str(a) for a in args])
-        super().__init__(args, *rest, **kwargs)
-        TIMELINE.mark("spawned")
-        TIMELINE.spawned.set()
-
-    def wait(self, timeout: float | None = None) -> int:
-        code = super().wait(timeout)
-        TIMELINE.mark("exited")
-        return code
-
-
-class _SubprocessProxy:
-    """Stands in for the ``subprocess`` module inside videoconverter.transcode.runner only."""
-
-    Popen = TimedPopen
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(subprocess, name)
-
-
-def _wrap(obj: Any, name: str, before: str | None, after: str | None) -> None:
-    """Shadow a bound method on one instance with one that marks the timeline around the call (the mark after
-    only when the call returned something truthy: a receive that got a message, a download, a publish)."""
-    original = getattr(obj, name)
-
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if before:
-            TIMELINE.mark(before)
-        result = original(*args, **kwargs)
-        if after and result:
-            TIMELINE.mark(after)
-        return result
-
-    setattr(obj, name, wrapped)
-
-
-_WRAPPED = (
-    ("broker", "publish", "publish-start", "publish-end"),
-    ("broker", "receive", None, "received"),  # marked only when it returned a message
-    ("jobs", "start", "job-start", None),
-    ("store", "get_file", "download-start", "download-end"),
-)
-
-
-@contextlib.contextmanager
-def observed(services: Sequence[Services] = ()) -> Iterator[None]:
-    """Install the Popen proxy (and, on the given services, stage marks); undo everything on exit."""
-    real_subprocess = runner.subprocess
-    real_probe = worker_module.probe
-
-    def timed_probe(*args: Any, **kwargs: Any) -> Any:
-        TIMELINE.mark("probe-start")
-        try:
-            return real_probe(*args, **kwargs)
-        finally:
-            TIMELINE.mark("probe-end")
-
-    runner.subprocess = _SubprocessProxy()  # type: ignore[assignment]
-    worker_module.probe = timed_probe  # type: ignore[assignment]
-    for svc in services:
-        for part, name, before, after in _WRAPPED:
-            _wrap(getattr(svc, part), name, before, after)
-    try:
-        yield
-    finally:
-        runner.subprocess = real_subprocess
-        worker_module.probe = real_probe
-        for svc in services:
-            for part, name, _before, _after in _WRAPPED:
-                vars(getattr(svc, part)).pop(name, None)
-
-
-# --- the embedded pipeline ------------------------------------------------------------------------------------
-
-
-def bench_config(data_dir: Path, renditions: int | None = None) -> Config:
-    """Defaults (no ./videoconverter.toml leaks in: an empty config file is named) in a fresh data dir."""
-    empty = data_dir / "bench-empty.toml"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    empty.write_text("", encoding="utf-8")
-    config = load_config(environ={"VIDEOCONVERTER_DATA_DIR": str(data_dir), "VIDEOCONVERTER_CONFIG": str(empty)})
-    if renditions is not None:
-        config = dataclasses.replace(config, renditions=config.renditions[:renditions])
-    return config
-
-
-@dataclasses.dataclass
-class Pipeline:
-    uploader: Services  # what the uploading side uses (its store's notifications publish the events)
-    services: list[Services]  # every opened Services, the uploader's first
-
-
-@contextlib.contextmanager
-def running_pipeline(config: Config, shared: bool = False) -> Iterator[Pipeline]:
-    """Provisioned services with one Worker thread per rendition, listening; stopped and closed on exit.
-
-    By default every worker opens its own Services (its own SQLite connections and broker wake-up socket), as a
-    ``videoconverter worker`` process does under ``videoconverter up``. ``shared`` makes the workers share the
-    uploader's Services, as ``videoconverter demo`` does.
-    """
-    uploader = open_services(config)
-    opened = [uploader]
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
-    doorbell_folder = getattr(getattr(uploader.broker, "_doorbell", None), "_folder", None)
-    try:
-        provision(uploader)
-        for rendition in config.renditions:
-            svc = uploader if shared else open_services(config)
-            if svc is not uploader:
-                opened.append(svc)
-            thread = threading.Thread(
-                target=Worker(svc, rendition, stop).run, name=f"worker-{rendition.name}", daemon=True
-            )
-            thread.start()
-            threads.append(thread)
-        time.sleep(0.5)  # let every worker reach its long-poll receive
-        yield Pipeline(uploader, opened)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
-        for svc in opened:
-            svc.close()
-        if isinstance(doorbell_folder, Path):  # the broker's wake-up folder in /tmp: ours, and empty by now
-            with contextlib.suppress(OSError):
-                doorbell_folder.rmdir()
-
-
-def wait_for_jobs(svc: Services, jobs: list[JobId], timeout: float, poll: float) -> list[Any]:
-    deadline = time.monotonic() + timeout
+def wait_done(svc: Services, jobs: list[JobId], timeout_seconds: float) -> list[JobRecord]:
+    """The jobs' records once every one is done (woken by the job store's doorbell); raises if one failed."""
+    deadline = time.monotonic() + timeout_seconds
+    svc.jobs.wait_for_change(0.0)
     while True:
         records = [svc.jobs.get(job) for job in jobs]
         if all(r is not None and r.state.terminal for r in records):
             failed = [r for r in records if r is not None and r.state is not JobState.DONE]
             if failed:
                 raise RuntimeError(f"job failed: {failed[0].id}: {failed[0].error}\n{failed[0].stderr_tail}")
-            return records
+            return [r for r in records if r is not None]
         if time.monotonic() > deadline:
-            raise TimeoutError(f"jobs not done after {timeout:.0f} s: {records}")
-        time.sleep(poll)
+            raise TimeoutError(f"jobs not done after {timeout_seconds:.0f} s: {records}")
+        svc.jobs.wait_for_change(1.0)
 
 
-# --- 1. wall-time ratio ---------------------------------------------------------------------------------------
-
-
-def bare_run(clip: Path, config: Config, work: Path) -> dict[str, Any]:
-    """FFmpeg alone: the worker's argument lists, one process per rendition, all at once."""
-    workdirs = {r.name: work / f"bare-{r.name}" for r in config.renditions}
-    lines = rendition_lines(ffmpeg_executable(), clip, config, lambda name: workdirs[name] / "output.mp4")
-    commands = {}
-    for name, args in lines.items():
-        workdirs[name].mkdir(parents=True, exist_ok=True)
-        commands[name] = (args, workdirs[name])
-
-    def one(name: str) -> tuple[str, float, float]:
-        args, workdir = commands[name]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), "LC_ALL": "C"}  # as runner
-        begun = time.perf_counter()
-        done = subprocess.run(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            cwd=workdir,
-            env=env,
-            start_new_session=True,
-            check=False,
-        )
-        ended = time.perf_counter()
-        if done.returncode != 0:
-            raise RuntimeError(f"bare FFmpeg for {name} failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
-        return name, begun, ended
-
-    meter, started = CpuMeter(), time.perf_counter()
-    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
-        results = list(pool.map(one, commands))
-    total = max(end for _, _, end in results) - started
-    cpu, others = meter.read()
-    stolen = meter.stolen()
-    for _args, workdir in commands.values():
-        shutil.rmtree(workdir, ignore_errors=True)
-    return {
-        "seconds": total,
-        "cpu_seconds": cpu,
-        "other_processes_cpu_seconds": others,
-        "stolen_cpu_seconds": stolen,
-        "ffmpeg_seconds": {name: end - begun for name, begun, end in results},
-        "args": {name: normalised(args) for name, (args, _) in commands.items()},
-    }
-
-
-def pipeline_run(clip: Path, work: Path, shared: bool) -> dict[str, Any]:
-    """The embedded pipeline, from just before the upload until every job record is done."""
+def pipeline_run(clip: Path, work: Path, fixed_crf: bool, ffmpeg: str = "") -> dict[str, Any]:
+    """One upload through worker processes (``ffmpeg``: the workers' FFmpeg, for the recording run)."""
     data_dir = Path(tempfile.mkdtemp(prefix="pipeline-", dir=work))
-    config = bench_config(data_dir)
-    key = "bench-clip.mp4"
+    config_path = write_config(data_dir, RENDITIONS, fixed_crf)
+    config = load_config(environ={}, path=config_path)
+    names = [r.name for r in config.renditions]
+    uploader = open_services(config)
     try:
-        with running_pipeline(config, shared) as pipeline, observed(pipeline.services):
-            svc = pipeline.uploader
-            TIMELINE.reset()
-            meter, started_wall, started = CpuMeter(), time.time(), time.perf_counter()
-            info = svc.store.put_file(config.input_bucket, key, clip)
-            uploaded = time.perf_counter()
-            jobs = [JobId(key, info.etag, r.name) for r in config.renditions]
-            records = wait_for_jobs(svc, jobs, JOB_TIMEOUT_SECONDS, poll=0.1)
-            cpu, others = meter.read()
-            python_cpu, stolen = meter.python(), meter.stolen()
-            marks, worker_args = dict(TIMELINE.marks), dict(TIMELINE.args)
-        # finished_at is the worker's time.time() at jobs.finish: exact, whatever the polling interval.
-        finished = {r.id.rendition: r.finished_at - started_wall for r in records}
-        per_rendition = {}
-        for r in config.renditions:
-            tag = f"worker-{r.name}"
-            spawned, exited = marks.get(f"spawned:{tag}"), marks.get(f"exited:{tag}")
-
-            def span(first: str, last: str, tag: str = tag) -> float | None:
-                a, b = marks.get(f"{first}:{tag}"), marks.get(f"{last}:{tag}")
-                return b - a if a is not None and b is not None else None
-
-            per_rendition[r.name] = {
-                "upload_to_spawn": spawned - started if spawned else None,
-                "download": span("download-start", "download-end"),
-                "probe": span("probe-start", "probe-end"),
-                "ffmpeg": exited - spawned if spawned and exited else None,
-                "exit_to_done": finished[r.name] - (exited - started) if exited else None,
-                "done": finished[r.name],
-            }
-        last = max(per_rendition.values(), key=lambda d: d["done"])
-        return {
-            "seconds": max(finished.values()),
-            # the wall time around the last FFmpeg to finish: upload -> its spawn, plus its exit -> job done
-            "added_seconds": last["done"] - last["ffmpeg"] if last["ffmpeg"] is not None else None,
-            "cpu_seconds": cpu,
-            "other_processes_cpu_seconds": others,
-            "python_cpu_seconds": python_cpu,
-            "stolen_cpu_seconds": stolen,
-            "upload_seconds": uploaded - started,
-            "renditions": per_rendition,
-            "args": {r.name: normalised(worker_args.get(f"worker-{r.name}", [])) for r in config.renditions},
-        }
+        provision(uploader)
+        with running(Fleet(config_path, names, ffmpeg)) as fleet:
+            pids = fleet.pids()
+            waiter = JobsWait(config_path, config.data_dir / "jobs.sqlite3", clip.name)
+            waiter.wait_until_listening()
+            with CpuSampler(fleet.pids()) as sampler:
+                machine, own, started = machine_cpu_seconds(), own_cpu_seconds(), time.time()
+                info = uploader.store.put_file(config.input_bucket, clip.name, clip)
+                records = wait_done(uploader, [JobId(clip.name, info.etag, n) for n in names], JOB_TIMEOUT_SECONDS)
+                ended = max(r.timeline.done or 0.0 for r in records)
+                waiter.join()
+                machine_after, own_after = machine_cpu_seconds(), own_cpu_seconds()
+        summary = summarise_run(records, sampler, started, ended, waiter, machine, machine_after, own_after - own)
+        return {**summary, "worker_pids": pids}
     finally:
+        uploader.close()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def measure_ratio(seconds: float, repeats: int, work: Path, shared: bool) -> dict[str, Any]:
-    clip = work / "ratio-clip.mp4"
-    say(f"[ratio] generating a 1920x1080 clip of {seconds:g} s ...")
-    make_clip(clip, width=1920, height=1080, seconds=seconds)
-    config = bench_config(work / "bare-config")  # only for Config/renditions/limits/threads: nothing is stored
-    say(
-        f"[ratio] clip {clip.stat().st_size / 1e6:.1f} MB; renditions "
-        f"{', '.join(r.name for r in config.renditions)}; ffmpeg threads {config.ffmpeg_threads or 'auto'}; "
-        f"{os.cpu_count()} CPUs"
-    )
-    bare_times: list[float] = []
-    pipe_times: list[float] = []
-    bare_cpu: list[float] = []
-    pipe_cpu: list[float] = []
-    runs: list[dict[str, Any]] = []
-    argument_lists: dict[str, dict[str, list[str]]] = {}
-    for i in range(repeats):
-        order = ("bare", "pipeline") if i % 2 == 0 else ("pipeline", "bare")
-        for which in order:
-            if which == "bare":
-                result = bare_run(clip, config, work)
-                bare_times.append(result["seconds"])
-                bare_cpu.append(result["cpu_seconds"])
-                ff = ", ".join(f"{n} {s:.2f} s" for n, s in result["ffmpeg_seconds"].items())
-                say(
-                    f"[ratio] run {i + 1}: bare     {result['seconds']:7.2f} s, CPU {result['cpu_seconds']:6.1f} s  "
-                    f"(ffmpeg: {ff}; {_others(result)})"
-                )
-            else:
-                result = pipeline_run(clip, work, shared)
-                pipe_times.append(result["seconds"])
-                pipe_cpu.append(result["cpu_seconds"])
-                detail = "; ".join(
-                    f"{n}: spawn +{_ms(d['upload_to_spawn'])} (download {_ms(d['download'])}, probe "
-                    f"{_ms(d['probe'])}), ffmpeg {_s(d['ffmpeg'])}, "
-                    f"exit->done {_ms(d['exit_to_done'])}"
-                    for n, d in result["renditions"].items()
-                )
-                say(
-                    f"[ratio] run {i + 1}: pipeline {result['seconds']:7.2f} s, CPU {result['cpu_seconds']:6.1f} s  "
-                    f"(its Python {result['python_cpu_seconds']:.2f} CPU-s; put_file "
-                    f"{result['upload_seconds'] * 1000:.0f} ms; {detail}; {_others(result)})"
-                )
-            argument_lists[which] = result.pop("args")
-            runs.append({"run": i + 1, "kind": which, **result})
-    same_args = argument_lists["bare"] == argument_lists["pipeline"]
-    if not same_args:
-        say(f"[ratio] WARNING: the bare argument lists differ from the worker's: {argument_lists}")
-    bare, pipe = statistics.median(bare_times), statistics.median(pipe_times)
-    pipeline_runs = [r for r in runs if r["kind"] == "pipeline"]
-    added = [r["added_seconds"] for r in pipeline_runs if r["added_seconds"] is not None]
-    python_cpu = statistics.median(r["python_cpu_seconds"] for r in pipeline_runs)
-    others = [
-        r["other_processes_cpu_seconds"] + r["stolen_cpu_seconds"]
-        for r in runs
-        if r["other_processes_cpu_seconds"] is not None and r["stolen_cpu_seconds"] is not None
-    ]
-    if others and max(others) > 0.05 * min(bare_times):
-        say(
-            f"[ratio] note: other processes or the hypervisor took up to {max(others):.1f} CPU-s during a run: "
-            "wall times are disturbed; rerun on a quiet machine or with more --repeats"
-        )
+def summarise_run(
+    records: list[JobRecord],
+    sampler: CpuSampler,
+    started: float,
+    ended: float,
+    waiter: JobsWait,
+    machine: float | None,
+    machine_after: float | None,
+    bench_cpu: float,
+) -> dict[str, Any]:
+    renditions: dict[str, Any] = {}
+    workers_cpu = 0.0
+    for r in records:
+        t, name = r.timeline, r.id.rendition
+        during = sampler.used(name, t.ffmpeg_started, t.ffmpeg_finished)
+        job_cpu = sampler.used(name, t.received, t.done)
+        workers_cpu += (sampler.used(name, started, ended) or 0.0) + (sampler.used(name, started, ended, True) or 0.0)
+        renditions[name] = {
+            "timeline_seconds": {stage: at - started for stage, at in t.stamps().items()},
+            "ffmpeg_span_seconds": (t.ffmpeg_finished or 0.0) - (t.ffmpeg_started or 0.0),
+            "worker_cpu_during_ffmpeg_seconds": during,
+            "worker_cpu_job_seconds": job_cpu,
+            "ffmpeg_cpu_seconds": sampler.used(name, started, ended + 1.0, children=True),
+        }
+    last = max(records, key=lambda r: r.timeline.done or 0.0).timeline  # the job that ends the upload-to-done
+    added = None
+    if last.ffmpeg_started is not None and last.ffmpeg_finished is not None and last.done is not None:
+        added = (last.ffmpeg_started - started) + (last.done - last.ffmpeg_finished)
+    starts = [r.timeline.ffmpeg_started for r in records if r.timeline.ffmpeg_started is not None]
+    others = None if machine is None or machine_after is None else machine_after - machine - workers_cpu - bench_cpu
     return {
-        "clip_seconds": seconds,
-        "clip_bytes": clip.stat().st_size,
-        "repeats": repeats,
-        "bare_seconds": bare,
-        "pipeline_seconds": pipe,
-        "ratio": pipe / bare,
-        "per_run_ratios": [p / b for p, b in zip(pipe_times, bare_times, strict=True)],
-        "bare_cpu_seconds": statistics.median(bare_cpu),
-        "pipeline_cpu_seconds": statistics.median(pipe_cpu),
-        "cpu_ratio": statistics.median(pipe_cpu) / statistics.median(bare_cpu),
-        "added_seconds": statistics.median(added) if added else None,
-        "python_cpu_seconds": python_cpu,
-        # Upper bound from what the pipeline does around and beside FFmpeg, free of the run-to-run noise of
-        # FFmpeg itself: every second of Python CPU counted as a second taken from FFmpeg.
-        "structural_ratio": 1 + ((statistics.median(added) if added else 0.0) + python_cpu) / bare,
-        "bare_spread": (max(bare_times) - min(bare_times)) / min(bare_times),
-        "same_ffmpeg_arguments": same_args,
-        "max_other_and_stolen_cpu_seconds": max(others) if others else None,
-        "ffmpeg_arguments": argument_lists["bare"],
-        "target": RATIO_TARGET,
-        "runs": runs,
+        "seconds": ended - started,
+        "added_seconds": added,  # outside FFmpeg, on the last job's path: upload -> first FFmpeg, last FFmpeg -> done
+        "ffmpeg_start_skew_seconds": max(starts) - min(starts) if len(starts) > 1 else None,
+        "jobs_wait_printed_after_done_seconds": waiter.printed_at - ended if waiter.printed_at else None,
+        "jobs_wait_exited_after_done_seconds": waiter.exited_at - ended if waiter.exited_at else None,
+        "cpu_seconds": workers_cpu,
+        "other_processes_cpu_seconds": others,
+        "renditions": renditions,
     }
 
 
-def _others(result: dict[str, Any]) -> str:
-    others, stolen = result["other_processes_cpu_seconds"], result["stolen_cpu_seconds"]
-    if others is None or stolen is None:
-        return "other processes: ?"
-    return f"meanwhile other processes used {others:.1f} CPU-s, the hypervisor stole {stolen:.1f} CPU-s"
+def record_runs(clip: Path, work: Path, fixed_crf: bool) -> dict[str, list[FFmpegRun]]:
+    """The FFmpeg runs of one (untimed) pipeline run, per rendition, in the order each worker ran them."""
+    folder = work / "recorded"
+    stand_in = recording_ffmpeg(folder, ffmpeg_executable())
+    result = pipeline_run(clip, work, fixed_crf, ffmpeg=str(stand_in))
+    rendition_of = {pid: name for name, pid in result["worker_pids"].items()}
+    runs: dict[str, list[FFmpegRun]] = {name: [] for name in result["worker_pids"]}
+    for run in recorded_runs(folder):
+        runs[rendition_of[run.worker_pid]].append(run)
+    shutil.rmtree(folder, ignore_errors=True)
+    return runs
 
 
-def _ms(value: float | None) -> str:
-    return "?" if value is None else f"{value * 1000:.0f} ms"
+# --- by hand --------------------------------------------------------------------------------------------------
 
 
-def _s(value: float | None) -> str:
-    return "?" if value is None else f"{value:.2f} s"
+def by_hand_run(clip: Path, runs: dict[str, list[FFmpegRun]], work: Path) -> dict[str, Any]:
+    """Every rendition's recorded runs, in order, renditions side by side; each in a directory of its own that
+    holds the source as the job's did."""
+    ffmpeg = ffmpeg_executable()
+    folders = {}
+    for name in runs:
+        folders[name] = work / f"by-hand-{name}"
+        folders[name].mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(clip, folders[name] / "source")  # what the worker downloads: not FFmpeg's work
+    commands = {name: [replayable(run, ffmpeg, folders[name]) for run in runs[name]] for name in runs}
+
+    def one(name: str) -> tuple[str, float]:
+        begun = time.time()
+        for args in commands[name]:
+            process = start_ffmpeg(args, folders[name], stdout=subprocess.DEVNULL)
+            _, stderr = process.communicate()
+            if process.returncode != 0:
+                raise RuntimeError(f"{name}: FFmpeg failed ({process.returncode}): {stderr.decode()[-2000:]}")
+        return name, time.time() - begun
+
+    machine, own, started = machine_cpu_seconds(), own_cpu_seconds(), time.time()
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        seconds = dict(pool.map(one, runs))
+    total = time.time() - started
+    machine_after, cpu = machine_cpu_seconds(), own_cpu_seconds() - own
+    for folder in folders.values():
+        shutil.rmtree(folder, ignore_errors=True)
+    others = None if machine is None or machine_after is None else machine_after - machine - cpu
+    return {"seconds": total, "rendition_seconds": seconds, "cpu_seconds": cpu, "other_processes_cpu_seconds": others}
+
+
+# --- 1. the ratio -----------------------------------------------------------------------------------------------
+
+
+def measure_ratio(seconds: float, repeats: int, work: Path, fixed_crf: bool) -> dict[str, Any]:
+    clip = work / "ratio-clip.mp4"
+    say(f"[ratio] generating a 1920x1080 clip of {seconds:g} s ...")
+    make_clip(clip, width=1920, height=1080, seconds=seconds)
+    say(f"[ratio] recording the FFmpeg runs of one pipeline run (untimed warm-up; {os.cpu_count()} CPUs) ...")
+    runs = record_runs(clip, work, fixed_crf)
+    say("[ratio] " + "; ".join(f"{name}: {len(r)} FFmpeg run(s)" for name, r in runs.items()))
+    pairs: list[dict[str, Any]] = []
+    for i in range(repeats):
+        pair: dict[str, Any] = {}
+        for which in ("by_hand", "pipeline") if i % 2 == 0 else ("pipeline", "by_hand"):
+            pair[which] = by_hand_run(clip, runs, work) if which == "by_hand" else pipeline_run(clip, work, fixed_crf)
+            say(f"[ratio] pair {i + 1}: {which:8} {describe_run(pair[which])}")
+        pair["ratio"] = pair["pipeline"]["seconds"] / pair["by_hand"]["seconds"]
+        pairs.append(pair)
+    return summarise_ratio(seconds, clip, runs, pairs)
+
+
+def describe_run(run: dict[str, Any]) -> str:
+    others = run["other_processes_cpu_seconds"]
+    text = f"{run['seconds']:7.2f} s, CPU {run['cpu_seconds']:6.1f} s"
+    if "renditions" in run:
+        text += "; " + ", ".join(
+            f"{n}: FFmpeg {d['ffmpeg_span_seconds']:.2f} s, done +{d['timeline_seconds'].get('done', 0):.2f} s"
+            for n, d in run["renditions"].items()
+        )
+    else:
+        text += "; " + ", ".join(f"{n}: {s:.2f} s" for n, s in run["rendition_seconds"].items())
+    return text + ("" if others is None else f"; other processes {others:.1f} CPU-s")
+
+
+def summarise_ratio(
+    seconds: float, clip: Path, runs: dict[str, list[FFmpegRun]], pairs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    pipelines = [p["pipeline"] for p in pairs]
+    names = list(runs)
+    timeline = {
+        name: {
+            stage: median_or_none([r["renditions"][name]["timeline_seconds"].get(stage) for r in pipelines])
+            for stage in STAGES
+        }
+        for name in names
+    }
+
+    def median_of(name: str, field: str) -> float | None:
+        return median_or_none([r["renditions"][name][field] for r in pipelines])
+
+    ratios = [p["ratio"] for p in pairs]
+    by_hand = statistics.median(p["by_hand"]["seconds"] for p in pairs)
+    added = median_or_none([r["added_seconds"] for r in pipelines])
+    cpu = [sum(d["worker_cpu_during_ffmpeg_seconds"] or 0.0 for d in r["renditions"].values()) for r in pipelines]
+    return {
+        "clip_seconds": seconds,
+        "clip_bytes": clip.stat().st_size,
+        "ffmpeg_runs": {name: len(r) for name, r in runs.items()},
+        "ratios": ratios,
+        "ratio": statistics.median(ratios),
+        "pipeline_seconds": statistics.median(r["seconds"] for r in pipelines),
+        "by_hand_seconds": by_hand,
+        "added_seconds": added,
+        "worker_cpu_during_ffmpeg_total_seconds": statistics.median(cpu),
+        # What the pipeline itself spends, free of FFmpeg's run-to-run noise: the seconds outside FFmpeg on the
+        # last job's path, plus every CPU-second the workers used while FFmpeg ran counted as taken from it.
+        "structural_ratio": 1 + ((added or 0.0) + statistics.median(cpu)) / by_hand,
+        "by_hand_rendition_seconds": {
+            name: statistics.median(p["by_hand"]["rendition_seconds"][name] for p in pairs) for name in names
+        },
+        "timeline_seconds": timeline,  # median seconds after the put_file call, per rendition and stage
+        **{
+            field: {name: median_of(name, field) for name in names}
+            for field in ("ffmpeg_span_seconds", "worker_cpu_during_ffmpeg_seconds", "worker_cpu_job_seconds")
+        },
+        "ffmpeg_start_skew_seconds": [r["ffmpeg_start_skew_seconds"] for r in pipelines],
+        "jobs_wait_printed_after_done_seconds": [r["jobs_wait_printed_after_done_seconds"] for r in pipelines],
+        "jobs_wait_exited_after_done_seconds": [r["jobs_wait_exited_after_done_seconds"] for r in pipelines],
+        "target": RATIO_TARGET,
+        "pair_target": PAIR_TARGET,
+        "pairs": pairs,
+    }
 
 
 # --- 2. upload -> FFmpeg start latency ------------------------------------------------------------------------
 
-STAGES = (
-    # (mark, what happened by then)
-    ("publish-start", "object written (temp file, fsync, sidecar, rename)"),
-    ("publish-end", "event published to the topic (broker transaction)"),
-    ("received", "worker's receive returned the message"),
-    ("job-start", "worker begins the job (jobs.start)"),
-    ("download-start", "download starts (after job record, log line, 2 heads)"),
-    ("download-end", "download done (copy + MD5)"),
-    ("probe-start", "probe starts"),
-    ("probe-end", "probe done (PyAV open + first frame)"),
-    ("popen-call", "Popen called (after log line, build_command, heartbeat thread)"),
-    ("spawned", "Popen returned: FFmpeg exists"),
-    ("put_file-return", "uploader's put_file returned (ingest: enqueue + job log line)"),
-)
 
-
-def measure_latency(uploads: int, warmup: int, work: Path, shared: bool, renditions: int) -> dict[str, Any]:
+def measure_latency(uploads: int, warmup: int, work: Path, renditions: int, fixed_crf: bool) -> dict[str, Any]:
     clip = work / "tiny.mp4"
     make_clip(clip, width=160, height=90, seconds=0.2)
     data_dir = Path(tempfile.mkdtemp(prefix="latency-", dir=work))
-    config = bench_config(data_dir, renditions=renditions)
+    config_path = write_config(data_dir, RENDITIONS[:renditions], fixed_crf)
+    config = load_config(environ={}, path=config_path)
     names = [r.name for r in config.renditions]
     say(
         f"[latency] {warmup} warm-up + {uploads} sequential uploads of a 160x90 0.2 s clip "
-        f"({clip.stat().st_size} bytes), one worker for {', '.join(names)}"
-        f"{' (sharing one Services)' if shared else ''} ..."
+        f"({clip.stat().st_size} bytes), one worker process for each of {', '.join(names)} ..."
     )
     latencies: list[float] = []  # one per upload and rendition
-    stage_offsets: dict[str, list[float]] = {name: [] for name, _ in STAGES}
-    slowest: tuple[float, dict[str, float]] = (0.0, {})  # the slowest upload's stage offsets
+    stages: dict[str, list[float]] = {stage: [] for stage in STAGES}  # seconds after the put_file call
+    skews: list[float] = []
+    uploader = open_services(config)
     try:
-        with running_pipeline(config, shared) as pipeline, observed(pipeline.services):
-            svc = pipeline.uploader
-            meter = CpuMeter()
+        provision(uploader)
+        with running(Fleet(config_path, names)):
             for i in range(warmup + uploads):
                 key = f"latency/{i:04d}.mp4"
-                TIMELINE.reset()
-                spawned_event = TIMELINE.spawned
-                started = time.perf_counter()
-                info = svc.store.put_file(config.input_bucket, key, clip)
-                TIMELINE.mark("put_file-return")
-                if not spawned_event.wait(30):
-                    raise TimeoutError(f"FFmpeg did not start within 30 s for upload {i}")
-                # Let the jobs finish and the messages be acknowledged, so the next upload finds idle workers.
-                wait_for_jobs(svc, [JobId(key, info.etag, name) for name in names], 60, poll=0.005)
-                deadline = time.monotonic() + 10
-                while any(svc.broker.depth(r.queue).total for r in config.renditions) and time.monotonic() < deadline:
-                    time.sleep(0.002)
-                time.sleep(0.02)  # back in their long-polls
+                started = time.time()
+                info = uploader.store.put_file(config.input_bucket, key, clip)
+                records = wait_done(uploader, [JobId(key, info.etag, n) for n in names], 60)
+                wait_settled(uploader, names)  # acknowledged: the next upload finds idle workers
                 if i < warmup:
                     continue
-                marks = dict(TIMELINE.marks)
-                latencies.extend(marks[f"spawned:worker-{name}"] - started for name in names)
-                if len(names) == 1:  # with several workers the stage marks would interleave
-                    offsets = {}
-                    for name, _ in STAGES:
-                        mark = marks.get(f"{name}:worker-{names[0]}", marks.get(name))
-                        if mark is not None:
-                            stage_offsets[name].append(mark - started)
-                            offsets[name] = (mark - started) * 1000
-                    if latencies[-1] > slowest[0]:
-                        slowest = (latencies[-1], offsets)
-            others, stolen = meter.read()[1], meter.stolen()
+                starts = [r.timeline.ffmpeg_started for r in records if r.timeline.ffmpeg_started is not None]
+                latencies += [at - started for at in starts]
+                skews += [max(starts) - min(starts)] if len(starts) > 1 else []
+                for r in records:
+                    for stage, at in r.timeline.stamps().items():
+                        stages[stage].append(at - started)
     finally:
+        uploader.close()
         shutil.rmtree(data_dir, ignore_errors=True)
-    ms = [x * 1000 for x in latencies]
+    ms = sorted(x * 1000 for x in latencies)
     return {
         "n": len(ms),
         "warmup": warmup,
         "renditions": names,
-        "shared_services": shared,
         "median_ms": statistics.median(ms),
-        "p99_ms": percentile(ms, 0.99),
-        "min_ms": min(ms),
-        "max_ms": max(ms),
-        "over_200_ms": sum(x > 200 for x in ms),
-        "other_processes_cpu_seconds": others,
-        "stolen_cpu_seconds": stolen,
+        "p99_ms": ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))],
+        "min_ms": ms[0],
+        "max_ms": ms[-1],
+        "ffmpeg_start_skew_median_ms": statistics.median(skews) * 1000 if skews else None,
+        "stages_median_ms": {stage: statistics.median(v) * 1000 for stage, v in stages.items() if v},
         "target_median_ms": LATENCY_TARGET_MS,
-        "stages_median_ms": {
-            name: statistics.median(values) * 1000 for name, values in stage_offsets.items() if values
-        },
-        "stages_slowest_ms": slowest[1],
-        "samples_ms": ms,
     }
+
+
+def wait_settled(svc: Services, names: list[str], timeout_seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    queues = [svc.config.rendition(name).queue for name in names]
+    while any(svc.broker.depth(q).total for q in queues) and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 # --- main -----------------------------------------------------------------------------------------------------
@@ -591,85 +369,36 @@ def measure_latency(uploads: int, warmup: int, work: Path, shared: bool, renditi
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the 1080p clip (default 20)")
-    parser.add_argument("--repeats", type=int, default=2, help="bare/pipeline pairs, alternating (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="pipeline/by-hand pairs, alternating (default 3)")
     parser.add_argument("--uploads", type=int, default=50, help="tiny uploads for the latency (default 50)")
     parser.add_argument("--warmup", type=int, default=2, help="latency uploads not counted (default 2)")
-    parser.add_argument("--skip-ratio", action="store_true", help="skip the wall-time ratio")
+    parser.add_argument("--latency-renditions", type=int, default=1, choices=(1, 2), help="workers (default 1)")
+    parser.add_argument("--fixed-crf", action="store_true", help="renditions without a VMAF target (one encode)")
+    parser.add_argument("--skip-ratio", action="store_true", help="skip the upload-to-done ratio")
     parser.add_argument("--skip-latency", action="store_true", help="skip the upload->FFmpeg latency")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    parser.add_argument(
-        "--latency-renditions",
-        type=int,
-        default=1,
-        help="workers (first N renditions) in the latency part; every FFmpeg start is a sample (default 1)",
-    )
-    parser.add_argument(
-        "--shared-services",
-        action="store_true",
-        help="worker threads share the uploader's Services, as `videoconverter demo` does (default: one each, "
-        "as `videoconverter up` worker processes have)",
-    )
     args = parser.parse_args(argv)
-    if min(args.repeats, args.uploads, args.latency_renditions) < 1 or args.warmup < 0 or args.seconds <= 0:
-        parser.error("--repeats, --uploads and --latency-renditions must be >= 1, --warmup >= 0, --seconds > 0")
-    if args.seconds < 20 and not args.skip_ratio:
-        say(f"note: --seconds {args.seconds:g} is shorter than the 20 s the ratio target is defined for")
-
+    if min(args.repeats, args.uploads) < 1 or args.warmup < 0 or args.seconds <= 0:
+        parser.error("--repeats and --uploads must be >= 1, --warmup >= 0, --seconds > 0")
     results: dict[str, Any] = {"cpus": os.cpu_count(), "ffmpeg": ffmpeg_executable(), "load_avg": os.getloadavg()}
     if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
         say(f"note: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: wall times will be noisy")
     with tempfile.TemporaryDirectory(prefix="vc-bench-") as tmp:
         work = Path(tmp)
         if not args.skip_ratio:
-            results["ratio"] = measure_ratio(args.seconds, args.repeats, work, args.shared_services)
+            results["ratio"] = measure_ratio(args.seconds, args.repeats, work, args.fixed_crf)
         if not args.skip_latency:
             results["latency"] = measure_latency(
-                args.uploads, args.warmup, work, args.shared_services, args.latency_renditions
+                args.uploads, args.warmup, work, args.latency_renditions, args.fixed_crf
             )
-
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     print()
     if "ratio" in results:
-        r = results["ratio"]
-        verdict = "ok" if r["ratio"] <= RATIO_TARGET else f"ABOVE target {RATIO_TARGET}"
-        runs = ", ".join(f"{x:.3f}" for x in r["per_run_ratios"])
-        print(
-            f"ratio pipeline/bare: {r['ratio']:.3f} (pipeline {r['pipeline_seconds']:.2f} s, bare "
-            f"{r['bare_seconds']:.2f} s; median of {r['repeats']}, per-run {runs}; "
-            f"{r['clip_seconds']:g} s 1920x1080 clip -> 720p + 1080p) [{verdict}]"
-        )
-        print(
-            f"  CPU time pipeline/bare: {r['cpu_ratio']:.3f} (pipeline {r['pipeline_cpu_seconds']:.1f} s, bare "
-            f"{r['bare_cpu_seconds']:.1f} s: FFmpeg + this process); "
-            f"FFmpeg arguments identical to the worker's: {'yes' if r['same_ffmpeg_arguments'] else 'NO'}"
-        )
-        if r["added_seconds"] is not None:
-            print(
-                f"  around FFmpeg the pipeline adds {r['added_seconds']:.2f} s (upload -> spawn, exit -> job done) and "
-                f"uses {r['python_cpu_seconds']:.2f} CPU-s of Python: at most {r['structural_ratio']:.3f} x bare; "
-                f"identical bare runs differed by {100 * r['bare_spread']:.1f}% (run-to-run noise)"
-            )
+        print_ratio(results["ratio"])
     if "latency" in results:
-        lat = results["latency"]
-        verdict = "ok" if lat["median_ms"] <= LATENCY_TARGET_MS else f"ABOVE target {LATENCY_TARGET_MS:g} ms"
-        print(
-            f"upload->ffmpeg start latency: median {lat['median_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms "
-            f"(n={lat['n']}, min {lat['min_ms']:.1f}, max {lat['max_ms']:.1f}, over 200 ms: {lat['over_200_ms']}; "
-            f"{', '.join(lat['renditions'])}{', shared Services' if lat['shared_services'] else ''}) [{verdict}]"
-        )
-        if lat["other_processes_cpu_seconds"] is not None and lat["stolen_cpu_seconds"] is not None:
-            print(
-                f"  during the uploads other processes used {lat['other_processes_cpu_seconds']:.1f} CPU-s, the "
-                f"hypervisor stole {lat['stolen_cpu_seconds']:.1f} CPU-s"
-            )
-        if lat["stages_median_ms"]:
-            print("  where the time goes (ms after the put_file call: median upload, slowest upload):")
-            for name, text in STAGES:
-                if name in lat["stages_median_ms"]:
-                    slow = lat["stages_slowest_ms"].get(name)
-                    print(f"    {lat['stages_median_ms'][name]:8.1f} {'' if slow is None else f'{slow:8.1f}'}  {text}")
+        print_latency(results["latency"])
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from videoconverter.errors import ConfigError
 
 BUSY_TIMEOUT_SECONDS = 30.0
+SYNCHRONOUS = "FULL"
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -19,7 +20,7 @@ def connect(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed ack or publish survives power loss, not only a process crash.
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot open SQLite database {path}: {exc}") from exc
     conn.row_factory = sqlite3.Row

@@ -9,7 +9,9 @@ the last conversion's frames over FFmpeg's time.
 
 They are exposed as prometheus_client documents, without a Pushgateway: ``videoconverter worker --metrics-port
 PORT`` serves them over HTTP; ``videoconverter up`` gives its worker processes a multi-process directory
-(``PROMETHEUS_MULTIPROC_DIR``, wiped at start) whose metrics the dashboard's ``/metrics`` adds to its own.
+(``PROMETHEUS_MULTIPROC_DIR``, wiped at start) whose metrics the dashboard's ``/metrics`` adds to its own. A
+process that has neither counts nothing and never imports prometheus_client (with its HTTP server, e-mail and TLS
+modules): nothing could read what it counted.
 """
 
 from __future__ import annotations
@@ -35,15 +37,16 @@ def available() -> bool:
     return importlib.util.find_spec("prometheus_client") is not None
 
 
-def _instruments() -> dict[str, Any] | None:
-    """The metrics, made on first use in the default registry (None without prometheus_client)."""
+def _instruments(served: bool = False) -> dict[str, Any] | None:
+    """The metrics, made on first use in the default registry; None without prometheus_client, or while nothing
+    reads them: no multi-process directory to share them through, and not ``served`` on a port."""
     with _metrics_lock:
-        return _made_instruments()
+        return _made_instruments(served)
 
 
-def _made_instruments() -> dict[str, Any] | None:
+def _made_instruments(served: bool) -> dict[str, Any] | None:
     global _metrics
-    if _metrics is None and available():
+    if _metrics is None and (served or os.environ.get(MULTIPROCESS_DIR_VARIABLE)) and available():
         from prometheus_client import Counter, Gauge
 
         by_rendition = ["rendition"]
@@ -99,7 +102,7 @@ def serve(port: int, host: str = "127.0.0.1") -> Any:
         raise ConfigError("--metrics-port needs prometheus_client: pip install 'videoconverter[metrics]'")
     from prometheus_client import start_http_server
 
-    _instruments()
+    _instruments(served=True)
     try:
         server, _thread = start_http_server(port, addr=host)
     except OSError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -49,9 +48,13 @@ from videoconverter.errors import (
 from videoconverter.events import ObjectCreated, parse_event
 from videoconverter.jobs.base import JobId
 from videoconverter.jobs.log import JobLog
+from videoconverter.jobs.timeline import Timeline, TimelineRecorder, parse_iso_time
 from videoconverter.pipeline import Services
 from videoconverter.publish import output_size, previous_version, publish, remove_version
+from videoconverter.recovery.journal import broker_fingerprint
+from videoconverter.recovery.workspace import Workspace
 from videoconverter.renditions import Rendition
+from videoconverter.storage.base import ObjectInfo
 from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.probe import MediaInfo, probe
 from videoconverter.transcode.produce import marker_name, output_key, output_version, produce
@@ -67,6 +70,7 @@ class Outcome:
     output_url: str
     note: str
     quality: str = ""  # a VMAF target's search, as JSON text for the job store
+    output_size: int | None = None  # bytes of the marker written (None: nothing written now; read from the store)
     pending: bool = False  # split into pieces (chunking/): the join finishes the job
 
 
@@ -85,6 +89,10 @@ class Worker:
         self.stop = stop or threading.Event()  # set: hand the current job back and stop
         self.drain = drain or threading.Event()  # set: stop after the current job (scaling in)
         self.ffmpeg = ffmpeg or ffmpeg_executable()
+        # This process's state folder: the jobs' temp dirs, and the journal of leases held, which `up`'s
+        # supervisor hands back at once if this process dies (videoconverter.recovery).
+        self.workspace = Workspace()
+        self.leases = self.workspace.journal(broker_fingerprint(self.config.broker_url))
         self.chunks = ChunkHandler(Steps(services, rendition, self.ffmpeg, self.stop, Heartbeat, self._publish))
 
     # --- the loop -----------------------------------------------------------------------------------------
@@ -93,7 +101,10 @@ class Worker:
         """Handle messages until stopped (or ``max_messages`` handled, or the queue is empty when
         ``exit_when_idle``); return how many were handled."""
         log.info("worker for %s listening on %s", self.rendition.name, self.rendition.queue)
-        handled = self.consumer().run(max_messages, exit_when_idle)
+        try:
+            handled = self.consumer().run(max_messages, exit_when_idle)
+        finally:
+            self.workspace.remove_if_empty()  # a worker that stops cleanly leaves no state folder
         log.info("worker for %s stopped after %d messages", self.rendition.name, handled)
         return handled
 
@@ -112,9 +123,14 @@ class Worker:
     def handle(self, delivery: Delivery) -> Settlement:
         """Handle one message and settle it; return what was done. Never raises for a problem with the message
         or the job."""
-        return settle(self.svc.broker, delivery, self._decide(delivery))
+        self.leases.hold(delivery, self.config.visibility_timeout_seconds)
+        try:
+            settlement = self._decide(delivery, time.time())
+        finally:
+            self.leases.drop(delivery)  # before settling: a journal must never name a settled lease
+        return settle(self.svc.broker, delivery, settlement)
 
-    def _decide(self, delivery: Delivery) -> Settlement:
+    def _decide(self, delivery: Delivery, received_at: float) -> Settlement:
         try:
             chunk = chunk_message(delivery.body)  # a piece of a split job (chunking/), or None
             if chunk is not None:
@@ -129,14 +145,16 @@ class Worker:
             )
             return dead_lettered(f"malformed message: {exc}")
         for record in records:
-            settlement = self._handle_record(record, delivery)
+            uploaded, published = parse_iso_time(record.event_time), delivery.sent_at or None
+            known = Timeline(uploaded=uploaded, published=published, received=received_at)
+            settlement = self._handle_record(record, delivery, TimelineRecorder(known))
             if settlement is not None:
                 return settlement
         return ACKED
 
     # --- one upload -----------------------------------------------------------------------------------------
 
-    def _handle_record(self, record: ObjectCreated, delivery: Delivery) -> Settlement | None:
+    def _handle_record(self, record: ObjectCreated, delivery: Delivery, stamps: TimelineRecorder) -> Settlement | None:
         """Convert one upload of the message; None when done (the next record follows), else how to settle the
         message now."""
         if not self.config.is_input(record.bucket, record.key):
@@ -147,6 +165,14 @@ class Worker:
                 extra={"key": record.key, "rendition": self.rendition.name},
             )
             return None
+        # Removed once the job is recorded (and before the message is settled): deleting a large source and its
+        # output takes tens of milliseconds, which need not come before "done".
+        with self.workspace.job_dir() as workdir:  # mode 0700: private
+            return self._attempt(record, delivery, stamps, workdir)
+
+    def _attempt(
+        self, record: ObjectCreated, delivery: Delivery, stamps: TimelineRecorder, workdir: Path
+    ) -> Settlement | None:
         job = JobId(record.key, record.etag, self.rendition.name)
         job_log = JobLog(
             self.svc.jobs, record.key, self.rendition.name, source_etag=record.etag, attempt=delivery.attempt
@@ -155,46 +181,53 @@ class Worker:
         jobs.start(job, delivery.attempt)
         job_log.info(f"attempt {delivery.attempt} started on {self.rendition.queue}")
         try:
-            outcome = self._convert(record, delivery, job_log)
+            outcome = self._convert(record, delivery, job_log, stamps, workdir)
         except PermanentError as exc:
             stderr = getattr(exc, "stderr_tail", "")
-            jobs.fail(job, exc.message, stderr)
+            jobs.fail(job, exc.message, stderr, stamps.timeline())
             job_log.error(f"permanent failure, dead-lettered: {exc.message}")
             return dead_lettered(exc.message)
         except ShutdownRequested:
-            jobs.retry(job, "worker stopped during the job; it was handed back to the queue")
+            jobs.retry(job, "worker stopped during the job; it was handed back to the queue", "", stamps.timeline())
             job_log.warning("worker stopping: job handed back to the queue")
             return released(0.0)
         except LeaseLost:
             job_log.warning("lease lost (the message went to another worker): abandoned without writing")
             return ABANDONED
         except Exception as exc:
-            return self._transient_failure(job, job_log, delivery, exc)
+            return self._transient_failure(job, job_log, delivery, exc, stamps.timeline())
         if outcome.pending:
             return None
-        size = output_size(self.svc.store, outcome.output_url)
-        jobs.finish(job, outcome.output_url, outcome.note, size, quality=outcome.quality)
+        size = outcome.output_size
+        if size is None:  # nothing written now (done before, superseded): the size of what exists, if any
+            size = output_size(self.svc.store, outcome.output_url)
+        done = jobs.finish(job, outcome.output_url, outcome.note, size, outcome.quality, stamps.timeline())
         job_log.info(
             f"done: {outcome.output_url or 'nothing written'}" + (f" ({outcome.note})" if outcome.note else "")
         )
+        job_log.info(done.timeline.summary())
         return None
 
-    def _transient_failure(self, job: JobId, job_log: JobLog, delivery: Delivery, exc: Exception) -> Settlement:
+    def _transient_failure(
+        self, job: JobId, job_log: JobLog, delivery: Delivery, exc: Exception, timeline: Timeline
+    ) -> Settlement:
         message = exc.message if isinstance(exc, TranscodeError) else f"{type(exc).__name__}: {exc}"
         stderr = exc.stderr_tail if isinstance(exc, TranscodeError) else ""
         if not isinstance(exc, TranscodeError):
             log.exception("unexpected error", extra={"key": job.key, "rendition": job.rendition})
         if delivery.attempt >= self.config.max_receive_count:
             reason = f"gave up after {delivery.attempt} attempts: {message}"
-            self.svc.jobs.fail(job, reason, stderr)
+            self.svc.jobs.fail(job, reason, stderr, timeline)
             job_log.error(f"dead-lettered: {reason}")
             return dead_lettered(reason)
         delay = self.config.retry_delay_seconds(delivery.attempt)
-        self.svc.jobs.retry(job, message, stderr)
+        self.svc.jobs.retry(job, message, stderr, timeline)
         job_log.warning(f"attempt {delivery.attempt} failed, retrying in {delay:.0f} s: {message}")
         return released(delay)
 
-    def _convert(self, record: ObjectCreated, delivery: Delivery, job_log: JobLog) -> Outcome:
+    def _convert(
+        self, record: ObjectCreated, delivery: Delivery, job_log: JobLog, stamps: TimelineRecorder, workdir: Path
+    ) -> Outcome:
         store, config, rendition = self.svc.store, self.config, self.rendition
         try:
             validate_key(record.key)
@@ -213,46 +246,49 @@ class Worker:
             return self._superseded(job_log, source.etag)
         if source.size > config.limits.max_input_bytes:
             raise LimitExceededError(f"the upload is {source.size} bytes; the limit is {config.limits.max_input_bytes}")
-        with tempfile.TemporaryDirectory(prefix="videoconverter-") as tmp:  # mode 0700: private
-            workdir = Path(tmp)
-            source_path = workdir / "source"
-            fetched = store.get_file(config.input_bucket, record.key, source_path)
-            telemetry.bytes_in(rendition.name, fetched.size)
-            if fetched.etag != record.etag:
-                return self._superseded(job_log, fetched.etag)
-            info = probe(source_path, config.limits)
-            job_log.info(
-                f"probed: {info.width}x{info.height} {info.video_codec}, rotation "
-                f"{info.rotation_degrees}, {info.duration_seconds or 0:.1f} s, "
-                f"{'with' if info.has_audio else 'no'} audio"
-                + (f", HDR ({info.color_transfer}, tone-mapped)" if info.is_hdr and rendition.hdr != "keep" else "")
-                + (f", variable frame rate (avg {info.frame_rate:.2f} fps)" if info.variable_frame_rate else "")
-            )
-            chunking = config.chunking
-            if applies(chunking.enabled, chunking.min_source_seconds, rendition.kind, info.duration_seconds):
-                steps = self.chunks.steps
-                return Outcome(
-                    "", split_job(steps, record, info, source_path, workdir, delivery, job_log), pending=True
-                )
-            produced = self._produce(info, source_path, workdir, delivery, record)
-            job_log.info(
-                f"FFmpeg finished in {produced.elapsed_seconds:.1f} s ({len(produced.files)} file(s) to write)"
-            )
-            if produced.quality is not None:
-                job_log.info(produced.quality.log_line())
-            self._check_lease(delivery)  # a worker that lost its lease must not write
-            with Heartbeat(self.svc, delivery, config.visibility_timeout_seconds):  # a ladder is many files
-                self._publish(record, produced, job_log, workdir)
+        source_path = workdir / "source"
+        fetched = store.get_file(config.input_bucket, record.key, source_path)
+        stamps.stamp("downloaded")
+        telemetry.bytes_in(rendition.name, fetched.size)
+        if fetched.etag != record.etag:
+            return self._superseded(job_log, fetched.etag)
+        info = probe(source_path, config.limits)
+        stamps.stamp("probed")
+        job_log.info(
+            f"probed: {info.width}x{info.height} {info.video_codec}, rotation "
+            f"{info.rotation_degrees}, {info.duration_seconds or 0:.1f} s, "
+            f"{'with' if info.has_audio else 'no'} audio"
+            + (f", HDR ({info.color_transfer}, tone-mapped)" if info.is_hdr and rendition.hdr != "keep" else "")
+            + (f", variable frame rate (avg {info.frame_rate:.2f} fps)" if info.variable_frame_rate else "")
+        )
+        chunking = config.chunking
+        if applies(chunking.enabled, chunking.min_source_seconds, rendition.kind, info.duration_seconds):
+            steps = self.chunks.steps
+            return Outcome("", split_job(steps, record, info, source_path, workdir, delivery, job_log), pending=True)
+        produced = self._produce(info, source_path, workdir, delivery, record, stamps)
+        job_log.info(f"FFmpeg finished in {produced.elapsed_seconds:.1f} s ({len(produced.files)} file(s) to write)")
+        if produced.quality is not None:
+            job_log.info(produced.quality.log_line())
+        self._check_lease(delivery)  # a worker that lost its lease must not write
+        with Heartbeat(self.svc, delivery, config.visibility_timeout_seconds):  # a ladder is many files
+            written = self._publish(record, produced, job_log, workdir)
+        stamps.stamp("written")
         quality = json.dumps(produced.quality.as_dict()) if produced.quality is not None else ""
-        return Outcome(store.url(rendition.output_bucket, marker_key), produced.note, quality)
+        return Outcome(store.url(rendition.output_bucket, marker_key), produced.note, quality, written.size)
 
     def _produce(
-        self, info: MediaInfo, source_path: Path, workdir: Path, delivery: Delivery, record: ObjectCreated
+        self,
+        info: MediaInfo,
+        source_path: Path,
+        workdir: Path,
+        delivery: Delivery,
+        record: ObjectCreated,
+        stamps: TimelineRecorder,
     ) -> Produced:
         started = time.monotonic()
         with Heartbeat(self.svc, delivery, self.config.visibility_timeout_seconds) as heartbeat:
             try:
-                run = self._runner(workdir, record, heartbeat)
+                run = self._runner(workdir, record, heartbeat, stamps)
                 config = self.config
                 job = Conversion(
                     self.ffmpeg, source_path, info, workdir, config.limits, run, output_version(record.etag),
@@ -265,7 +301,7 @@ class Worker:
                 raise
         return dataclasses.replace(produced, elapsed_seconds=time.monotonic() - started)
 
-    def _publish(self, record: ObjectCreated, produced: Produced, job_log: JobLog, workdir: Path) -> None:
+    def _publish(self, record: ObjectCreated, produced: Produced, job_log: JobLog, workdir: Path) -> ObjectInfo:
         """Write every file, the marker last with the source's identity; then remove the files of the version
         the previous marker named (multi-file outputs only), and nothing else under the key."""
         store, bucket = self.svc.store, self.rendition.output_bucket
@@ -285,6 +321,7 @@ class Worker:
             removed = remove_version(store, bucket, record.key, old_version, workdir, self.config.matches_input)
             if removed:
                 job_log.info(f"removed {removed} files of an earlier version of this upload")
+        return written
 
     def _already_handled(
         self, record: ObjectCreated, output_metadata: Mapping[str, str] | None, marker_key: str
@@ -305,7 +342,7 @@ class Worker:
         job_log.info(note)
         return Outcome("", note)
 
-    def _runner(self, workdir: Path, record: ObjectCreated, heartbeat: Heartbeat) -> Runner:
+    def _runner(self, workdir: Path, record: ObjectCreated, heartbeat: Heartbeat, stamps: TimelineRecorder) -> Runner:
         job = JobId(record.key, record.etag, self.rendition.name)
         last_report = 0.0
         lock = threading.Lock()  # a ladder's rungs may run side by side
@@ -319,14 +356,18 @@ class Worker:
             self.svc.jobs.progress(job, percent)
 
         def run(args: list[str], duration_seconds: float | None) -> RunResult:
-            result = run_ffmpeg(
-                args,
-                workdir=workdir,
-                timeout_seconds=self.config.limits.transcode_timeout_seconds,
-                duration_seconds=duration_seconds,
-                on_progress=on_progress,
-                should_stop=lambda: self.stop.is_set() or heartbeat.lost.is_set(),
-            )
+            stamps.first("ffmpeg_started")  # the job's first run (a VMAF search or a ladder runs several)
+            try:
+                result = run_ffmpeg(
+                    args,
+                    workdir=workdir,
+                    timeout_seconds=self.config.limits.transcode_timeout_seconds,
+                    duration_seconds=duration_seconds,
+                    on_progress=on_progress,
+                    should_stop=lambda: self.stop.is_set() or heartbeat.lost.is_set(),
+                )
+            finally:
+                stamps.stamp("ffmpeg_finished")  # the latest run to end so far
             telemetry.ffmpeg_ran(self.rendition.name, result.elapsed_seconds, result.frames)
             return result
 

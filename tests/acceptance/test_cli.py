@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_until
+from videoconverter.jobs.timeline import STAGES
+from videoconverter.jobs.timeline import parse_iso_time as seconds_since_epoch
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -50,12 +52,18 @@ def test_the_readme_workflow(env: dict[str, str], small_clip: Path, tmp_path: Pa
         jobs = json.loads(waited.stdout)["jobs"]
         assert {(j["rendition"], j["state"]) for j in jobs} == {("small", "done"), ("smaller", "done")}
         assert all(j["source_etag"] == copied["etag"] and j["attempts"] == 1 for j in jobs)
+        for job in jobs:  # every stage, in order, from the upload (0 s) to done, as finished_at says
+            seconds = job["timeline_seconds"]
+            assert list(job["timeline"]) == list(seconds) == list(STAGES), job["timeline"]
+            assert seconds["uploaded"] == 0 and list(seconds.values()) == sorted(seconds.values())
+            assert abs(seconds["done"] - (job["finished_at"] - seconds_since_epoch(job["timeline"]["uploaded"]))) < 2e-3
         listed = json.loads(run(env, "ls", "s3://videoconverter-output-small", "--json").stdout)
         assert [o["key"] for o in listed] == ["small.mp4"]
         run(env, "cp", "s3://videoconverter-output-small/small.mp4", str(tmp_path / "local.mp4"))
         assert (tmp_path / "local.mp4").stat().st_size == listed[0]["size"]
         logs = run(env, "logs", "small.mp4").stdout
         assert "queued for small" in logs and "done: s3://videoconverter-output-small/small.mp4" in logs
+        assert "timeline: publish " in logs and ", FFmpeg " in logs and "(upload to done " in logs
         table = run(env, "jobs").stdout
         assert "small.mp4" in table and "done" in table
     finally:
@@ -63,6 +71,8 @@ def test_the_readme_workflow(env: dict[str, str], small_clip: Path, tmp_path: Pa
         _, stderr = up.communicate(timeout=60)
     assert up.returncode == 0, stderr
     assert "Traceback" not in stderr
+    cores = len(os.sched_getaffinity(0))  # the default pool: one worker per core, each serving every rendition
+    assert f"pool: {cores} worker process(es) on {cores} cores, each serving small, smaller" in stderr
 
 
 def test_failed_jobs_show_in_the_dlq_and_jobs_wait_exits_3(env: dict[str, str], tmp_path: Path) -> None:
@@ -166,6 +176,13 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
         ({}, ["up", "--port", "70000"], "--port: expected a whole number from 1 to 65535, got 70000"),
         ({}, ["web", "--port", "٨٠"], "--port: expected a whole number"),
         ({}, ["jobs", "--wait", "nan"], "--wait: expected a number at least 0"),
+        ({}, ["up", "--pool", "0"], "--pool: expected at least 1 worker process, got 0"),
+        ({}, ["up", "--pool", "2", "--workers", "1"], "--pool runs workers for every rendition"),
+        ({}, ["up", "--max", "2"], "--min and --max go with --workers auto"),
+        ({}, ["worker"], "name the rendition to serve"),
+        ({}, ["worker", "--all", "small"], "name renditions or give --all, not both"),
+        ({}, ["worker", "small", "smaller", "--max", "2"], "--max scales the workers of one rendition"),
+        ({}, ["worker", "small", "4k"], "unknown rendition '4k'"),
     ],
 )
 def test_bad_settings_are_one_line_naming_the_setting(
@@ -260,6 +277,11 @@ def _children(pid: int) -> set[int]:
         return set()
 
 
+def _command_line(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode()
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -270,11 +292,11 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_up_restarts_a_dead_worker_and_its_workers_stop_with_it(env: dict[str, str]) -> None:
-    up = subprocess.Popen(
-        [sys.executable, "-m", "videoconverter", "up", "--no-reconcile"], env=env, stderr=subprocess.DEVNULL
-    )
+    command = [sys.executable, "-m", "videoconverter", "up", "--no-reconcile", "--pool", "2"]
+    up = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: len(_children(up.pid)) == 2, 30, message="two worker processes")
+        assert all("worker --all" in _command_line(p) for p in _children(up.pid))  # each serves every rendition
         victim = min(_children(up.pid))
         os.kill(victim, signal.SIGKILL)
         wait_until(

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.contract.conftest import MAX_RECEIVE_COUNT, ContractNames
-from videoconverter.brokers.base import Broker, Topology
+from videoconverter.brokers.base import Broker, Delivery, Topology
 from videoconverter.errors import ConfigError, QueueNotFoundError, StaleReceiptError
 
 
@@ -157,6 +157,21 @@ class BrokerContract:
         broker.release(again)
         assert receive_one(broker, names.a, wait_seconds=1).attempt == 3
 
+    def test_the_lease_of_a_client_that_died_comes_back_at_once(
+        self, broker_factory: Callable[[], Broker], broker: Broker, names: ContractNames
+    ) -> None:
+        broker.send(names.a, "job")
+        holder = broker_factory()  # a worker process that dies holding the message
+        held = receive_one(holder, names.a, visibility_timeout_seconds=600)
+        if broker.capabilities.leases_outlive_holder:
+            # It dies without a word; another client hands the lease back from what a lease journal keeps.
+            journalled = Delivery(held.queue, held.message_id, "", held.receipt, held.attempt, held.sent_at)
+            broker.release(journalled, 0)
+        else:
+            holder.close()  # the backend ends a closed client's leases itself
+        again = receive_one(broker, names.a, wait_seconds=5)
+        assert (again.message_id, again.attempt) == (held.message_id, 2)
+
     def test_dead_letter_keeps_the_reason_and_redrive_brings_it_back(
         self, broker: Broker, names: ContractNames
     ) -> None:
@@ -262,6 +277,110 @@ class BrokerContract:
         for t in threads:
             t.join(timeout=60)
         assert sorted(seen) == sorted(f"m{i}" for i in range(count))
+
+    # --- receive_any: several queues ------------------------------------------------------------------------
+
+    def test_receive_any_takes_from_whichever_queue_has_a_message(self, broker: Broker, names: ContractNames) -> None:
+        broker.send(names.b, "for b")
+        (got,) = broker.receive_any([names.a, names.b], wait_seconds=2)
+        assert (got.queue, got.body, got.attempt) == (names.b, "for b", 1)
+        broker.ack(got)
+        broker.send(names.a, "for a")
+        (got,) = broker.receive_any([names.a, names.b], wait_seconds=2)
+        assert (got.queue, got.body) == (names.a, "for a")
+        broker.ack(got)
+        assert broker.receive_any([names.a, names.b], wait_seconds=0) == []
+        assert broker.depth(names.a).total == broker.depth(names.b).total == 0
+
+    def test_receive_any_of_several_messages_says_where_each_came_from(
+        self, broker: Broker, names: ContractNames
+    ) -> None:
+        for body in ("a0", "b0", "a1", "b1"):
+            broker.send(names.a if body.startswith("a") else names.b, body)
+        received: list[str] = []
+        while got := broker.receive_any([names.a, names.b], max_messages=3, wait_seconds=1):
+            assert 1 <= len(got) <= 3
+            for delivery in got:
+                assert delivery.queue == (names.a if delivery.body.startswith("a") else names.b)
+                broker.ack(delivery)
+                received.append(delivery.body)
+        assert sorted(received) == ["a0", "a1", "b0", "b1"]
+
+    def test_receive_any_serves_both_full_queues_in_turn(self, broker: Broker, names: ContractNames) -> None:
+        for i in range(6):
+            broker.publish(names.topic, f"m{i}")  # one copy in each queue, as every upload is
+        served = []
+        for _ in range(6):
+            (delivery,) = broker.receive_any([names.a, names.b], wait_seconds=2)
+            broker.ack(delivery)
+            served.append(delivery.queue)
+        assert served.count(names.a) >= 2 and served.count(names.b) >= 2, served
+        assert all(len(set(served[i : i + 3])) == 2 for i in range(len(served) - 2)), f"a queue ran 3 times: {served}"
+
+    def test_receive_any_starves_no_queue_behind_older_messages(self, broker: Broker, names: ContractNames) -> None:
+        for i in range(3):
+            broker.send(names.a, f"older {i}")
+        broker.send(names.b, "newer")
+        served = []
+        for _ in range(4):  # oldest first serves it 4th; rotation sooner: either way within 4
+            (delivery,) = broker.receive_any([names.a, names.b], wait_seconds=2)
+            broker.ack(delivery)
+            served.append(delivery.body)
+        assert "newer" in served and sorted(served) == ["newer", "older 0", "older 1", "older 2"]
+
+    def test_receive_any_returns_empty_list_when_the_wait_ends(self, broker: Broker, names: ContractNames) -> None:
+        started = time.monotonic()
+        assert broker.receive_any([names.a, names.b], wait_seconds=0.5) == []
+        waited = time.monotonic() - started
+        assert 0.45 <= waited < 3.0
+
+    def test_receive_any_wakes_up_when_a_message_arrives_in_the_second_queue(
+        self, broker_factory: Callable[[], Broker], broker: Broker, names: ContractNames
+    ) -> None:
+        other = broker_factory()
+        timer = threading.Timer(0.3, lambda: other.send(names.b, "late"))
+        timer.start()
+        started = time.monotonic()
+        got = broker.receive_any([names.a, names.b], wait_seconds=10)
+        elapsed = time.monotonic() - started
+        timer.join()
+        assert [(d.queue, d.body, d.attempt) for d in got] == [(names.b, "late", 1)]
+        assert elapsed < 5.0, f"receive_any took {elapsed:.2f} s to notice a message sent after 0.3 s"
+
+    def test_receive_any_leases_as_receive_does(self, broker: Broker, names: ContractNames) -> None:
+        broker.send(names.b, "job")
+        (first,) = broker.receive_any([names.a, names.b], wait_seconds=2, visibility_timeout_seconds=1)
+        assert broker.receive_any([names.a, names.b], wait_seconds=0) == []
+        assert broker.receive(names.b, wait_seconds=0) == []
+        (again,) = broker.receive_any([names.a, names.b], wait_seconds=5, visibility_timeout_seconds=30)
+        assert (again.queue, again.message_id, again.attempt) == (names.b, first.message_id, 2)
+        assert again.receipt != first.receipt
+        with pytest.raises(StaleReceiptError):
+            broker.ack(first)
+        broker.extend(again, 30)
+        broker.ack(again)
+        assert broker.depth(names.b).total == 0
+
+    def test_receive_any_dead_letters_at_the_receive_limit(self, broker: Broker, names: ContractNames) -> None:
+        broker.send(names.b, "crashes every worker")
+        for attempt in range(1, MAX_RECEIVE_COUNT + 1):
+            (delivery,) = broker.receive_any([names.a, names.b], wait_seconds=5, visibility_timeout_seconds=1)
+            assert (delivery.queue, delivery.attempt) == (names.b, attempt)
+            broker.release(delivery)
+        assert broker.receive_any([names.a, names.b], wait_seconds=0.5) == []
+        letters = broker.dead_letters(names.b)
+        assert [(d.body, d.source_queue) for d in letters] == [("crashes every worker", names.b)]
+        assert broker.dead_letters(names.a) == []
+
+    def test_receive_any_from_an_unknown_queue_is_an_error(self, broker: Broker, names: ContractNames) -> None:
+        broker.send(names.a, "still there")
+        with pytest.raises(QueueNotFoundError):
+            broker.receive_any([names.a, "no_such_queue"], wait_seconds=0)
+        with pytest.raises(ValueError):
+            broker.receive_any([], wait_seconds=0)
+        (delivery,) = broker.receive_any([names.a, names.a], wait_seconds=2)  # nothing broken; a name twice is once
+        assert delivery.body == "still there"
+        broker.ack(delivery)
 
 
 class TestSQLiteBroker(BrokerContract):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import threading
@@ -21,6 +22,7 @@ from videoconverter.jobs.base import (
     JobState,
     JobStore,
 )
+from videoconverter.jobs.timeline import STAGES, Timeline, iso_time
 
 JOB = JobId("holiday.mp4", "etag1", "720p")
 
@@ -148,9 +150,12 @@ def test_as_json_has_the_documented_fields(job_store: JobStore) -> None:
         "started_at",
         "finished_at",
         "quality",  # quality per title: the VMAF search, or null
+        "timeline",  # the latest attempt's stage times (ISO-8601), or null
+        "timeline_seconds",  # the same as seconds after the upload, or null
         "pieces",  # chunking: {"done": N, "planned": M}, or null for a job converted whole
     }
     assert (shown["state"], shown["error"], shown["output"], shown["quality"]) == ("failed", "not a video", None, None)
+    assert (shown["timeline"], shown["timeline_seconds"]) == (None, None)
 
 
 def test_finish_keeps_a_vmaf_searchs_choices_as_json(job_store: JobStore) -> None:
@@ -161,6 +166,60 @@ def test_finish_keeps_a_vmaf_searchs_choices_as_json(job_store: JobStore) -> Non
     stored = job_store.get(JOB)
     assert stored is not None and stored.as_json()["quality"] == json.loads(quality)
     assert job_store.finish(JOB, "s3://out/holiday.mp4").as_json()["quality"] is None  # a fixed CRF: none
+
+
+UPLOADED = 1_764_650_000.125  # 2025-12-02T04:33:20.125Z
+TIMELINE = Timeline(
+    uploaded=UPLOADED,
+    published=UPLOADED + 0.004,
+    received=UPLOADED + 0.021,
+    downloaded=UPLOADED + 0.05,
+    probed=UPLOADED + 0.08,
+    ffmpeg_started=UPLOADED + 0.082,
+    ffmpeg_finished=UPLOADED + 12.4,
+    written=UPLOADED + 12.6,
+)
+
+
+def test_finish_keeps_the_timeline_with_done_stamped_as_finished(job_store: JobStore) -> None:
+    job_store.start(JOB, attempt=1)
+    done = job_store.finish(JOB, "s3://out/holiday.mp4", timeline=TIMELINE)
+    stored = job_store.get(JOB)
+    assert stored is not None and stored.timeline == done.timeline
+    assert done.timeline == dataclasses.replace(TIMELINE, done=done.finished_at)
+    shown = stored.as_json()
+    assert shown["timeline"] == {
+        "uploaded": "2025-12-02T04:33:20.125Z",
+        "published": "2025-12-02T04:33:20.129Z",
+        "received": "2025-12-02T04:33:20.146Z",
+        "downloaded": "2025-12-02T04:33:20.175Z",
+        "probed": "2025-12-02T04:33:20.205Z",
+        "ffmpeg_started": "2025-12-02T04:33:20.207Z",
+        "ffmpeg_finished": "2025-12-02T04:33:32.525Z",
+        "written": "2025-12-02T04:33:32.725Z",
+        "done": iso_time(done.finished_at or 0.0),
+    }
+    seconds = shown["timeline_seconds"]
+    assert isinstance(seconds, dict) and list(seconds) == list(STAGES)
+    assert (seconds["uploaded"], seconds["received"], seconds["ffmpeg_finished"]) == (0.0, 0.021, 12.4)
+
+
+def test_a_new_attempt_starts_without_the_last_ones_timeline(job_store: JobStore) -> None:
+    job_store.start(JOB, attempt=1)
+    failed_attempt = Timeline(uploaded=UPLOADED, received=UPLOADED + 0.02, downloaded=UPLOADED + 0.05)
+    retried = job_store.retry(JOB, "FFmpeg failed (exit code 1)", timeline=failed_attempt)
+    assert retried.timeline == failed_attempt  # what the failed attempt reached stays until the next starts
+    assert job_store.retry(JOB, "again", timeline=None).timeline == failed_attempt  # None: the stored one stays
+    assert job_store.start(JOB, attempt=2).timeline == Timeline()
+    assert job_store.fail(JOB, "gave up", timeline=TIMELINE).timeline == TIMELINE
+    assert job_store.fail(JOB, "gave up").timeline == TIMELINE
+
+
+def test_a_job_done_without_stages_has_only_its_done_time(job_store: JobStore) -> None:
+    job_store.start(JOB, attempt=1)
+    done = job_store.finish(JOB, "s3://out/holiday.mp4")
+    assert done.timeline == Timeline(done=done.finished_at)
+    assert done.as_json()["timeline_seconds"] is None  # seconds after the upload: its time unknown
 
 
 # --- paged, filtered reads ------------------------------------------------------------------------------------

@@ -9,14 +9,17 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import pika
 import pytest
 
 from tests.conftest import require_service, wait_until
 from tests.contract.conftest import RABBITMQ_URL, ContractNames, delete_rabbitmq_topology, reachable
 from videoconverter import brokers
-from videoconverter.brokers.base import QueueSpec, Topology
-from videoconverter.brokers.rabbitmq import DELAY_LADDER_SECONDS, RabbitMQBroker, attempt_of, delay_rung
-from videoconverter.errors import BrokerUnavailableError, ConfigError, StaleReceiptError
+from videoconverter.brokers import rabbitmq_receive
+from videoconverter.brokers.base import Delivery, QueueSpec, Topology
+from videoconverter.brokers.rabbitmq import RabbitMQBroker
+from videoconverter.brokers.rabbitmq_messages import DELAY_LADDER_SECONDS, attempt_of, delay_rung
+from videoconverter.errors import BrokerUnavailableError, ConfigError, QueueNotFoundError, StaleReceiptError
 
 
 @pytest.fixture
@@ -122,6 +125,117 @@ def test_heartbeats_from_another_thread_keep_the_lease_while_this_one_polls(
         beating.join()
     assert errors == [] and stolen == [[]] * 5
     broker.ack(delivery)
+    assert broker.depth(names.a).total == 0
+
+
+# --- receiving by consuming: waking on arrival, holding nothing nobody asked for -----------------------------
+
+
+def test_a_waiting_receive_wakes_as_the_message_arrives(broker: RabbitMQBroker, names: ContractNames) -> None:
+    """Polling with basic.get (every 50-500 ms) would notice a message sent 1.3 s into the wait 0.45 s late."""
+    other = RabbitMQBroker(RABBITMQ_URL)
+    latencies = []
+    sent_at: list[float] = []
+
+    def send() -> None:
+        sent_at.append(time.monotonic())
+        other.send(names.a, "now")
+
+    try:
+        for _ in range(3):
+            timer = threading.Timer(1.3, send)
+            timer.start()
+            (delivery,) = broker.receive(names.a, wait_seconds=10)
+            latencies.append(time.monotonic() - sent_at[-1])
+            timer.join()
+            broker.ack(delivery)
+    finally:
+        other.close()
+    assert min(latencies) < 0.15, f"a waiting receive noticed messages {latencies} s after they were sent"
+
+
+def test_a_message_pushed_between_receives_is_handed_back_without_costing_a_delivery(
+    broker: RabbitMQBroker, names: ContractNames, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rabbitmq_receive, "HAND_BACK_AFTER_SECONDS", 1.0)  # long enough to watch it parked
+    assert broker.receive(names.a, wait_seconds=0.2) == []  # leaves its consumer, which delivered nothing
+    other = RabbitMQBroker(RABBITMQ_URL)
+    try:
+        other.send(names.a, "nobody here asked for it")
+        wait_until(lambda: broker.depth(names.a).in_flight == 1, 5, message="the message pushed to the consumer")
+        assert other.receive(names.a, wait_seconds=0) == []  # held, for a moment
+        (delivery,) = other.receive(names.a, wait_seconds=5)  # then back in the queue, for anyone
+        assert (delivery.body, delivery.attempt) == ("nobody here asked for it", 1)
+        assert broker.depth(names.a).in_flight == 0
+        assert broker.receive(names.a, wait_seconds=0) == []
+        other.ack(delivery)
+        assert other.depth(names.a).total == 0
+    finally:
+        other.close()
+
+
+def test_a_message_pushed_between_receives_goes_to_the_next_receive(
+    broker: RabbitMQBroker, names: ContractNames, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rabbitmq_receive, "HAND_BACK_AFTER_SECONDS", 5.0)
+    assert broker.receive(names.a, wait_seconds=0.2) == []
+    broker.send(names.a, "just missed")
+    wait_until(lambda: broker.depth(names.a).in_flight == 1, 5, message="the message pushed to the consumer")
+    (delivery,) = broker.receive(names.a, wait_seconds=0)
+    assert (delivery.body, delivery.attempt) == ("just missed", 1)
+    broker.ack(delivery)
+    assert broker.depth(names.a).total == 0
+
+
+def test_a_fanout_to_a_receive_waiting_on_both_queues_costs_no_delivery(
+    broker: RabbitMQBroker, names: ContractNames
+) -> None:
+    """Both copies are pushed at once; the receive takes one, and the other must not count as an attempt."""
+    other = RabbitMQBroker(RABBITMQ_URL)
+    try:
+        timer = threading.Timer(0.3, lambda: other.publish(names.topic, "upload"))
+        timer.start()
+        (first,) = broker.receive_any([names.a, names.b], wait_seconds=10)
+        timer.join()
+        (second,) = broker.receive_any([names.a, names.b], wait_seconds=5)
+        assert {first.queue, second.queue} == {names.a, names.b}
+        assert (first.attempt, second.attempt) == (1, 1)
+        broker.ack(first)
+        broker.ack(second)
+        assert broker.depth(names.a).total == broker.depth(names.b).total == 0
+    finally:
+        other.close()
+
+
+def test_threads_waiting_on_one_broker_each_get_a_message(broker: RabbitMQBroker, names: ContractNames) -> None:
+    got: list[list[Delivery]] = []
+    threads = [threading.Thread(target=lambda: got.append(broker.receive(names.a, wait_seconds=10))) for _ in "ab"]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: len(broker._waiters) == 2, 5, message="both receives waiting")
+    broker.send(names.a, "one")
+    broker.send(names.a, "two")
+    for thread in threads:
+        thread.join(timeout=15)
+    assert sorted((d.body, d.attempt) for deliveries in got for d in deliveries) == [("one", 1), ("two", 1)]
+
+
+def test_a_queue_deleted_under_a_waiting_receive_breaks_no_lease(broker: RabbitMQBroker, names: ContractNames) -> None:
+    broker.send(names.a, "leased")
+    (lease,) = broker.receive(names.a, wait_seconds=2)
+    admin = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        timer = threading.Timer(0.3, lambda: admin.channel().queue_delete(names.b))
+        started = time.monotonic()
+        timer.start()
+        assert broker.receive(names.b, wait_seconds=2) == []
+        timer.join()
+        assert time.monotonic() - started >= 1.5  # it kept waiting: the deletion only cancelled its consumer
+    finally:
+        admin.close()
+    broker.ack(lease)  # the work channel, and the lease on it, survived
+    with pytest.raises(QueueNotFoundError):
+        broker.receive(names.b, wait_seconds=0)
     assert broker.depth(names.a).total == 0
 
 

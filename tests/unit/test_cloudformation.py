@@ -290,7 +290,7 @@ def test_the_worker_command_is_one_the_cli_accepts(template: dict[str, Any]) -> 
         pytest.skip("`videoconverter worker` has no --no-provision option yet")
     for rendition, (_name, service) in worker_services(template).items():
         args = parser.parse_args(worker_arguments(container_of(template, service)))
-        assert args.handler is cmd_worker and args.rendition == rendition
+        assert args.handler is cmd_worker and args.rendition == [rendition] and not args.all  # a dedicated worker
 
 
 def test_each_worker_task_role_has_the_transcode_functions_permissions_on_its_own_queue(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -13,6 +14,7 @@ import pytest
 
 from videoconverter.errors import InvalidKeyError
 from videoconverter.events import ObjectCreated
+from videoconverter.storage import filesystem
 from videoconverter.storage.base import Notification
 from videoconverter.storage.filesystem import FileSystemStore
 
@@ -53,6 +55,42 @@ def test_a_file_dropped_in_by_hand_is_served_with_its_md5(tmp_path: Path) -> Non
     (tmp_path / "root" / "in-bucket" / "manual.mp4").write_bytes(b"by hand")
     head = store.head("in-bucket", "manual.mp4")
     assert head is not None and head.etag == hashlib.md5(b"by hand").hexdigest() and dict(head.metadata) == {}
+
+
+def test_a_download_trusts_the_sidecar_only_for_the_file_it_describes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored object is copied by the kernel with its sidecar's ETag, in steps a progress callback sees; a
+    file rewritten in place by hand (the sidecar's size no longer matches) or dropped in is hashed again."""
+    monkeypatch.setattr(filesystem, "KERNEL_CHUNK_BYTES", 4)
+    store = make_store(tmp_path, [])
+    source = tmp_path / "src"
+    source.write_bytes(b"stored content")
+    put = store.put_file("in-bucket", "clip.mp4", source, metadata={"a": "b"})
+    seen: list[int] = []
+    got = store.get_file("in-bucket", "clip.mp4", tmp_path / "copy", lambda done, total: seen.append(done))
+    assert (tmp_path / "copy").read_bytes() == b"stored content"
+    assert (got.etag, got.size, dict(got.metadata)) == (put.etag, 14, {"a": "b"})
+    assert seen == [4, 8, 12, 14]
+    with open(tmp_path / "root" / "in-bucket" / "clip.mp4", "ab") as inode:  # same inode, new bytes
+        inode.write(b" edited")
+    edited = store.get_file("in-bucket", "clip.mp4", tmp_path / "copy")
+    assert edited.etag == hashlib.md5(b"stored content edited").hexdigest() and dict(edited.metadata) == {"a": "b"}
+
+
+def test_a_download_copies_through_python_where_the_kernel_cannot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(*args: object) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(filesystem.os, "copy_file_range", unsupported)
+    store = make_store(tmp_path, [])
+    source = tmp_path / "src"
+    source.write_bytes(b"stored content")
+    put = store.put_file("in-bucket", "clip.mp4", source)
+    got = store.get_file("in-bucket", "clip.mp4", tmp_path / "copy")
+    assert (tmp_path / "copy").read_bytes() == b"stored content" and got.etag == put.etag
 
 
 def test_a_symlink_out_of_the_bucket_is_refused(tmp_path: Path) -> None:

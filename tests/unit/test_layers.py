@@ -19,11 +19,13 @@ LAYERS: list[set[str]] = [
     {"processes", "progress", "sqlite_db", "logs", "validation", "events", "renditions", "registry", "telemetry"},
     {"aws", "transcode"},  # low-level clients; the pure FFmpeg side
     {"storage", "brokers", "jobs"},  # the three backend families
-    {"notifications", "consumer"},  # job events; the receive loop, settle and back-off every consumer shares
+    # job events; the receive loop, settle and back-off every consumer shares; workers' state folders and leases
+    {"notifications", "consumer", "recovery"},
     {"config"},
     {"ingest", "publish"},
     {"pipeline"},
-    {"chunking", "worker", "dead_letters"},  # chunking: the steps of a split job, which the worker runs
+    {"chunking", "worker", "pool", "dead_letters"},  # a rendition's worker, the steps of a split job it runs,
+    # and the pool worker that serves several renditions
     {"fleet", "serverless", "web"},
     {"cli"},
     {"__main__"},

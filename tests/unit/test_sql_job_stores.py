@@ -6,6 +6,7 @@ The postgres cases need the PostgreSQL server of the contract tests (skipped wit
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 import uuid
@@ -20,6 +21,7 @@ from tests.contract.conftest import POSTGRES_URL, reachable
 from videoconverter.jobs.base import ALL_JOBS, JobFilter, JobId, JobRecord, JobState
 from videoconverter.jobs.sql import SqlJobStore
 from videoconverter.jobs.sqlite import SQLiteJobStore
+from videoconverter.jobs.timeline import Timeline
 from videoconverter.logs import redact
 
 #: The schema the previous version created (and nothing else): no counters, no version, one index by state.
@@ -90,11 +92,13 @@ def test_a_database_of_the_previous_version_is_migrated_on_open(old_database: Ca
     store.append_log("old.mp4", "720p", "INFO", "after the upgrade")
     assert [line.message for line in store.logs("old.mp4")] == ["queued", "after the upgrade"]
     store.start(JobId("new.mp4", "e2", "720p"), attempt=1)
-    # The output's size and the quality search, columns version 1 lacked: kept by finish and by the bulk import.
+    # The output's size, the quality search and the timeline, columns version 1 lacked: kept by finish and by
+    # the bulk import.
     assert store.finish(JobId("old.mp4", "e1", "720p"), "s3://out/old.mp4", output_size=42).output_size == 42
     imported = JobRecord(
         JobId("imported.mp4", "e3", "720p"), JobState.DONE, 1, 3000, 3001, output_size=7, quality='{"outputs": []}'
     )
+    imported = dataclasses.replace(imported, timeline=Timeline(uploaded=2999.5, received=2999.6, done=3001))
     store.import_records([imported])
     assert store.get(imported.id) == imported
     store.close()
@@ -178,3 +182,24 @@ def test_postgres_listings_scan_an_index_in_order() -> None:
         store.close()
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_sqlite_commits_log_lines_and_progress_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    """Log lines and progress skip the WAL's fsync (synchronous=NORMAL for their commit only); transitions keep
+    FULL, which makes the lines before them durable too."""
+    store = SQLiteJobStore(tmp_path / "jobs.sqlite3")
+    ran: list[str] = []
+    store._conn.set_trace_callback(ran.append)
+    job = JobId("a.mp4", "e", "720p")
+    store.start(job, attempt=1)
+    store.append_log("a.mp4", "720p", "INFO", "a line")
+    store.progress(job, 50.0)
+    store.finish(job, "s3://out/a.mp4")
+    store._conn.set_trace_callback(None)
+    synchronous = [(i, s) for i, s in enumerate(ran) if s.startswith("PRAGMA synchronous")]
+    assert [s for _, s in synchronous] == ["PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL"] * 2
+    writes = [i for i, s in enumerate(ran) if s.startswith(("INSERT INTO job_logs", "UPDATE jobs SET progress"))]
+    pairs = [(synchronous[k][0], synchronous[k + 1][0]) for k in (0, 2)]
+    assert all(any(low < i < high for low, high in pairs) for i in writes) and len(writes) == 2
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again for what follows
+    store.close()

@@ -24,7 +24,8 @@ def value(name: str, **labels: str) -> float:
     return prometheus_client.REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_worker_metrics_count_ffmpeg_bytes_and_leases() -> None:
+def test_worker_metrics_count_ffmpeg_bytes_and_leases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(telemetry.MULTIPROCESS_DIR_VARIABLE, str(tmp_path))  # something reads them (see below)
     before = value(SAMPLE, rendition="t1")
     telemetry.ffmpeg_ran("t1", 2.0, 50)
     telemetry.bytes_in("t1", 1000)
@@ -80,11 +81,25 @@ def test_workers_share_their_metrics_through_a_multiprocess_directory(
     assert not Path(directory).exists() and telemetry.MULTIPROCESS_DIR_VARIABLE not in os.environ
 
 
+def test_a_process_whose_metrics_nothing_reads_counts_nothing_and_imports_no_prometheus_client() -> None:
+    script = (
+        "import sys; from videoconverter import telemetry; telemetry.ffmpeg_ran('720p', 2.0, 60); "
+        "telemetry.bytes_in('720p', 5); telemetry.lease_extension('q', 'extended'); "
+        "print('prometheus_client' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != telemetry.MULTIPROCESS_DIR_VARIABLE}
+    ran = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True, env={**env, "PYTHONPATH": SOURCE}
+    )
+    assert ran.stdout.strip() == "False"
+
+
 def test_threads_counting_at_once_make_the_metrics_once() -> None:
     # A fresh process, so the metrics are not made yet; 16 threads released together all make them first.
     script = (
-        "import sys, threading, prometheus_client\n"
+        "import os, sys, threading, prometheus_client\n"
         "sys.setswitchinterval(1e-6)  # switch threads often, as a loaded machine does\n"
+        "os.environ['PROMETHEUS_MULTIPROC_DIR'] = 'x'  # a reader, set once prometheus_client chose one process\n"
         "from videoconverter import telemetry\n"
         "barrier, errors = threading.Barrier(16), []\n"
         "def count():\n"

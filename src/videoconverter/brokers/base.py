@@ -75,6 +75,13 @@ class Capabilities:
     # ``notification_targets`` names it (an SNS topic's ARN, which S3 bucket notifications target); "" where
     # only this broker's clients can publish (then the process that writes an upload publishes its event).
     topic_address: str = ""
+    # Whether a lease outlives the client that holds it: the messages of a consumer that dies without settling
+    # them stay leased until their visibility timeout ends, unless any client hands them back early with
+    # ``release(delivery, 0)`` (a Delivery rebuilt from queue, message_id, receipt, attempt and sent_at; the body
+    # is not read), as `up`'s supervisor does for a worker it saw die (``videoconverter.recovery``). False where
+    # the backend ends a dead client's leases itself and a receipt means nothing to another client (AMQP
+    # requeues the unacknowledged messages of a closed connection at once).
+    leases_outlive_holder: bool = False
 
 
 class Broker(Protocol):
@@ -105,6 +112,22 @@ class Broker(Protocol):
 
         Returns an empty list when the wait ends with nothing to receive. Waiting does not busy-spin.
         A message already received ``max_receive_count`` times is moved to the dead-letter queue instead.
+        Raises ``QueueNotFoundError`` when the queue does not exist.
+        """
+
+    def receive_any(
+        self,
+        queues: Sequence[str],
+        *,
+        max_messages: int = 1,
+        wait_seconds: float = 0.0,
+        visibility_timeout_seconds: int = 30,
+    ) -> list[Delivery]:
+        """Like :meth:`receive`, from whichever of ``queues`` has visible messages, waiting up to ``wait_seconds`` for
+        the first on any of them. Fair: a queue with waiting messages is never starved by the others (the oldest
+        sent message first, or rotation). Each Delivery's ``queue`` says which queue it came from.
+
+        Raises ``QueueNotFoundError`` when one of the queues does not exist, ValueError when ``queues`` is empty.
         """
 
     def ack(self, delivery: Delivery) -> None:

@@ -6,10 +6,11 @@ How the broker contract maps onto AMQP 0-9-1:
   ``x-delivery-limit = max_receive_count - 1`` and at-least-once dead-lettering into its dead-letter queue (a
   quorum queue too): a message delivered ``max_receive_count`` times and returned once more lands there with
   reason ``delivery_limit``, even if every worker that took it died.
-- Leases are kept here, as AMQP has no visibility timeout. ``receive`` takes messages with ``basic.get`` and
-  leaves them unacknowledged; a lease not extended in time is returned with ``basic.reject(requeue=True)`` (a
-  reject, not a nack: it counts towards the delivery limit on every server version). If the process dies,
-  RabbitMQ requeues its messages when the connection closes.
+- Leases are kept here, as AMQP has no visibility timeout. ``receive`` and ``receive_any`` take ready messages
+  with ``basic.get`` and wait for the next one as a consumer with a prefetch of 1 (``rabbitmq_receive``, whose
+  docstring gives the design), leaving what they return unacknowledged; a lease not extended in time is
+  returned with ``basic.reject(requeue=True)`` (a reject, not a nack: it counts towards the delivery limit on
+  every server version). If the process dies, RabbitMQ requeues its messages when the connection closes.
 - ``attempt`` is 1 + the queue's ``x-delivery-count`` + the deliveries before a delayed retry (our header
   :data:`PRIOR_DELIVERIES_HEADER`, since a delayed retry is a new message).
 - ``release(delay)`` puts a copy in a delay queue whose fixed TTL (the delay rounded up to
@@ -18,12 +19,13 @@ How the broker contract maps onto AMQP 0-9-1:
 - ``dead_letter`` puts a copy with the reason in the dead-letter queue, then acks the original. ``redrive`` takes
   the dead-letter queue's messages unacknowledged, moves the matching ones back the same way and hands the others
   back by closing its channel.
-- Long polls: AMQP 0-9-1 has no "get, waiting up to N seconds", so ``receive`` asks again at intervals growing
-  from :data:`POLL_MIN_SECONDS` to :data:`POLL_MAX_SECONDS`. A consumer would prefetch messages that other
-  workers then could not have, and each one handed back unused would count as a delivery.
+- Long polls: a waiting receive wakes as a message is pushed to its consumer. A message pushed with nobody
+  waiting is handed back within :data:`~.rabbitmq_receive.HAND_BACK_AFTER_SECONDS` by a copy that keeps its
+  attempt count (a reject would count as a delivery), so no worker holds a message it did not ask for.
 
-What AMQP cannot do: count another client's unacknowledged messages (``depth`` reports
-this instance's leases only), and give each fanout copy its own id (``publish`` returns the one id they share).
+What AMQP cannot do: count another client's unacknowledged messages (``depth`` reports this instance's leases,
+and the messages pushed to it that it is handing back, only), and give each fanout copy its own id (``publish``
+returns the one id they share).
 
 Retention: every queue carries ``x-message-ttl = message_retention_seconds``. A message still waiting when it
 expires is dead-lettered with reason ``expired`` (the dead-letter strategy is at least once), so nothing is
@@ -48,7 +50,6 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pika
@@ -64,7 +65,6 @@ from videoconverter.brokers.rabbitmq_messages import (
     PRIOR_DELIVERIES_HEADER,
     REASON_HEADER,
     SOURCE_QUEUE_HEADER,
-    attempt_of,
     dead_letter_from,
     dead_letter_id,
     delay_queue_arguments,
@@ -72,13 +72,13 @@ from videoconverter.brokers.rabbitmq_messages import (
     delay_rung,
     redriven_headers,
 )
+from videoconverter.brokers.rabbitmq_receive import Lease, RabbitMQReceiving
 from videoconverter.brokers.rabbitmq_topology import RabbitMQTopology
 from videoconverter.errors import (
     BrokerUnavailableError,
     ConfigError,
     QueueNotFoundError,
     StaleReceiptError,
-    VideoConverterError,
 )
 from videoconverter.logs import redact
 
@@ -86,23 +86,10 @@ log = logging.getLogger(__name__)
 if logging.getLogger("pika").level == logging.NOTSET:  # it logs every channel opened or closed at INFO
     logging.getLogger("pika").setLevel(logging.WARNING)
 
-POLL_MIN_SECONDS = 0.05
-POLL_MAX_SECONDS = 0.5
 _NOT_FOUND = 404
 
 
-@dataclass
-class _Lease:
-    queue: str
-    delivery_tag: int
-    channel: Any  # the channel it was received on: a lease dies with its channel
-    deadline: float  # time.monotonic()
-    attempt: int
-    properties: Any
-    body: bytes
-
-
-class RabbitMQBroker(RabbitMQTopology, ClientPublishedTopics):
+class RabbitMQBroker(RabbitMQReceiving, RabbitMQTopology, ClientPublishedTopics):
     """URL: ``amqp://USER:PASSWORD@HOST:PORT/VHOST`` (``%2F`` is the default vhost ``/``); ``amqps://`` for TLS."""
 
     capabilities = Capabilities()
@@ -115,11 +102,11 @@ class RabbitMQBroker(RabbitMQTopology, ClientPublishedTopics):
             raise ConfigError(f"broker: {self.display_url} is not a valid AMQP URL: {exc}") from exc
         if parameters.blocked_connection_timeout is None:
             parameters.blocked_connection_timeout = OPERATION_TIMEOUT_SECONDS
-        self._leases: dict[str, _Lease] = {}
+        self._leases: dict[str, Lease] = {}
         self._dead_letter_queues: dict[str, str] = {}
         self._delay_queues: set[str] = set()  # known to exist
-        # Leases die with the connection or the work channel (RabbitMQ requeues their messages).
-        self._io = AmqpConnection(parameters, self.display_url, on_tick=self._expire_leases, on_lost=self._leases.clear)
+        self._init_receiving()
+        self._io = AmqpConnection(parameters, self.display_url, on_tick=self._tick, on_lost=self._on_lost)
 
     @classmethod
     def from_url(cls, url: str) -> RabbitMQBroker:
@@ -144,6 +131,10 @@ class RabbitMQBroker(RabbitMQTopology, ClientPublishedTopics):
         properties = self._properties()
         self._io.call(lambda: self._publish("", queue, body.encode(), properties, f"queue {queue!r}"))
         return str(properties.message_id)
+
+    def _copy_properties(self, properties: Any, headers: dict[str, Any]) -> Any:
+        """A copy's properties: the original's id and time, with ``headers``."""
+        return self._properties(properties.message_id, headers, properties.timestamp)
 
     @staticmethod
     def _properties(
@@ -171,53 +162,6 @@ class RabbitMQBroker(RabbitMQTopology, ClientPublishedTopics):
             if exc.reply_code == _NOT_FOUND:
                 raise QueueNotFoundError(f"{what} does not exist: run `videoconverter provision` first") from exc
             raise
-
-    # --- receiving --------------------------------------------------------------------------------------
-
-    def receive(
-        self, queue: str, *, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout_seconds: int = 30
-    ) -> list[Delivery]:
-        deadline = time.monotonic() + wait_seconds
-        interval = POLL_MIN_SECONDS
-        while True:
-            deliveries = self._io.call(lambda: self._get(queue, max_messages, visibility_timeout_seconds))
-            remaining = deadline - time.monotonic()
-            if deliveries or remaining <= 0:
-                return deliveries
-            if self._io.stopping.wait(min(interval, remaining)):
-                raise VideoConverterError("the broker was closed during a receive")
-            interval = min(interval * 2, POLL_MAX_SECONDS)
-
-    def _get(self, queue: str, max_messages: int, visibility_timeout_seconds: int) -> list[Delivery]:
-        self._count(queue)  # a basic.get on a missing queue would close the channel, and every lease with it
-        channel = self._io.work_channel()
-        deliveries = []
-        for _ in range(max_messages):
-            method, properties, body = channel.basic_get(queue, auto_ack=False)
-            if method is None:
-                break
-            receipt = uuid.uuid4().hex
-            attempt = attempt_of(properties.headers)
-            self._leases[receipt] = _Lease(
-                queue,
-                method.delivery_tag,
-                channel,
-                time.monotonic() + visibility_timeout_seconds,
-                attempt,
-                properties,
-                body,
-            )
-            deliveries.append(
-                Delivery(
-                    queue,
-                    properties.message_id or f"amqp-{receipt}",
-                    body.decode("utf-8", errors="replace"),
-                    receipt,
-                    attempt,
-                    float(properties.timestamp or time.time()),
-                )
-            )
-        return deliveries
 
     # --- settling ---------------------------------------------------------------------------------------
 
@@ -271,7 +215,7 @@ class RabbitMQBroker(RabbitMQTopology, ClientPublishedTopics):
 
         self._io.call(dead_letter)
 
-    def _publish_then_ack(self, receipt: str, lease: _Lease, queue: str, properties: Any, what: str) -> None:
+    def _publish_then_ack(self, receipt: str, lease: Lease, queue: str, properties: Any, what: str) -> None:
         """Move a leased message: the confirmed copy first, then the ack (at least once, never lost)."""
         try:
             self._publish("", queue, lease.body, properties, what)
@@ -280,7 +224,7 @@ class RabbitMQBroker(RabbitMQTopology, ClientPublishedTopics):
             raise
         lease.channel.basic_ack(lease.delivery_tag)
 
-    def _lease(self, delivery: Delivery) -> _Lease:
+    def _lease(self, delivery: Delivery) -> Lease:
         """The live lease of ``delivery`` (I/O thread); an expired one is returned to the queue now."""
         lease = self._leases.get(delivery.receipt)
         if lease is not None and lease.deadline <= time.monotonic():
@@ -294,22 +238,32 @@ class RabbitMQBroker(RabbitMQTopology, ClientPublishedTopics):
             )
         return lease
 
-    def _take_lease(self, delivery: Delivery) -> _Lease:
+    def _take_lease(self, delivery: Delivery) -> Lease:
         lease = self._lease(delivery)
         del self._leases[delivery.receipt]
         return lease
 
-    def _expire(self, receipt: str, lease: _Lease) -> None:
+    def _expire(self, receipt: str, lease: Lease) -> None:
         self._leases.pop(receipt, None)
         if lease.channel is self._io.work and lease.channel.is_open:
             lease.channel.basic_reject(lease.delivery_tag, requeue=True)
             log.info("lease of a message on %s expired: returned to the queue", lease.queue)
 
-    def _expire_leases(self) -> None:
+    def _tick(self) -> float | None:
+        """The I/O thread's round (see ``rabbitmq_io``): expired leases back, arrivals to their receives; returns the
+        seconds until the next lease ends or parked message is due (None: nothing is)."""
         now = time.monotonic()
         for receipt, lease in list(self._leases.items()):
             if lease.deadline <= now:
                 self._expire(receipt, lease)
+        parked_due = self._receiving_tick()
+        lease_due = min((lease.deadline - now for lease in self._leases.values()), default=None)
+        return min((due for due in (parked_due, lease_due) if due is not None), default=None)
+
+    def _on_lost(self) -> None:
+        """Leases and consumers die with the connection or the work channel (RabbitMQ requeues their messages)."""
+        self._leases.clear()
+        self._forget_consumers()
 
     @staticmethod
     def _own_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
@@ -373,7 +327,7 @@ class RabbitMQBroker(RabbitMQTopology, ClientPublishedTopics):
             for rung in DELAY_LADDER_SECONDS:
                 with contextlib.suppress(QueueNotFoundError):  # declared by an older version
                     delayed += self._count(delay_queue_name(queue, rung))
-            in_flight = sum(1 for lease in self._leases.values() if lease.queue == queue)
+            in_flight = sum(1 for lease in self._leases.values() if lease.queue == queue) + self._parked_count(queue)
             return QueueDepth(visible, in_flight, delayed)
 
         return self._io.call(depth)
@@ -390,4 +344,7 @@ class RabbitMQBroker(RabbitMQTopology, ClientPublishedTopics):
         return int(result.method.message_count)
 
     def close(self) -> None:
+        if not self._io.stopping.is_set():
+            with contextlib.suppress(Exception):  # connection lost: the server requeued what was parked
+                self._io.call(self._hand_back_everything)
         self._io.close()

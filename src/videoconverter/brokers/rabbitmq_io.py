@@ -2,9 +2,12 @@
 
 pika's ``BlockingConnection`` is not thread-safe and answers server heartbeats only inside its own calls. The
 thread here holds the connection, runs every operation other threads submit (:meth:`AmqpConnection.call`),
-calls the owner back every tick (the broker returns expired leases then) and keeps the connection alive while
-workers run FFmpeg. After a lost connection it reconnects with back-off and tells the owner (``on_lost``), whose
-leases died with it.
+calls the owner back every round (the broker returns expired leases then, and hands consumed messages to the
+receives waiting for them) and keeps the connection alive while workers run FFmpeg. Between rounds it sleeps in
+``process_data_events`` until a frame arrives, an operation is submitted (``add_callback_threadsafe`` wakes it),
+the owner's next deadline comes or :data:`IDLE_ROUND_SECONDS` pass; pika's own timers answer heartbeats
+meanwhile. After a lost connection it reconnects with back-off and tells the owner (``on_lost``), whose leases
+died with it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from videoconverter.errors import BrokerUnavailableError, ConfigError, VideoConv
 log = logging.getLogger("videoconverter.brokers.rabbitmq")
 T = TypeVar("T")
 
-IO_TICK_SECONDS = 0.05  # how often the I/O thread calls on_tick and answers heartbeats when idle
+#: The longest the I/O thread sleeps between rounds when the owner names no deadline. Nothing waits on it (frames,
+#: operations and pika's heartbeat timers wake the thread): it bounds how late a forgotten deadline could be.
+IDLE_ROUND_SECONDS = 5.0
 OPERATION_TIMEOUT_SECONDS = 60.0
 RECONNECT_MAX_DELAY_SECONDS = 30.0
 
@@ -36,8 +41,15 @@ class AmqpConnection:
     """The connection, its three long-lived channels and the thread that alone may touch them."""
 
     def __init__(
-        self, parameters: Any, display_url: str, *, on_tick: Callable[[], None], on_lost: Callable[[], None]
+        self,
+        parameters: Any,
+        display_url: str,
+        *,
+        on_tick: Callable[[], float | None],
+        on_lost: Callable[[], None],
     ) -> None:
+        """``on_tick`` is called every round and returns the seconds until it needs calling again (None: no
+        deadline); ``on_lost`` when the connection or the work channel is gone, with whatever they held."""
         self.display_url = display_url
         self._parameters = parameters
         self._on_tick = on_tick
@@ -47,7 +59,7 @@ class AmqpConnection:
         self.connection: Any = self._connect()
         self._control: Any = None  # publishes (with confirms) and declarations
         self._probe: Any = None  # passive declarations, whose 404 closes the channel
-        self.work: Any = None  # basic.get, ack and reject: it holds the leases
+        self.work: Any = None  # basic.get, consumers, ack and reject: it holds the leases
         self._reconnect_delay = 1.0
         self._thread = threading.Thread(target=self._run, name="rabbitmq-io", daemon=True)
         self._thread.start()
@@ -102,8 +114,10 @@ class AmqpConnection:
                     self._reconnect()
                     continue
                 self._run_operations()
-                self._on_tick()
-                self.connection.process_data_events(time_limit=IO_TICK_SECONDS)
+                due = self._on_tick()
+                pause = IDLE_ROUND_SECONDS if due is None else min(max(0.0, due), IDLE_ROUND_SECONDS)
+                self.connection.process_data_events(time_limit=pause)
+                self._on_tick()  # what the dispatch just pushed, before any operation can act on it
             except pika.exceptions.AMQPConnectionError as exc:
                 log.warning("lost the connection to RabbitMQ at %s: %s", self.display_url, exc)
             except pika.exceptions.AMQPChannelError as exc:  # e.g. the work channel closed under us

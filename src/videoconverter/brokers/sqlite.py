@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from videoconverter import sqlite_db as sqlite
@@ -25,6 +26,7 @@ from videoconverter.brokers.base import (
     Topology,
 )
 from videoconverter.brokers.doorbell import Doorbell
+from videoconverter.brokers.fairness import queue_names
 from videoconverter.errors import QueueNotFoundError, StaleReceiptError
 from videoconverter.registry import path_from_url
 
@@ -64,7 +66,7 @@ MAX_IDLE_WAIT_SECONDS = 5.0  # re-check now and then even without a ring, e.g. a
 class SQLiteBroker(ClientPublishedTopics):
     """URL: ``sqlite://PATH``."""
 
-    capabilities = Capabilities()
+    capabilities = Capabilities(leases_outlive_holder=True)
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -148,21 +150,40 @@ class SQLiteBroker(ClientPublishedTopics):
     def receive(
         self, queue: str, *, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout_seconds: int = 30
     ) -> list[Delivery]:
-        spec = self._spec(queue)
+        return self.receive_any(
+            [queue],
+            max_messages=max_messages,
+            wait_seconds=wait_seconds,
+            visibility_timeout_seconds=visibility_timeout_seconds,
+        )
+
+    def receive_any(
+        self,
+        queues: Sequence[str],
+        *,
+        max_messages: int = 1,
+        wait_seconds: float = 0.0,
+        visibility_timeout_seconds: int = 30,
+    ) -> list[Delivery]:
+        """The oldest visible messages over all of ``queues`` (by when they became visible), in one transaction."""
+        specs = {name: self._spec(name) for name in queue_names(queues)}
         deadline = time.monotonic() + wait_seconds
         while True:
             self._doorbell.arm()
-            deliveries = self._claim(spec, max_messages, visibility_timeout_seconds)
+            deliveries = self._claim(specs, max_messages, visibility_timeout_seconds)
             remaining = deadline - time.monotonic()
             if deliveries or remaining <= 0:
                 return deliveries
-            self._doorbell.wait(min(remaining, self._seconds_until_next_visible(queue), MAX_IDLE_WAIT_SECONDS))
+            self._doorbell.wait(min(remaining, self._seconds_until_next_visible(specs), MAX_IDLE_WAIT_SECONDS))
 
-    def _claim(self, spec: QueueSpec, max_messages: int, visibility_timeout_seconds: int) -> list[Delivery]:
+    def _claim(
+        self, specs: Mapping[str, QueueSpec], max_messages: int, visibility_timeout_seconds: int
+    ) -> list[Delivery]:
         now = time.time()
+        among = f"queue IN ({', '.join('?' * len(specs))})"
         with self._lock:
             ready = self._conn.execute(  # a read first: idle polls never take the write lock
-                "SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1", (spec.name, now)
+                f"SELECT 1 FROM messages WHERE {among} AND visible_at <= ? LIMIT 1", (*specs, now)
             ).fetchone()
             if ready is None and now - self._last_expiry < EXPIRY_INTERVAL_SECONDS:
                 return []
@@ -170,12 +191,13 @@ class SQLiteBroker(ClientPublishedTopics):
                 if now - self._last_expiry >= EXPIRY_INTERVAL_SECONDS:
                     self._expire(db, now)
                 rows = db.execute(
-                    "SELECT id, message_id, body, receive_count, sent_at FROM messages "
-                    "WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, id LIMIT ?",
-                    (spec.name, now, max_messages),
+                    "SELECT id, queue, message_id, body, receive_count, sent_at FROM messages "
+                    f"WHERE {among} AND visible_at <= ? ORDER BY visible_at, id LIMIT ?",
+                    (*specs, now, max_messages),
                 ).fetchall()
                 deliveries = []
                 for row in rows:
+                    spec = specs[row["queue"]]
                     if spec.dead_letter_queue and row["receive_count"] >= spec.max_receive_count:
                         reason = (
                             f"received {row['receive_count']} times without being acknowledged "
@@ -204,9 +226,12 @@ class SQLiteBroker(ClientPublishedTopics):
         )
         self._last_expiry = now
 
-    def _seconds_until_next_visible(self, queue: str) -> float:
+    def _seconds_until_next_visible(self, specs: Mapping[str, QueueSpec]) -> float:
+        among = ", ".join("?" * len(specs))
         with self._lock:
-            row = self._conn.execute("SELECT MIN(visible_at) FROM messages WHERE queue = ?", (queue,)).fetchone()
+            row = self._conn.execute(
+                f"SELECT MIN(visible_at) FROM messages WHERE queue IN ({among})", tuple(specs)
+            ).fetchone()
         if row[0] is None:
             return MAX_IDLE_WAIT_SECONDS
         return max(0.0, float(row[0]) - time.time())

@@ -8,7 +8,10 @@ How the broker contract maps onto SNS and SQS:
   raw message delivery, so a queue receives the S3 event itself rather than an SNS envelope.
 - ``publish`` is one SNS publish. SNS gives every copy its own SQS id, so we send our own id as a message
   attribute (:data:`ID_ATTRIBUTE`) that every copy carries.
-- ``receive`` long-polls (at most 20 s a call); ``attempt`` is SQS's ``ApproximateReceiveCount``, plus the
+- ``receive`` long-polls (at most 20 s a call); ``receive_any`` over several queues takes turns, long-polling each
+  for at most :data:`MULTI_QUEUE_WAIT_SECONDS` (SQS cannot wait on several queues at once, and polling them all in
+  parallel would receive messages nobody wanted, each such receive counting towards ``maxReceiveCount``);
+  ``attempt`` is SQS's ``ApproximateReceiveCount``, plus the
   deliveries before a delayed retry (:data:`EARLIER_ATTEMPTS_ATTRIBUTE`, since a delayed retry is a new message).
 - ``extend`` is ``ChangeMessageVisibility``, within SQS's 12-hour ceiling from the receive; ``ack`` deletes.
 - ``release(delay)`` with a delay of up to 15 min sends a delayed copy (``DelaySeconds``, counted as *delayed* by
@@ -33,12 +36,13 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from videoconverter.aws.clients import SNS_TOPIC_ARN, AwsLocation, error_code
 from videoconverter.brokers.base import Capabilities, DeadLetter, Delivery, QueueDepth
+from videoconverter.brokers.fairness import Rotation, queue_names
 from videoconverter.brokers.sqs_messages import (
     DEAD_LETTERED_AT_ATTRIBUTE,
     EARLIER_ATTEMPTS_ATTRIBUTE,
@@ -48,6 +52,7 @@ from videoconverter.brokers.sqs_messages import (
     MAX_REASON_CHARACTERS,
     MAX_VISIBILITY_TIMEOUT_SECONDS,
     MAX_WAIT_SECONDS,
+    MULTI_QUEUE_WAIT_SECONDS,
     PEEK_VISIBILITY_SECONDS,
     QUEUE_MISSING_CODES,
     REASON_ATTRIBUTE,
@@ -73,7 +78,7 @@ class _Lease:
 
 
 class SQSBroker(SqsTopology):
-    capabilities = Capabilities(topic_address=SNS_TOPIC_ARN)
+    capabilities = Capabilities(topic_address=SNS_TOPIC_ARN, leases_outlive_holder=True)
 
     def __init__(self, location: AwsLocation) -> None:
         self.location = location
@@ -84,6 +89,7 @@ class SQSBroker(SqsTopology):
         self._topic_arns: dict[str, str] = {}
         self._dead_letter_queues: dict[str, str] = {}
         self._leases: dict[str, _Lease] = {}
+        self._rotation = Rotation()
         self._subscribed_until: dict[str, float] = {}  # topic ARN -> until when its subscribers need no check
         self._account: tuple[str, str] | None = None  # (partition, account id), for topic ARNs
 
@@ -132,21 +138,43 @@ class SQSBroker(SqsTopology):
     def receive(
         self, queue: str, *, max_messages: int = 1, wait_seconds: float = 0.0, visibility_timeout_seconds: int = 30
     ) -> list[Delivery]:
-        url = self._url(queue)
+        return self.receive_any(
+            [queue],
+            max_messages=max_messages,
+            wait_seconds=wait_seconds,
+            visibility_timeout_seconds=visibility_timeout_seconds,
+        )
+
+    def receive_any(
+        self,
+        queues: Sequence[str],
+        *,
+        max_messages: int = 1,
+        wait_seconds: float = 0.0,
+        visibility_timeout_seconds: int = 30,
+    ) -> list[Delivery]:
+        """One queue long-polls up to 20 s a call. Several take turns (:class:`Rotation`, least recently served
+        first), each long-polled for at most :data:`MULTI_QUEUE_WAIT_SECONDS`, until ``wait_seconds`` end."""
+        urls = {queue: self._url(queue) for queue in queue_names(queues)}
+        longest_wait = MAX_WAIT_SECONDS if len(urls) == 1 else MULTI_QUEUE_WAIT_SECONDS
         visibility = max(0, min(int(visibility_timeout_seconds), MAX_VISIBILITY_TIMEOUT_SECONDS))
         deadline = time.monotonic() + max(0.0, wait_seconds)
         while True:
-            remaining = deadline - time.monotonic()
-            # SQS waits whole seconds only: the last fraction of a second is polled without waiting.
-            wait = min(MAX_WAIT_SECONDS, int(remaining)) if remaining >= 1 else 0
-            asked_at = time.monotonic()
-            messages = self._receive(url, min(max_messages, MAX_BATCH_MESSAGES), wait, visibility)
-            if messages:
-                return [self._delivery(queue, message, asked_at + visibility) for message in messages]
+            waited = False
+            for queue in self._rotation.order(list(urls)):
+                remaining = deadline - time.monotonic()
+                # SQS waits whole seconds only: the last fraction of a second is polled without waiting.
+                wait = min(longest_wait, int(remaining)) if remaining >= 1 else 0
+                waited = waited or wait > 0
+                asked_at = time.monotonic()
+                messages = self._receive(urls[queue], min(max_messages, MAX_BATCH_MESSAGES), wait, visibility)
+                if messages:
+                    self._rotation.served(queue)
+                    return [self._delivery(queue, message, asked_at + visibility) for message in messages]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            if wait == 0:
+            if not waited:
                 time.sleep(min(SHORT_POLL_INTERVAL_SECONDS, remaining))
 
     def _receive(self, url: str, count: int, wait: int, visibility: int) -> list[dict[str, Any]]:

@@ -16,6 +16,9 @@ from videoconverter.brokers.base import DeadLetter, Delivery, QueueSpec
 from videoconverter.errors import InvalidEventError
 
 MAX_WAIT_SECONDS = 20  # SQS's longest long poll
+#: A receive from several queues long-polls each in turn for this long: a message on another queue waits at most
+#: this much times the number of other queues (SQS waits whole seconds: 1 is the shortest wait that is not a poll).
+MULTI_QUEUE_WAIT_SECONDS = 1
 MAX_BATCH_MESSAGES = 10
 MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 3600
 MAX_DELAY_SECONDS = 15 * 60

@@ -38,7 +38,7 @@ class Beating(Protocol):
 #: ``(services, delivery, visibility_timeout_seconds)`` -> a heartbeat to run FFmpeg in.
 HeartbeatFactory = Callable[[Services, Delivery, int], Beating]
 #: The worker's own write of an output (the marker last, with the source's identity).
-Publisher = Callable[[ObjectCreated, Produced, JobLog, Path], None]
+Publisher = Callable[[ObjectCreated, Produced, JobLog, Path], object]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from videoconverter.config import Config
 from videoconverter.consumer import ACKED, Consumer, Settlement, settle
 from videoconverter.errors import ConfigError
 from videoconverter.fleet.scaling import ScalingPolicy, cpu_budget, threads_per_worker
-from videoconverter.fleet.supervisor import AutoScaling
+from videoconverter.fleet.supervisor import AutoScaling, Pool
 from videoconverter.pipeline import open_broker, services
 
 Command = Callable[[str, Any, str], argparse.ArgumentParser]
@@ -34,10 +34,17 @@ def add_commands(command: Command, cmd_events: Any, cmd_webhooks: Any) -> None:
 def add_scaling_arguments(p: argparse.ArgumentParser, *, workers_option: bool) -> None:
     if workers_option:
         p.add_argument(
+            "--pool",
+            type=int,
+            default=None,
+            metavar="N",
+            help="worker processes that each serve every rendition's queue (the default: one per core)",
+        )
+        p.add_argument(
             "--workers",
             default=None,
             metavar="N|auto",
-            help="worker processes per rendition, or `auto` to follow the queues (default 1)",
+            help="instead of the pool: dedicated worker processes per rendition, or `auto` to follow the queues",
         )
     p.add_argument("--min", type=int, default=None, help="auto: workers per rendition when idle (default 0)")
     p.add_argument("--max", type=int, default=None, help="auto: workers per rendition at most (default: the cores)")
@@ -46,9 +53,31 @@ def add_scaling_arguments(p: argparse.ArgumentParser, *, workers_option: bool) -
     )
 
 
+def machine_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or `taskset`'s share)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def pool(args: argparse.Namespace, config: Config) -> Pool:
+    """`up`'s pool: ``--pool N`` worker processes (default: one per core), each serving every rendition."""
+    cores = machine_cores()
+    size = args.pool if args.pool is not None else cores
+    if size < 1:
+        raise ConfigError(f"--pool: expected at least 1 worker process, got {size}")
+    if args.min is not None or args.max is not None:
+        raise ConfigError("--min and --max go with --workers auto (dedicated workers per rendition), not the pool")
+    threads = config.ffmpeg_threads
+    print(
+        f"pool: {size} worker process(es) on {cores} cores, each serving "
+        f"{', '.join(r.name for r in config.renditions)}; FFmpeg threads {threads or 'FFmpeg decides'}",
+        file=sys.stderr,
+    )
+    return Pool(size, threads)
+
+
 def autoscaling(args: argparse.Namespace, config: Config, renditions: int) -> AutoScaling:
     """The scaling policy of `up --workers auto` or `worker R --max N`, checked against the machine's cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = machine_cores()
     maximum = args.max if args.max is not None else cores
     minimum = args.min if args.min is not None else 0
     if not 0 <= minimum <= maximum or maximum < 1:

@@ -23,6 +23,11 @@ from videoconverter.progress import ProgressBar
 from videoconverter.validation import Real
 
 EXIT_JOBS_FAILED, EXIT_TIMEOUT = 3, 4
+#: ``--wait`` looks again when the job store says a job changed; at the latest after this (progress, and stores
+#: that cannot tell, which return from the wait sooner) ...
+CHANGE_POLL_SECONDS = 1.0
+#: ... or, while only queues hold something, this at first, doubling up to the above.
+QUEUE_POLL_SECONDS = 0.02
 WAIT_SECONDS = Real(0, 366 * 24 * 3600.0)  # `jobs --wait nan` would wait for ever
 Command = Callable[[str, Any, str], argparse.ArgumentParser]
 
@@ -101,11 +106,14 @@ def _newest_with(newest: list[JobRecord], waited: list[JobRecord]) -> list[JobRe
 def _wait_for_jobs(
     svc: Services, key: str | None, timeout_seconds: float
 ) -> tuple[list[JobRecord], bool, list[JobRecord]]:
-    """Poll until nothing is pending (or the timeout): the records shown, whether all finished, and the jobs
-    waited on (a key's jobs; without a key, those pending at some poll, as they ended)."""
+    """Look again whenever a job changes (the job store wakes this process; a store that cannot polls) until
+    nothing is pending (or the timeout): the records shown, whether all finished, and the jobs waited on (a key's
+    jobs; without a key, those pending at some look, as they ended)."""
     deadline = time.monotonic() + timeout_seconds
     bar = ProgressBar("jobs")
     tracked: dict[JobId, JobRecord] = {}
+    svc.jobs.wait_for_change(0.0)  # listen from now on: a change after the first look wakes the first wait
+    quiet_looks = 0  # looks in a row that found no job pending
     try:
         while True:
             records, done_all = settled(svc, key)
@@ -124,9 +132,19 @@ def _wait_for_jobs(
                 len(records) or None,
                 f"{done}/{len(records)} finished, {len(running)} running",
             )
-            if done_all or time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if done_all or remaining <= 0:
                 return records, done_all, records
-            time.sleep(0.25)
+            # Every job finished but a message is still leased or queued (acknowledged just after its job was
+            # recorded done, or delivered before its job's record exists): no job store hears of queues, so look
+            # again soon, then less and less often.
+            quiet_looks = 0 if pending_now else quiet_looks + 1
+            between = (
+                min(QUEUE_POLL_SECONDS * 2 ** (quiet_looks - 1), CHANGE_POLL_SECONDS)
+                if quiet_looks
+                else CHANGE_POLL_SECONDS
+            )
+            svc.jobs.wait_for_change(min(remaining, between))
     finally:
         bar.close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -23,10 +24,12 @@ from videoconverter.cli import media as cli_media
 from videoconverter.cli import objects as cli_objects
 from videoconverter.config import ENVIRONMENT, Config, load_config
 from videoconverter.errors import ConfigError, VideoConverterError
+from videoconverter.fleet.supervisor import AutoScaling, Pool
 from videoconverter.jobs.base import JobStore
 from videoconverter.jobs.retention import Pruner
 from videoconverter.logs import Redactor, configure_logging
 from videoconverter.pipeline import open_services, provision, provision_plan, services
+from videoconverter.renditions import Rendition
 from videoconverter.validation import PORT
 
 EXIT_ERROR, EXIT_USAGE = 1, 2  # 3 and 4: `jobs --wait` (cli/jobs.py)
@@ -88,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    p = command("up", cmd_up, "run a worker per rendition (and re-queue missed uploads) until Ctrl-C")
+    p = command("up", cmd_up, "run a pool of workers for every rendition (and re-queue missed uploads) until Ctrl-C")
     p.add_argument("--concurrency", type=int, default=None, help="same as --workers N")
     cli_events.add_scaling_arguments(p, workers_option=True)
     p.add_argument("--no-reconcile", action="store_true", help="do not queue input objects that have no job")
@@ -96,8 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     _web_arguments(p)
     p = command("web", cmd_web, "serve the web dashboard and HTTP API (default http://127.0.0.1:8080) until Ctrl-C")
     _web_arguments(p)
-    p = command("worker", cmd_worker, "run one worker for one rendition until Ctrl-C")
-    p.add_argument("rendition", help="rendition name, e.g. 720p")
+    p = command("worker", cmd_worker, "run a worker for one rendition, or one serving several queues, until Ctrl-C")
+    p.add_argument(
+        "rendition", nargs="*", help="rendition name, e.g. 720p; several: one worker takes from all their queues"
+    )
+    p.add_argument("--all", action="store_true", help="serve every rendition's queue (what `up`'s pool runs)")
     p.add_argument("--max-jobs", type=int, help="exit after handling this many messages")
     p.add_argument("--exit-when-idle", action="store_true", help="exit once the queue is empty")
     p.add_argument(
@@ -159,6 +165,7 @@ def _stop_on_signals() -> threading.Event:
 def cmd_up(args: argparse.Namespace, config: Config) -> int:
     from videoconverter.fleet.supervisor import supervise
 
+    fleet = _fleet(args, config)
     stop = _stop_on_signals()
     svc = open_services(config)
     try:
@@ -173,16 +180,17 @@ def cmd_up(args: argparse.Namespace, config: Config) -> int:
         f"videoconverter up: workers for {', '.join(r.name for r in config.renditions)}; Ctrl-C stops", file=sys.stderr
     )
     pruner = _start_pruner(config, stop)
-    metrics_dir = telemetry.share_with_workers() if telemetry.available() else None  # before they start
+    # Before the workers start; only for a reader: the dashboard, or whoever set PROMETHEUS_MULTIPROC_DIR.
+    shared = telemetry.available() and (not args.no_web or telemetry.MULTIPROCESS_DIR_VARIABLE in os.environ)
+    metrics_dir = telemetry.share_with_workers() if shared else None
     web = None if args.no_web else _start_web(config, args, required=False)
     try:
-        workers = args.workers or (str(args.concurrency) if args.concurrency is not None else "1")
-        if workers == "auto":
-            supervise(config, stop, autoscaling=cli_events.autoscaling(args, config, len(config.renditions)))
-        elif workers.isdigit() and int(workers) >= 1:
-            supervise(config, stop, concurrency=int(workers))
+        if isinstance(fleet, Pool):
+            supervise(config, stop, pool=fleet)
+        elif isinstance(fleet, AutoScaling):
+            supervise(config, stop, autoscaling=fleet)
         else:
-            raise ConfigError(f"--workers: expected a number of workers or auto, got {workers!r}")
+            supervise(config, stop, concurrency=fleet)
     finally:
         if web is not None:
             web.stop()
@@ -191,6 +199,21 @@ def cmd_up(args: argparse.Namespace, config: Config) -> int:
         if metrics_dir is not None:
             telemetry.unshare(*metrics_dir)
     return 0
+
+
+def _fleet(args: argparse.Namespace, config: Config) -> Pool | AutoScaling | int:
+    """How `up` runs its workers: a pool serving every rendition (the default), or dedicated workers per rendition
+    (``--workers auto``: autoscaling; ``--workers N`` or ``--concurrency N``: N for each)."""
+    workers = args.workers or (str(args.concurrency) if args.concurrency is not None else None)
+    if workers is not None and args.pool is not None:
+        raise ConfigError("--pool runs workers for every rendition, --workers dedicated ones: choose one")
+    if workers is None:
+        return cli_events.pool(args, config)
+    if workers == "auto":
+        return cli_events.autoscaling(args, config, len(config.renditions))
+    if workers.isdigit() and int(workers) >= 1:
+        return int(workers)
+    raise ConfigError(f"--workers: expected a number of workers or auto, got {workers!r}")
 
 
 def _start_pruner(config: Config, stop: threading.Event) -> Pruner | None:
@@ -232,9 +255,14 @@ def _start_web(config: Config, args: argparse.Namespace, *, required: bool) -> A
 
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
-    from videoconverter.worker import Worker
+    from videoconverter.recovery.journal import broker_fingerprint
+    from videoconverter.recovery.reaper import Reaper
+    from videoconverter.recovery.workspace import default_root
 
-    rendition = config.rendition(args.rendition)
+    renditions = _worker_renditions(args, config)
+    rendition = renditions[0]
+    if args.max is not None and len(renditions) > 1:
+        raise ConfigError("--max scales the workers of one rendition: name one rendition")
     stop = _stop_on_signals()
     if args.metrics_port is not None:
         telemetry.serve(args.metrics_port, args.metrics_host)
@@ -253,11 +281,31 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     try:
         if not args.no_provision:
             provision(svc)
-        worker = Worker(svc, rendition, stop, drain=drain)
-        worker.run(max_messages=args.max_jobs, exit_when_idle=args.exit_when_idle)
+        # Dead workers' state folders: their jobs' temp files, and leases they never settled (given back now).
+        Reaper(default_root(), svc.broker, broker_fingerprint(config.broker_url)).reap_dead()
+        until = {"max_messages": args.max_jobs, "exit_when_idle": args.exit_when_idle}
+        if len(renditions) > 1:
+            from videoconverter.pool import PoolWorker
+
+            PoolWorker(svc, renditions, stop, drain).run(**until)
+        else:
+            from videoconverter.worker import Worker
+
+            Worker(svc, rendition, stop, drain=drain).run(**until)
     finally:
         svc.close()
     return 0
+
+
+def _worker_renditions(args: argparse.Namespace, config: Config) -> list[Rendition]:
+    """The renditions a `worker` serves: those named (each once, in order), or with --all every one."""
+    if args.all and args.rendition:
+        raise ConfigError("name renditions or give --all, not both")
+    if args.all:
+        return list(config.renditions)
+    if not args.rendition:
+        raise ConfigError("name the rendition to serve (e.g. `worker 720p`), several, or give --all")
+    return [config.rendition(name) for name in dict.fromkeys(args.rendition)]
 
 
 def cmd_events(args: argparse.Namespace, config: Config) -> int:

@@ -1,9 +1,12 @@
 """`videoconverter up`: worker processes for every rendition, restarted if they die, stopped gracefully.
 
-A fixed number of workers per rendition, or (with :class:`AutoScaling`) a number that follows each queue's depth
-(see :mod:`videoconverter.fleet.scaling`): new workers start at once; surplus ones get SIGUSR1, which makes a worker
+By default (with :class:`Pool`) a fixed number of pool workers, each serving every rendition's queue (see
+:mod:`videoconverter.pool`), so that no core idles at the end of a batch. Or dedicated workers: a fixed number per
+rendition, or (with :class:`AutoScaling`) a number that follows each queue's depth (see
+:mod:`videoconverter.fleet.scaling`): new workers start at once; surplus ones get SIGUSR1, which makes a worker
 exit after its current job, so scaling in never interrupts a transcode. With webhooks configured, a webhook
-deliverer runs beside the workers.
+deliverer runs beside the workers. When a worker dies, its leases are handed back at once and its state folder
+removed (:mod:`videoconverter.recovery`) before its replacement starts, so the job does not wait out its lease.
 """
 
 from __future__ import annotations
@@ -18,11 +21,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from videoconverter import brokers
 from videoconverter.brokers.base import Broker
 from videoconverter.config import Config
 from videoconverter.fleet.scaling import Scaler, ScalingPolicy
 from videoconverter.pipeline import open_broker
 from videoconverter.processes import parent_death_signal
+from videoconverter.recovery.identity import ProcessIdentity, identity_of
+from videoconverter.recovery.journal import broker_fingerprint
+from videoconverter.recovery.reaper import Reaper
+from videoconverter.recovery.workspace import default_root
 
 log = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = 1.0
@@ -31,6 +39,7 @@ SCALE_EVERY_SECONDS = 1.0
 STOP_GRACE_SECONDS = 30.0
 DRAIN_SIGNAL = signal.SIGUSR1  # a worker that gets it exits after its current job
 DELIVERER = "webhooks"
+POOL = "pool (every rendition)"  # the role of a pool worker: no rendition can be named so
 
 
 @dataclass(frozen=True)
@@ -39,18 +48,29 @@ class AutoScaling:
     ffmpeg_threads: int  # for every worker started, so that threads x workers stays within the cores
 
 
+@dataclass(frozen=True)
+class Pool:
+    size: int  # worker processes, each serving every rendition's queue
+    ffmpeg_threads: int = 0  # for every worker, so that threads x workers stays within the cores (0: unchanged)
+
+
 @dataclass
 class _Child:
-    role: str  # a rendition's name, or DELIVERER
+    role: str  # a rendition's name, POOL or DELIVERER
     process: subprocess.Popen[bytes]
     restarts: int = 0
     draining: bool = False
     started_at: float = field(default_factory=time.monotonic)
+    identity: ProcessIdentity | None = None  # read at once: once the process has died and been waited for, it is gone
 
 
 def worker_command(rendition: str) -> list[str]:
     # The supervisor provisioned before starting anything: a worker it starts (often, when scaling) need not.
     return [sys.executable, "-m", "videoconverter", "worker", rendition, "--no-provision"]
+
+
+def pool_command() -> list[str]:
+    return [sys.executable, "-m", "videoconverter", "worker", "--all", "--no-provision"]
 
 
 def deliverer_command() -> list[str]:
@@ -64,39 +84,52 @@ def supervise(
     autoscaling: AutoScaling | None = None,
     renditions: Sequence[str] | None = None,
     deliver_webhooks: bool = True,
+    pool: Pool | None = None,
 ) -> None:
-    """Run workers for ``renditions`` (default: all) until ``stop`` is set; restart any that dies."""
+    """Run workers for ``renditions`` (default: all) until ``stop`` is set; restart any that dies. With ``pool``,
+    ``pool.size`` workers that each serve every rendition (``renditions`` must then be None)."""
+    if pool is not None and (renditions is not None or autoscaling is not None):
+        raise ValueError("a pool serves every rendition, at a fixed size")
     names = list(renditions or [r.name for r in config.renditions])
     env = os.environ.copy()
-    if autoscaling is not None:
-        env["VIDEOCONVERTER_FFMPEG_THREADS"] = str(autoscaling.ffmpeg_threads)
-    start = 0 if autoscaling else concurrency
+    threads = autoscaling.ffmpeg_threads if autoscaling is not None else pool.ffmpeg_threads if pool else 0
+    if threads:
+        env["VIDEOCONVERTER_FFMPEG_THREADS"] = str(threads)
+    # A broker to hand dead workers' leases back on, where the backend does not do it itself; scaling reads depths.
+    hands_back = brokers.BACKENDS.backend_class(config.broker_url).capabilities.leases_outlive_holder
+    broker = open_broker(config) if autoscaling or hands_back else None
+    reaper = Reaper(default_root(), broker, broker_fingerprint(config.broker_url))
+    _reap(reaper, None)  # the folders of workers that died before this `up` started
+    start = 0 if autoscaling or pool else concurrency
     children = [_spawn(name, env) for name in names for _ in range(start)]
+    children += [_spawn(POOL, env) for _ in range(pool.size if pool else 0)]
     if deliver_webhooks and config.notifications.webhook_urls:
         children.append(_spawn(DELIVERER, env))
     log.info("up: %d processes for %s", len(children), ", ".join(names))
-    broker = open_broker(config) if autoscaling else None
     scaler = Scaler(autoscaling.policy) if autoscaling else None
     next_scale = time.monotonic()
     try:
         while not stop.wait(POLL_SECONDS):
-            children = _replace_dead(children, env)
+            children = _replace_dead(children, env, reaper)
             if broker is not None and scaler is not None and time.monotonic() >= next_scale:
                 next_scale = time.monotonic() + SCALE_EVERY_SECONDS
                 _scale(config, names, children, broker, scaler, env)
     finally:
+        _stop_all(children)
+        _reap(reaper, None)  # workers killed after the grace period
         if broker is not None:
             broker.close()
-        _stop_all(children)
 
 
-def _replace_dead(children: list[_Child], env: dict[str, str]) -> list[_Child]:
+def _replace_dead(children: list[_Child], env: dict[str, str], reaper: Reaper) -> list[_Child]:
     alive = []
     for child in children:
         code = child.process.poll()
         if code is None:
             alive.append(child)
-        elif child.draining:
+            continue
+        _reap(reaper, child.identity)  # before a replacement starts, so that it can take the job at once
+        if child.draining:
             log.info("a %s worker finished its job and stopped (scaled in)", child.role)
         else:
             log.warning("%s process exited with code %s; restarting", child.role, code)
@@ -134,12 +167,23 @@ def _spawn(role: str, env: dict[str, str]) -> _Child:
     # Own session: a terminal's Ctrl-C reaches only `up`, which stops each child once, gracefully; the
     # parent-death signal stops them gracefully too if `up` itself is killed.
     process = subprocess.Popen(
-        deliverer_command() if role == DELIVERER else worker_command(role),
+        deliverer_command() if role == DELIVERER else pool_command() if role == POOL else worker_command(role),
         env=env,
         start_new_session=True,
         preexec_fn=parent_death_signal(signal.SIGTERM),  # system calls only in the child: safe after fork
     )
-    return _Child(role, process)
+    return _Child(role, process, identity=identity_of(process.pid))
+
+
+def _reap(reaper: Reaper, dead: ProcessIdentity | None) -> None:
+    """Hand back the leases of ``dead`` (a child that just died) and remove its state folder, then those of any
+    other dead worker; a failure is logged, never fatal to the fleet (the leases then end with their timeout)."""
+    try:
+        if dead is not None:
+            reaper.reap(dead)
+        reaper.reap_dead()
+    except Exception:
+        log.warning("cannot reap dead workers' state folders", exc_info=True)
 
 
 def _stop_all(children: list[_Child]) -> None:

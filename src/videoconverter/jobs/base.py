@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, Self
 
+from videoconverter.jobs.timeline import Timeline
+
 #: Page sizes of the paged reads (:meth:`JobStore.page`, :meth:`JobStore.changes`).
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
@@ -66,6 +68,7 @@ class JobRecord:
     sequencer: str = ""
     output_size: int | None = None  # bytes of the object at output_url when the job finished (None: unknown)
     quality: str = ""  # a VMAF target's search as JSON text (transcode/pertitle.py QualitySearch.as_dict), or ""
+    timeline: Timeline = field(default_factory=Timeline)  # the latest attempt's stage times (jobs/timeline.py)
     pieces_planned: int = 0  # a job split into pieces (chunking/): how many; 0 when converted whole
     pieces_done: int = 0  # of those, how many are encoded into the work area
 
@@ -87,6 +90,8 @@ class JobRecord:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "quality": json.loads(self.quality) if self.quality else None,
+            "timeline": self.timeline.as_json(),
+            "timeline_seconds": self.timeline.seconds_since_upload(),
             "pieces": {"done": self.pieces_done, "planned": self.pieces_planned} if self.pieces_planned else None,
         }
 
@@ -176,22 +181,32 @@ class JobStore(Protocol):
         """Record a queued job unless one exists already (then return the existing record unchanged)."""
 
     def start(self, job_id: JobId, attempt: int) -> JobRecord:
-        """Mark the job running on its ``attempt``-th delivery, creating the record if needed."""
+        """Mark the job running on its ``attempt``-th delivery, creating the record if needed; its timeline is
+        cleared (the new attempt's is recorded when it ends)."""
 
     def progress(self, job_id: JobId, percent: float) -> None:
         """Record how far the conversion is (0-100). Ignored unless the job is running."""
 
     def finish(
-        self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None, quality: str = ""
+        self,
+        job_id: JobId,
+        output_url: str,
+        note: str = "",
+        output_size: int | None = None,
+        quality: str = "",
+        timeline: Timeline | None = None,
     ) -> JobRecord:
         """Mark the job done, with the output's location (empty when nothing was written), a note, the
-        output's size in bytes (None when unknown) and a VMAF target's search as JSON text ("" for none)."""
+        output's size in bytes (None when unknown), a VMAF target's search as JSON text ("" for none) and the
+        attempt's timeline (its ``done`` stamped now, the time ``finished_at`` gets)."""
 
-    def retry(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
-        """Mark the job queued again after a transient failure, keeping the error."""
+    def retry(self, job_id: JobId, error: str, stderr_tail: str = "", timeline: Timeline | None = None) -> JobRecord:
+        """Mark the job queued again after a transient failure, keeping the error (and the failed attempt's
+        timeline when given; None leaves the stored one)."""
 
-    def fail(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
-        """Mark the job failed (dead-lettered), keeping the error and FFmpeg's stderr tail."""
+    def fail(self, job_id: JobId, error: str, stderr_tail: str = "", timeline: Timeline | None = None) -> JobRecord:
+        """Mark the job failed (dead-lettered), keeping the error, FFmpeg's stderr tail (and the attempt's
+        timeline when given; None leaves the stored one)."""
 
     def requeue_failed(self, key: str | None = None, rendition: str | None = None) -> int:
         """Mark failed jobs queued again (after a redrive); return how many."""
@@ -239,6 +254,10 @@ class JobStore(Protocol):
 
     def logs(self, key: str) -> list[JobLogLine]:
         """Every kept log line of ``key``, oldest first; where lines were dropped, one line says how many."""
+
+    def wait_for_change(self, timeout_seconds: float) -> None:
+        """Sleep until some job may have changed state, or ``timeout_seconds`` (at most; a store that cannot
+        tell polls: it returns after a short interval). Callers re-read what they wait on after it returns."""
 
     def close(self) -> None:
         """Release connections."""

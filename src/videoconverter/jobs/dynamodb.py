@@ -15,23 +15,22 @@ import heapq
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from videoconverter.aws.clients import AwsLocation
 from videoconverter.errors import ConfigError, TransientError
 from videoconverter.jobs import base
+from videoconverter.jobs import dynamodb_changes as changes
 from videoconverter.jobs.base import JobFilter, JobId, JobLogLine, JobPage, JobRecord, JobState, JobStats
 from videoconverter.jobs.counters import (
-    duration_counters,
-    failure_counter,
     line_to_drop,
     state_counter,
     stats_from,
     with_dropped_notes,
 )
+from videoconverter.jobs.dynamodb_changes import Plan
 from videoconverter.jobs.dynamodb_client import Table, describe, entry
 from videoconverter.jobs.dynamodb_items import (
     COUNTERS_PK,
@@ -56,26 +55,12 @@ from videoconverter.jobs.dynamodb_items import (
 from videoconverter.jobs.dynamodb_pieces import DynamoDBPieces
 from videoconverter.jobs.dynamodb_table import ensure_table
 from videoconverter.jobs.paging import Order, check_limit, decode_cursor, encode_cursor, matches, states_of
+from videoconverter.jobs.timeline import Timeline
 from videoconverter.logs import redact
 
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 TRANSITION_ATTEMPTS = 8
-_ID_SET = "#key = :key, #etag = :source_etag, #rendition = :rendition"
-
-
-@dataclass
-class Change:
-    """What a transition writes besides the state and index attributes: a SET clause over named values,
-    attributes to REMOVE, and counters to add to (beyond the state counters)."""
-
-    set_clause: str
-    values: Values
-    counters: list[tuple[str, float]] = field(default_factory=list)
-    remove: str = ""
-
-
-#: Given the record as read (None: none yet) and the time, what to write; None to leave the job alone.
-Plan = Callable[[JobRecord | None, float], Change | None]
+POLL_SECONDS = 0.25  # wait_for_change
 
 
 class DynamoDBJobStore(DynamoDBPieces):
@@ -119,15 +104,11 @@ class DynamoDBJobStore(DynamoDBPieces):
         return _found(job_id, self.get(job_id))
 
     def start(self, job_id: JobId, attempt: int) -> JobRecord:
-        """Mark running (creating the record if needed); attempts becomes the larger of the stored and ``attempt``."""
-
-        def plan(before: JobRecord | None, now: float) -> Change:
-            values: Values = {**identity(job_id), "now": now, "zero": 0}
-            values["attempts"] = max(attempt, before.attempts if before else 0)
-            update = f"{_ID_SET}, updated_at = :now, started_at = :now, progress_percent = :zero, attempts = :attempts"
-            return Change(update, values)
-
-        return _found(job_id, self._transition(job_id, JobState.RUNNING, plan, create=True)[0])
+        """Mark running (creating the record if needed); attempts becomes the larger of the stored and ``attempt``;
+        the timeline is removed (the new attempt's is recorded when it ends)."""
+        return _found(
+            job_id, self._transition(job_id, JobState.RUNNING, changes.start(job_id, attempt), create=True)[0]
+        )
 
     def progress(self, job_id: JobId, percent: float) -> None:
         """Record progress (clamped to 0-100) only while the job is running; otherwise do nothing."""
@@ -144,52 +125,30 @@ class DynamoDBJobStore(DynamoDBPieces):
         )
 
     def finish(
-        self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None, quality: str = ""
+        self,
+        job_id: JobId,
+        output_url: str,
+        note: str = "",
+        output_size: int | None = None,
+        quality: str = "",
+        timeline: Timeline | None = None,
     ) -> JobRecord:
-        """Mark done with the output, note, size (removed when unknown) and quality search (removed when none),
-        clearing the error; a job that ran adds its run time to the histogram. Raises LookupError when there is
-        no record."""
-
-        def plan(before: JobRecord | None, now: float) -> Change:
-            update = "progress_percent = :hundred, output_url = :output, note = :note, #error = :empty, "
-            update += "updated_at = :now, finished_at = :now"
-            values: Values = {"hundred": 100, "output": output_url, "note": note, "empty": "", "now": now}
-            removed = []
-            if output_size is not None:
-                update, values = f"{update}, output_size = :size", values | {"size": output_size}
-            else:
-                removed.append("output_size")
-            if quality:  # quality per title: the VMAF search as JSON text
-                update, values = f"{update}, quality = :quality", values | {"quality": quality}
-            else:
-                removed.append("quality")
-            started = before.started_at if before is not None and before.state is JobState.RUNNING else None
-            counters = duration_counters(now - started) if started is not None else []
-            return Change(update, values, counters, remove=", ".join(removed))
-
+        """Mark done with the output, note, size (removed when unknown), quality search (removed when none) and
+        timeline (done now), clearing the error; a job that ran adds its run time to the histogram. Raises
+        LookupError when there is no record."""
+        plan = changes.finish(output_url, note, output_size, quality, timeline)
         return _found(job_id, self._transition(job_id, JobState.DONE, plan, create=False)[0])
 
-    def retry(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
-        """Mark queued again, keeping the error. Raises LookupError when there is no record."""
-
-        def plan(before: JobRecord | None, now: float) -> Change:
-            values: Values = {"error": error, "tail": stderr_tail, "now": now}
-            return Change("#error = :error, stderr_tail = :tail, updated_at = :now", values)
-
+    def retry(self, job_id: JobId, error: str, stderr_tail: str = "", timeline: Timeline | None = None) -> JobRecord:
+        """Mark queued again, keeping the error (and the timeline, when given). Raises LookupError when there is
+        no record."""
+        plan = changes.retry(error, stderr_tail, timeline)
         return _found(job_id, self._transition(job_id, JobState.QUEUED, plan, create=False)[0])
 
-    def fail(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
-        """Mark failed with the error and stderr tail, creating the record if needed; count the failure's cause
-        unless the job had failed already."""
-
-        def plan(before: JobRecord | None, now: float) -> Change:
-            update = f"{_ID_SET}, updated_at = :now, finished_at = :now, #error = :error, stderr_tail = :tail, "
-            update += "attempts = :attempts"
-            values: Values = {**identity(job_id), "now": now, "error": error, "tail": stderr_tail}
-            values["attempts"] = before.attempts if before else 0
-            first = before is None or before.state is not JobState.FAILED
-            return Change(update, values, [(failure_counter(error), 1)] if first else [])
-
+    def fail(self, job_id: JobId, error: str, stderr_tail: str = "", timeline: Timeline | None = None) -> JobRecord:
+        """Mark failed with the error, stderr tail (and timeline, when given), creating the record if needed;
+        count the failure's cause unless the job had failed already."""
+        plan = changes.fail(job_id, error, stderr_tail, timeline)
         return _found(job_id, self._transition(job_id, JobState.FAILED, plan, create=True)[0])
 
     def requeue_failed(self, key: str | None = None, rendition: str | None = None) -> int:
@@ -197,15 +156,9 @@ class DynamoDBJobStore(DynamoDBPieces):
 
         Each job changes in its own conditional transaction (is it still failed?), so concurrent redrives count
         it once."""
-
-        def plan(before: JobRecord | None, now: float) -> Change | None:
-            if before is None or before.state is not JobState.FAILED:
-                return None
-            return Change("updated_at = :now", {"now": now}, remove="finished_at")
-
         failed = self.find(key, [JobState.FAILED]) if key is not None else self._walk((JobState.FAILED,), rendition)
         return sum(
-            self._transition(r.id, JobState.QUEUED, plan, create=False)[1]
+            self._transition(r.id, JobState.QUEUED, changes.requeue, create=False)[1]
             for r in failed
             if rendition is None or r.id.rendition == rendition
         )
@@ -320,6 +273,10 @@ class DynamoDBJobStore(DynamoDBPieces):
             if i["sk"]["S"].startswith(LINES_PREFIX)
         }
         return with_dropped_notes(sorted(lines, key=lambda pair: pair[1].at), appended)
+
+    def wait_for_change(self, timeout_seconds: float) -> None:
+        """A short poll: DynamoDB tells no client of changes (a stream would need a consumer)."""
+        time.sleep(max(0.0, min(timeout_seconds, POLL_SECONDS)))
 
     def close(self) -> None:
         """Release the client's connections."""

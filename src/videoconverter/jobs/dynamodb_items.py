@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from videoconverter.jobs.base import JobId, JobLogLine, JobRecord, JobState
 from videoconverter.jobs.paging import Position
+from videoconverter.jobs.timeline import Timeline
 
 JOB_PREFIX = "job#"
 LINE_PREFIX = "line#"
@@ -120,6 +121,7 @@ def record(item: dict[str, Any]) -> JobRecord:
         sequencer=text("sequencer"),
         output_size=int(item["output_size"]["N"]) if "output_size" in item else None,
         quality=text("quality"),
+        timeline=Timeline.from_text(text("timeline")),
         pieces_planned=int(number("pieces_planned") or 0),
         pieces_done=len(item["pieces_done"]["NS"]) if "pieces_done" in item else 0,  # see dynamodb_pieces
     )

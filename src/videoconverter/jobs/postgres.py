@@ -72,7 +72,7 @@ class PostgresJobStore(SqlPieces, SqlJobStore):
             return self._conn.execute(_placeholders(sql), tuple(params)).fetchall()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Run]:
+    def _transaction(self, durable: bool = True) -> Iterator[Run]:
         with self._lock, self._conn.transaction():
 
             def run(sql: str, params: Sequence[Any] | None = None) -> Any:
@@ -80,6 +80,8 @@ class PostgresJobStore(SqlPieces, SqlJobStore):
                     return self._conn.execute(sql)
                 return self._conn.execute(_placeholders(sql), tuple(params))
 
+            if not durable:  # the commit returns before the WAL is flushed (a power cut may lose it, never half)
+                run("SET LOCAL synchronous_commit = off")
             yield run
 
     def _insert_rows(self, run: Run, rows: list[tuple[Any, ...]]) -> None:

@@ -9,7 +9,7 @@ live at the end.
 from __future__ import annotations
 
 #: Bumped when the schema changes; an older database is migrated on open (see ``sql.migrate``).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # --- schema -------------------------------------------------------------------------------------------------
 
@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     sequencer TEXT NOT NULL DEFAULT '',
     output_size {big_integer},
     quality TEXT,
+    timeline TEXT,
     PRIMARY KEY (key, source_etag, rendition)
 )"""
 CREATE_JOB_LOGS = """
@@ -51,10 +52,17 @@ CREATE TABLE IF NOT EXISTS job_logs (
 )"""
 #: Columns that a table of an earlier version lacks, added by the migration: table -> column -> type.
 #: ``jobs.output_size``: the output's bytes when the job finished (NULL: unknown); ``jobs.quality`` (version 3): a
-#: VMAF target's search as JSON text (NULL: none); ``job_logs.seq``: the line's number within its key and rendition
-#: (NULL for lines kept before).
+#: VMAF target's search as JSON text (NULL: none); ``jobs.timeline`` (version 4): the latest attempt's stage times
+#: as JSON text (``jobs/timeline.py``; NULL: none); ``job_logs.seq``: the line's number within its key and
+#: rendition (NULL for lines kept before).
 ADDED_COLUMNS = {
-    "jobs": {"output_size": "{big_integer}", "quality": "TEXT", "pieces_planned": "INTEGER", "pieces_done": "TEXT"},
+    "jobs": {
+        "output_size": "{big_integer}",
+        "quality": "TEXT",
+        "timeline": "TEXT",
+        "pieces_planned": "INTEGER",
+        "pieces_done": "TEXT",
+    },
     "job_logs": {"seq": "INTEGER"},
 }
 ADD_COLUMN = "ALTER TABLE {table} ADD COLUMN {column}"
@@ -102,19 +110,23 @@ START = (
     " VALUES (?, ?, ?, 'running', ?, ?, ?, ?) ON CONFLICT (key, source_etag, rendition) DO UPDATE SET "
     "state = 'running', attempts = CASE WHEN jobs.attempts > excluded.attempts THEN jobs.attempts "
     "ELSE excluded.attempts END, updated_at = excluded.updated_at, "
-    "started_at = excluded.started_at, progress_percent = 0"
+    "started_at = excluded.started_at, progress_percent = 0, timeline = NULL"
 )
 PROGRESS = f"UPDATE jobs SET progress_percent = ?, updated_at = ? WHERE {ID} AND state = 'running'"
 FINISH = (
     "UPDATE jobs SET state = 'done', progress_percent = 100, output_url = ?, note = ?, output_size = ?, "
-    f"quality = ?, error = '', updated_at = ?, finished_at = ? WHERE {ID}"
+    f"quality = ?, timeline = ?, error = '', updated_at = ?, finished_at = ? WHERE {ID}"
 )
-RETRY = f"UPDATE jobs SET state = 'queued', error = ?, stderr_tail = ?, updated_at = ? WHERE {ID}"
+#: A NULL timeline leaves the stored one (the caller knew none).
+RETRY = (
+    "UPDATE jobs SET state = 'queued', error = ?, stderr_tail = ?, timeline = COALESCE(?, timeline), "
+    f"updated_at = ? WHERE {ID}"
+)
 FAIL = (
     "INSERT INTO jobs (key, source_etag, rendition, state, created_at, updated_at, finished_at, error, "
-    "stderr_tail) VALUES (?, ?, ?, 'failed', ?, ?, ?, ?, ?) ON CONFLICT (key, source_etag, rendition) "
+    "stderr_tail, timeline) VALUES (?, ?, ?, 'failed', ?, ?, ?, ?, ?, ?) ON CONFLICT (key, source_etag, rendition) "
     "DO UPDATE SET state = 'failed', updated_at = excluded.updated_at, finished_at = excluded.finished_at,"
-    " error = excluded.error, stderr_tail = excluded.stderr_tail"
+    " error = excluded.error, stderr_tail = excluded.stderr_tail, timeline = COALESCE(excluded.timeline, jobs.timeline)"
 )
 REQUEUE_FAILED = "UPDATE jobs SET state = 'queued', updated_at = ?, finished_at = NULL WHERE state = 'failed'"
 ADD_TO_COUNTER = (
@@ -187,6 +199,7 @@ JOB_COLUMNS = (
     "sequencer",
     "output_size",
     "quality",
+    "timeline",
 )
 IMPORT_JOB = (
     f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({', '.join('?' for _ in JOB_COLUMNS)}) "

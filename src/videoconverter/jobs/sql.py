@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,10 @@ from videoconverter.jobs.paging import (
     next_cursor,
     states_of,
 )
+from videoconverter.jobs.timeline import Timeline
 
+#: How long :meth:`SqlJobStore.wait_for_change` sleeps where nothing wakes it.
+POLL_SECONDS = 0.25
 #: Runs one statement inside the current transaction and returns its cursor (``fetchall``, ``rowcount``).
 Run = Callable[..., Any]
 
@@ -103,55 +106,80 @@ class SqlJobStore:
         """Run a query and return its rows (mappings by column name)."""
         raise NotImplementedError
 
-    def _transaction(self) -> contextlib.AbstractContextManager[Run]:
-        """A committed-on-exit transaction (rolled back on error) whose ``run(sql, params)`` runs statements."""
+    def _transaction(self, durable: bool = True) -> contextlib.AbstractContextManager[Run]:
+        """A committed-on-exit transaction (rolled back on error) whose ``run(sql, params)`` runs statements.
+
+        Not ``durable``: its commit does not wait for the disk (a power cut may lose it, and only the last such
+        commits; a crash of the process loses none, and a later durable commit makes them durable too). For
+        what nothing depends on: log lines and progress, written many times a job."""
         raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
 
-    def _write(self, sql: str, params: Sequence[Any]) -> int:
-        with self._transaction() as run:
+    def _write(self, sql: str, params: Sequence[Any], durable: bool = True) -> int:
+        with self._transaction(durable) as run:
             return int(run(sql, params).rowcount)
+
+    @contextlib.contextmanager
+    def _transition(self) -> Iterator[Run]:
+        """A transaction that changes jobs' states: once it is committed, :meth:`_changed` tells waiters."""
+        with self._transaction() as run:
+            yield run
+        self._changed()
+
+    def _changed(self) -> None:
+        """Wake the processes in :meth:`wait_for_change` (a store that cannot reach them does nothing)."""
+
+    def wait_for_change(self, timeout_seconds: float) -> None:
+        """A short poll: this store is not told when others change jobs."""
+        time.sleep(max(0.0, min(timeout_seconds, POLL_SECONDS)))
 
     # --- transitions ----------------------------------------------------------------------------------------
 
     def enqueue(self, job_id: JobId, sequencer: str = "") -> JobRecord:
         now = time.time()
-        with self._transaction() as run:
+        with self._transition() as run:
             run(q.ENQUEUE, (*_key(job_id), now, now, sequencer))
             return _current(run, job_id)
 
     def start(self, job_id: JobId, attempt: int) -> JobRecord:
         now = time.time()
-        with self._transaction() as run:
+        with self._transition() as run:
             run(q.START, (*_key(job_id), attempt, now, now, now))
             return _current(run, job_id)
 
     def progress(self, job_id: JobId, percent: float) -> None:
-        self._write(q.PROGRESS, (max(0.0, min(100.0, percent)), time.time(), *_key(job_id)))
+        self._write(q.PROGRESS, (max(0.0, min(100.0, percent)), time.time(), *_key(job_id)), durable=False)
 
     def finish(
-        self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None, quality: str = ""
+        self,
+        job_id: JobId,
+        output_url: str,
+        note: str = "",
+        output_size: int | None = None,
+        quality: str = "",
+        timeline: Timeline | None = None,
     ) -> JobRecord:
         now = time.time()
-        with self._transaction() as run:
+        stamped = (timeline or Timeline()).with_stamp("done", now).to_text()
+        with self._transition() as run:
             before = run(self.dialect.fill(q.GET_FOR_UPDATE), _key(job_id)).fetchone()
-            run(q.FINISH, (output_url, note, output_size, quality or None, now, now, *_key(job_id)))
+            run(q.FINISH, (output_url, note, output_size, quality or None, stamped, now, now, *_key(job_id)))
             if before is not None and before["state"] == JobState.RUNNING and before["started_at"] is not None:
                 _add(run, job_id.rendition, duration_counters(now - before["started_at"]))
             return _current(run, job_id)
 
-    def retry(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
-        with self._transaction() as run:
-            run(q.RETRY, (error, stderr_tail, time.time(), *_key(job_id)))
+    def retry(self, job_id: JobId, error: str, stderr_tail: str = "", timeline: Timeline | None = None) -> JobRecord:
+        with self._transition() as run:
+            run(q.RETRY, (error, stderr_tail, _text(timeline), time.time(), *_key(job_id)))
             return _current(run, job_id)
 
-    def fail(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
+    def fail(self, job_id: JobId, error: str, stderr_tail: str = "", timeline: Timeline | None = None) -> JobRecord:
         now = time.time()
-        with self._transaction() as run:
+        with self._transition() as run:
             before = run(self.dialect.fill(q.GET_FOR_UPDATE), _key(job_id)).fetchone()
-            run(q.FAIL, (*_key(job_id), now, now, now, error, stderr_tail))
+            run(q.FAIL, (*_key(job_id), now, now, now, error, stderr_tail, _text(timeline)))
             if before is None or before["state"] != JobState.FAILED:
                 _add(run, job_id.rendition, [(failure_counter(error), 1)])
             return _current(run, job_id)
@@ -162,7 +190,8 @@ class SqlJobStore:
             sql, params = f"{sql} AND key = ?", [*params, key]
         if rendition is not None:
             sql, params = f"{sql} AND rendition = ?", [*params, rendition]
-        return self._write(sql, params)
+        with self._transition() as run:
+            return int(run(sql, params).rowcount)
 
     # --- reads ----------------------------------------------------------------------------------------------
 
@@ -248,7 +277,7 @@ class SqlJobStore:
         return deleted
 
     def append_log(self, key: str, rendition: str, level: str, message: str) -> None:
-        with self._transaction() as run:
+        with self._transaction(durable=False) as run:
             appended = int(_first(run(q.COUNT_LOG_LINE, (key, rendition)).fetchone()))
             run(q.APPEND_LOG, (key, rendition, time.time(), level, message, appended))
             drop = line_to_drop(appended)
@@ -326,6 +355,7 @@ def _row(r: JobRecord) -> tuple[Any, ...]:
         r.sequencer,
         r.output_size,
         r.quality or None,
+        r.timeline.to_text() or None,
     )
 
 
@@ -346,6 +376,12 @@ def _record(row: Any) -> JobRecord:
         sequencer=row["sequencer"],
         output_size=row["output_size"],
         quality=row["quality"] or "",
+        timeline=Timeline.from_text(row["timeline"]),
         pieces_planned=row["pieces_planned"] or 0,
         pieces_done=len([index for index in (row["pieces_done"] or "").split(",") if index]),  # see sql_pieces
     )
+
+
+def _text(timeline: Timeline | None) -> str | None:
+    """A timeline as its column's value; None (SQL NULL) when none was given or it knows no stage."""
+    return (timeline.to_text() or None) if timeline is not None else None

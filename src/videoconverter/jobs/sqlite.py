@@ -1,4 +1,8 @@
-"""The embedded job store: SQLite (WAL), shared safely by many processes. URL: ``sqlite://PATH``."""
+"""The embedded job store: SQLite (WAL), shared safely by many processes. URL: ``sqlite://PATH``.
+
+A transition rings the database's doorbell (:mod:`videoconverter.brokers.doorbell`, as the SQLite broker does for
+its messages), so a process waiting for jobs to change (``jobs --wait``) wakes at once instead of polling.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from videoconverter import sqlite_db as sqlite
+from videoconverter.brokers.doorbell import Doorbell
 from videoconverter.jobs import queries as q
 from videoconverter.jobs.sql import Dialect, Run, SqlJobStore, migrate
 from videoconverter.jobs.sql_pieces import SqlPieces
@@ -36,6 +41,8 @@ class SQLiteJobStore(SqlPieces, SqlJobStore):
         self._lock = threading.Lock()
         with self._transaction() as run:
             migrate(run, DIALECT, _columns_of)
+        self._doorbell = Doorbell(path)
+        self._waiter = threading.local()  # whether this thread listens to the doorbell yet
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteJobStore:
@@ -47,8 +54,8 @@ class SQLiteJobStore(SqlPieces, SqlJobStore):
             return self._conn.execute(sql, tuple(params)).fetchall()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Run]:
-        with self._lock, sqlite.write_transaction(self._conn) as db:
+    def _transaction(self, durable: bool = True) -> Iterator[Run]:
+        with self._lock, _synchronous(self._conn, durable), sqlite.write_transaction(self._conn) as db:
 
             def run(sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
                 return db.execute(sql, tuple(params))
@@ -58,10 +65,41 @@ class SQLiteJobStore(SqlPieces, SqlJobStore):
     def _insert_rows(self, run: Run, rows: list[tuple[Any, ...]]) -> None:
         self._conn.executemany(q.IMPORT_JOB, rows)
 
+    def _changed(self) -> None:
+        self._doorbell.ring()
+
+    def wait_for_change(self, timeout_seconds: float) -> None:
+        """Sleep until a job of this database changes state (any process's store rings), or the timeout.
+
+        A change between the caller's last read and this call is not missed: this thread listens from its first
+        call on (which returns at once, as a ring before it had nowhere to go), and a ring that comes while it
+        is not waiting stays in its socket until the next call."""
+        if not getattr(self._waiter, "listening", False):
+            self._waiter.listening = True
+            self._doorbell.arm()
+            return
+        self._doorbell.wait(timeout_seconds)
+        self._doorbell.arm()  # what rang is read by the caller next
+
     def close(self) -> None:
+        self._doorbell.close()
         with self._lock:
             self._conn.close()
 
 
 def _columns_of(run: Run, table: str) -> set[str]:
     return {row["name"] for row in run(f"PRAGMA table_info({table})").fetchall()}
+
+
+@contextlib.contextmanager
+def _synchronous(conn: sqlite3.Connection, durable: bool) -> Iterator[None]:
+    """A commit that is not ``durable`` skips the WAL's fsync (``synchronous=NORMAL``, for that commit only);
+    the next durable commit syncs the WAL, these frames included."""
+    if durable:
+        yield
+        return
+    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA synchronous={sqlite.SYNCHRONOUS}")

@@ -27,6 +27,7 @@ from videoconverter.jobs.base import (
     JobStore,
     PieceCount,
 )
+from videoconverter.jobs.timeline import Timeline
 from videoconverter.notifications.schema import EventType, job_event, upload_done_event
 
 log = logging.getLogger(__name__)
@@ -54,20 +55,26 @@ class NotifyingJobStore:
         return record
 
     def finish(
-        self, job_id: JobId, output_url: str, note: str = "", output_size: int | None = None, quality: str = ""
+        self,
+        job_id: JobId,
+        output_url: str,
+        note: str = "",
+        output_size: int | None = None,
+        quality: str = "",
+        timeline: Timeline | None = None,
     ) -> JobRecord:
-        record = self.inner.finish(job_id, output_url, note, output_size, quality)
+        record = self.inner.finish(job_id, output_url, note, output_size, quality, timeline)
         self._emit(job_event(EventType.DONE, record, record.output_size), job_id)
         self._announce_upload_if_done(job_id)
         return record
 
-    def retry(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
-        record = self.inner.retry(job_id, error, stderr_tail)
+    def retry(self, job_id: JobId, error: str, stderr_tail: str = "", timeline: Timeline | None = None) -> JobRecord:
+        record = self.inner.retry(job_id, error, stderr_tail, timeline)
         self._emit(job_event(EventType.RETRYING, record), job_id)
         return record
 
-    def fail(self, job_id: JobId, error: str, stderr_tail: str = "") -> JobRecord:
-        record = self.inner.fail(job_id, error, stderr_tail)
+    def fail(self, job_id: JobId, error: str, stderr_tail: str = "", timeline: Timeline | None = None) -> JobRecord:
+        record = self.inner.fail(job_id, error, stderr_tail, timeline)
         self._emit(job_event(EventType.FAILED, record), job_id)
         return record
 
@@ -116,6 +123,9 @@ class NotifyingJobStore:
 
     def logs(self, key: str) -> list[JobLogLine]:
         return self.inner.logs(key)
+
+    def wait_for_change(self, timeout_seconds: float) -> None:
+        self.inner.wait_for_change(timeout_seconds)
 
     def close(self) -> None:
         self.inner.close()

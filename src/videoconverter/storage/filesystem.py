@@ -16,6 +16,7 @@ or deleted; nothing is migrated in bulk.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -33,6 +34,9 @@ from videoconverter.storage.base import Notification, ObjectInfo, ProgressCallba
 from videoconverter.storage.keys import MAX_SEGMENT_BYTES, check_segments, validate_bucket, validate_key
 
 CHUNK_BYTES = 1024 * 1024
+KERNEL_CHUNK_BYTES = 64 * CHUNK_BYTES  # per copy_file_range call: a progress callback between them
+#: copy_file_range cannot copy between these files (another filesystem on an old kernel, no support at all).
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOTSUP}
 SIDECARS = ".sidecars"
 LEGACY_SIDECARS = ".meta"  # the layout before sidecars were named by hash: read only
 log = logging.getLogger(__name__)
@@ -167,20 +171,19 @@ class FileSystemStore:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise ObjectNotFoundError(f"no object s3://{bucket}/{key}") from exc
         with source:
-            total = os.fstat(source.fileno()).st_size
-            digest = hashlib.md5(usedforsecurity=False)
-            done = 0
-            with open(destination, "wb") as out:
-                while chunk := source.read(CHUNK_BYTES):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done, total)
             stat = os.fstat(source.fileno())
-        sidecar = self._read_sidecar(bucket, key)
-        metadata = sidecar["metadata"] if sidecar and sidecar.get("inode") == stat.st_ino else {}
-        return ObjectInfo(bucket, key, done, digest.hexdigest(), stat.st_mtime, metadata)
+            sidecar = self._read_sidecar(bucket, key)
+            if sidecar is not None and sidecar.get("inode") != stat.st_ino:
+                sidecar = None  # it describes another version of the key
+            with open(destination, "wb") as out:
+                if sidecar is not None and sidecar.get("size") == stat.st_size:
+                    # This store never changes a file in place (a write renames a new inode over it), so the
+                    # sidecar's ETag is the content's: the kernel copies it, and nothing is hashed again.
+                    done, etag = _copy_in_kernel(source, out, stat.st_size, progress), str(sidecar["etag"])
+                else:  # a file put here by hand (or rewritten in place): its ETag from the bytes copied
+                    done, etag = _copy_hashing(source, out, stat.st_size, progress)
+        metadata = sidecar["metadata"] if sidecar is not None else {}
+        return ObjectInfo(bucket, key, done, etag, stat.st_mtime, metadata)
 
     def read_range(self, bucket: str, key: str, start: int, length: int) -> Iterator[bytes]:
         path = self._object_path(bucket, key)
@@ -316,6 +319,37 @@ def _read_chunks(source: BinaryIO, start: int, length: int) -> Iterator[bytes]:
         while left > 0 and (chunk := source.read(min(CHUNK_BYTES, left))):
             left -= len(chunk)
             yield chunk
+
+
+def _copy_hashing(source: BinaryIO, out: BinaryIO, total: int, progress: ProgressCallback | None) -> tuple[int, str]:
+    """Copy through this process, hashing: (bytes copied, their MD5)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    done = 0
+    while chunk := source.read(CHUNK_BYTES):
+        out.write(chunk)
+        digest.update(chunk)
+        done += len(chunk)
+        if progress:
+            progress(done, total)
+    return done, digest.hexdigest()
+
+
+def _copy_in_kernel(source: BinaryIO, out: BinaryIO, total: int, progress: ProgressCallback | None) -> int:
+    """Copy without the bytes passing through this process (``copy_file_range``: a reflink where the filesystem
+    shares extents, an in-kernel copy elsewhere); where the kernel cannot, through this process. Bytes copied."""
+    done = 0
+    try:
+        while True:
+            copied = os.copy_file_range(source.fileno(), out.fileno(), KERNEL_CHUNK_BYTES)
+            if not copied:
+                return done
+            done += copied
+            if progress:
+                progress(done, total)
+    except OSError as exc:
+        if done or exc.errno not in _NO_KERNEL_COPY:
+            raise
+    return _copy_hashing(source, out, total, progress)[0]
 
 
 def _md5_of(path: Path) -> str:

@@ -62,7 +62,7 @@ def run_ffmpeg(
     """
     started = time.monotonic()
     deadline = started + timeout_seconds
-    process = _start(args, workdir)
+    process = start_ffmpeg(args, workdir)
     output = _Output(duration_seconds, on_progress)
     try:
         with selectors.DefaultSelector() as selector:
@@ -95,13 +95,17 @@ def run_ffmpeg(
     return RunResult(time.monotonic() - started, output.tail, output.out_time_seconds, output.frames)
 
 
-def _start(args: list[str], workdir: Path) -> subprocess.Popen[bytes]:
+def start_ffmpeg(args: list[str], workdir: Path, stdout: int = subprocess.PIPE) -> subprocess.Popen[bytes]:
+    """Start ``args`` as every FFmpeg run starts: in ``workdir``, in its own session (a timeout kills its group),
+    no stdin, a minimal environment, killed when this process dies; stderr piped, stdout piped for progress
+    unless given (``subprocess.DEVNULL``: what a run by hand does with it). :func:`run_ffmpeg` calls it; the
+    benchmark's runs by hand too, so they start alike."""
     # A minimal environment: FFmpeg needs none of ours, and secrets (AWS keys, broker URLs) stay out of it.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), "LC_ALL": "C"}
     return subprocess.Popen(
         _die_with_parent(args),
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         cwd=workdir,
         env=env,
