@@ -29,6 +29,7 @@ from videoconverter.chunking.encode import (
 from videoconverter.chunking.messages import ChunkMessage, Step
 from videoconverter.chunking.plan import Piece, with_preroll
 from videoconverter.chunking.steps import Steps
+from videoconverter.chunking.watch import Superseded
 from videoconverter.consumer import ABANDONED, ACKED, Settlement, dead_lettered, released
 from videoconverter.errors import LeaseLost, PermanentError, ShutdownRequested, TranscodeError, TruncatedSourceError
 from videoconverter.jobs.log import JobLog
@@ -127,7 +128,12 @@ class ChunkHandler:
         else:
             with tempfile.TemporaryDirectory(prefix="videoconverter-") as tmp:  # mode 0700: private
                 workdir = Path(tmp)
-                encoded = self._encode(message, delivery, workdir, job_log)
+                try:
+                    encoded = self._encode(message, delivery, workdir, job_log)
+                except Superseded as exc:
+                    job_log.info(f"{_name(message)}: the upload was replaced while FFmpeg ran: stopped early")
+                    steps.supersede(message, exc.newer_etag, job_log)
+                    return
                 if encoded is None:
                     return
                 steps.check_lease(delivery)  # a worker that lost its lease must not write
@@ -157,8 +163,8 @@ class ChunkHandler:
         if message.crf >= 0:  # the VMAF target's choice, made once when the job was split
             rendition = dataclasses.replace(rendition, crf=message.crf)
         destination = workdir / ("audio.m4a" if message.step is Step.AUDIO else "piece.mp4")
-        with steps.beat(delivery) as heartbeat:
-            run = steps.runner(workdir, heartbeat)
+        with steps.beat(delivery) as heartbeat, steps.watch(message) as watch:
+            run = steps.runner(workdir, heartbeat, watch)
             if message.step is Step.AUDIO:
                 args = audio_piece_command(
                     steps.ffmpeg, source, destination, info, rendition, config.limits, config.ffmpeg_threads
