@@ -106,7 +106,10 @@ def run(
         ]
         workers = ["--pool", str(pool)] if pool else ["--concurrency", str(concurrency)]
         up = subprocess.Popen(
-            [sys.executable, "-m", "videoconverter", "up", "--no-web", *workers], env=env, stderr=subprocess.DEVNULL
+            # No dashboard: the soak needs none, and another `up` on the machine may hold its port.
+            [sys.executable, "-m", "videoconverter", "up", "--no-web", *workers],
+            env=env,
+            stderr=subprocess.DEVNULL,
         )
         stop, kills = threading.Event(), []
         started = time.monotonic()

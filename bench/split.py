@@ -10,9 +10,11 @@ noise), through the embedded pipeline with real ``videoconverter worker`` proces
 - ``split xN``: chunking on, ``--workers`` workers (target: <= 0.6 of ``whole x1`` with 2).
 
 Then quality: VMAF (the package's model and helpers) of the whole and of the split output against the source,
-over the whole video and over the frames next to each seam (two either side), with frame counts and durations.
+over the whole video and next to each seam as the worker plans them (two frames either side, and a keyframe
+interval either side), with frame counts, durations, A/V offsets, sizes, and an alignment check (the frames
+before the first seam come from the same encoder state in both outputs: their VMAF must match).
 
-Usage: ``.venv/bin/python bench/split.py [--seconds 120] [--chunk-seconds 20] [--workers 2] [--repeats 2]
+Usage: ``.venv/bin/python bench/split.py [--seconds 120] [--chunk-seconds 60] [--workers 2] [--repeats 2]
 [--preset medium] [--json]``; ``--seconds 20 --repeats 1`` is a smoke run. Figures on a shared, loaded machine
 are indicative only.
 """
@@ -30,10 +32,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from videoconverter.config import load_config
+from videoconverter.chunking.plan import plan_pieces
+from videoconverter.config import Config, load_config
 from videoconverter.jobs.base import JobId, JobState
 from videoconverter.pipeline import open_services, provision
 from videoconverter.renditions import Limits
+from videoconverter.transcode.command import frame_rate
+from videoconverter.transcode.framerate import frames_per_interval
 from videoconverter.transcode.probe import probe
 from videoconverter.transcode.quality import VMAF_LOG, build_quality_command
 from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
@@ -102,31 +107,67 @@ def vmaf_frames(source: Path, output: Path, workdir: Path) -> list[float]:
     return [frame["metrics"]["vmaf"] for frame in json.loads((workdir / VMAF_LOG).read_text())["frames"]]
 
 
-def quality(source: Path, whole: Path, split: Path, piece_frames: int, workdir: Path) -> dict[str, Any]:
+def seam_frames(source: Path, config: Config) -> tuple[list[int], int]:
+    """The first frame of every piece but the first, as the worker plans them with ``config`` (the last piece
+    takes what is left, so seams are not simply every ``chunk_seconds``), and the keyframe interval in frames."""
+    rendition = config.rendition("720p")
+    info = probe(source, config.limits)
+    rate = frame_rate(info, rendition)
+    gop = frames_per_interval(rate, rendition.keyframe_interval_seconds)
+    interval = rendition.keyframe_interval_seconds
+    plan = plan_pieces(info.duration_seconds or 0.0, rate, gop, interval, config.chunking.chunk_seconds)
+    return [piece.start_frame for piece in plan.pieces[1:]], gop
+
+
+def av_offset_seconds(path: Path) -> float:
+    """When the audio starts after the video (negative: before), read by PyAV."""
+    import av
+
+    with av.open(str(path)) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        return round(float(audio.start_time * audio.time_base - video.start_time * video.time_base), 4)
+
+
+def quality(source: Path, whole: Path, split: Path, config: Config, workdir: Path) -> dict[str, Any]:
+    """VMAF of both outputs against the source, over everything and next to the seams: the two frames either
+    side of each (the last two of a piece, the first two of the next) and the keyframe interval either side
+    (where a piece's rate control could still differ from the whole encode's). Frames before the first seam
+    come from the same encoder state in both, so their difference shows whether the comparison is aligned."""
     whole_scores = vmaf_frames(source, whole, workdir / "vmaf-whole")
     split_scores = vmaf_frames(source, split, workdir / "vmaf-split")
-    seams = [i for i in range(piece_frames, len(split_scores), piece_frames)]
-    near = sorted({f for s in seams for f in range(s - 2, s + 2) if 0 <= f < len(split_scores)})
+    seams, gop = seam_frames(source, config)
+    count = min(len(whole_scores), len(split_scores))
+
+    def around(before: int, after: int) -> list[int]:
+        return sorted({f for s in seams for f in range(s - before, s + after) if 0 <= f < count})
 
     def mean(scores: list[float], frames: list[int]) -> float:
         return statistics.fmean(scores[f] for f in frames) if frames else float("nan")
 
+    first = range(min(seams[0] - gop, count) if seams else count)  # the first piece, but its last interval
     limits = Limits()
     return {
         "vmaf_whole": statistics.fmean(whole_scores),
         "vmaf_split": statistics.fmean(split_scores),
-        "vmaf_seams_whole": mean(whole_scores, near),
-        "vmaf_seams_split": mean(split_scores, near),
+        "vmaf_seams_whole": mean(whole_scores, around(2, 2)),
+        "vmaf_seams_split": mean(split_scores, around(2, 2)),
+        "vmaf_seam_intervals_whole": mean(whole_scores, around(gop, gop)),
+        "vmaf_seam_intervals_split": mean(split_scores, around(gop, gop)),
+        "alignment_max_difference": max((abs(whole_scores[f] - split_scores[f]) for f in first), default=0.0),
         "seams": len(seams),
         "frames": (len(whole_scores), len(split_scores)),
         "duration": (probe(whole, limits).duration_seconds, probe(split, limits).duration_seconds),
+        "av_offset": (av_offset_seconds(whole), av_offset_seconds(split)),
+        "bytes": (whole.stat().st_size, split.stat().st_size),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=120.0)
-    parser.add_argument("--chunk-seconds", type=float, default=20.0)
+    # The configuration's default: every piece but the first also encodes a keyframe interval of pre-roll
+    # (chunking/plan.py with_preroll), 2 s in 60; more workers need shorter pieces (``--chunk-seconds 20``).
+    parser.add_argument("--chunk-seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--preset", default="medium")
@@ -146,14 +187,14 @@ def main() -> None:
                 result = run_setup(source, workdir, workers, chunking, args)
                 times[name].append(result["seconds"])
                 outputs[name] = result["output"]
-        piece_frames = round(args.chunk_seconds * 30)  # the generated clip is 30 fps
+        split_config = load_config(environ={}, path=root / "r0-splitx1" / "videoconverter.toml")
         figures = {name: statistics.median(values) for name, values in times.items()}
         split_n = f"split x{args.workers}"
         report = {
             "seconds_to_done": figures,
             "ratio_split_workers_to_whole": figures[split_n] / figures["whole x1"],
             "overhead_split_x1_to_whole": figures["split x1"] / figures["whole x1"],
-            "quality": quality(source, outputs["whole x1"], outputs[split_n], piece_frames, root),
+            "quality": quality(source, outputs["whole x1"], outputs[split_n], split_config, root),
             "cores": len(os.sched_getaffinity(0)),
         }
     if args.json:
@@ -166,9 +207,14 @@ def main() -> None:
     print(f"  ratio {split_n} / whole x1: {report['ratio_split_workers_to_whole']:.2f} (target <= 0.6 with 2)")
     print(f"  overhead split x1 / whole x1: {report['overhead_split_x1_to_whole']:.2f} (target <= 1.05)")
     q = report["quality"]
-    print(f"  VMAF whole {q['vmaf_whole']:.2f}, split {q['vmaf_split']:.2f}; next to the {q['seams']} seams: "
-          f"whole {q['vmaf_seams_whole']:.2f}, split {q['vmaf_seams_split']:.2f} (target: within 0.5)")  # fmt: skip
-    print(f"  frames {q['frames'][0]} / {q['frames'][1]}, duration {q['duration'][0]} / {q['duration'][1]} s")
+    print(f"  VMAF whole {q['vmaf_whole']:.2f}, split {q['vmaf_split']:.2f}; next to the {q['seams']} seams (2 "
+          f"frames either side): whole {q['vmaf_seams_whole']:.2f}, split {q['vmaf_seams_split']:.2f}; a keyframe "
+          f"interval either side: whole {q['vmaf_seam_intervals_whole']:.2f}, split "
+          f"{q['vmaf_seam_intervals_split']:.2f} (target: within 0.5)")  # fmt: skip
+    print(f"  alignment: the first piece's frames differ by at most {q['alignment_max_difference']:.2f} VMAF")
+    print(f"  frames {q['frames'][0]} / {q['frames'][1]}, duration {q['duration'][0]} / {q['duration'][1]} s, "
+          f"A/V offset {q['av_offset'][0]} / {q['av_offset'][1]} s, "
+          f"bytes {q['bytes'][0]} / {q['bytes'][1]}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -100,13 +100,13 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
         process.kill()
 
 
-def write_aws_config(path: Path, server: MotoServer, data_dir: Path) -> Path:
+def write_aws_config(path: Path, server: MotoServer, data_dir: Path, split: bool | None = None) -> Path:
     """The tiny pipeline on S3, SNS/SQS and DynamoDB at ``server``, with names of its own (buckets are global on
-    the shared server, and outlive the test)."""
-    from tests.conftest import TINY_RENDITIONS_TOML
+    the shared server, and outlive the test); ``split``: every MP4 job split into pieces (None: as the run says)."""
+    from tests.conftest import CHUNKING_FORCED, tiny_renditions_toml
 
     uid = uuid.uuid4().hex[:8]
-    renditions = TINY_RENDITIONS_TOML
+    renditions = tiny_renditions_toml(CHUNKING_FORCED if split is None else split)
     for name in ("smaller", "small"):
         renditions = renditions.replace(
             f'name = "{name}"\n', f'name = "{name}"\nqueue = "q{uid}-{name}"\noutput_bucket = "vc-{uid}-{name}"\n'

@@ -170,3 +170,31 @@ def test_the_lambda_entry_point_reads_its_configuration_from_the_environment(
     finally:
         aws_lambda._services().close()
         aws_lambda._services.cache_clear()
+
+
+def test_a_split_job_runs_its_pieces_and_its_join_as_lambda_invocations(
+    moto_server: MotoServer, sample_clip: Any, tmp_path: Path
+) -> None:
+    path = write_aws_config(tmp_path / "split.toml", moto_server, tmp_path / "data", split=True)
+    svc = open_services(load_config(environ={}, path=path))
+    try:
+        provision(svc)
+        rendition = svc.config.rendition("smaller")
+        uploaded = svc.store.put_file(
+            svc.config.input_bucket, "long.mp4", sample_clip(width=320, height=180, seconds=4)
+        )
+        job = JobId("long.mp4", uploaded.etag, "smaller")
+        steps = [("the split", 2), ("two video pieces and the audio", 3), ("the join", 1)]  # first: + s3:TestEvent
+        for step, count in steps:  # each step's messages in one invocation, as Lambda's batches may hold them
+            assert aws_lambda.handle_sqs_batch(svc, {"Records": lambda_records(rendition.queue, count)}) == {
+                "batchItemFailures": []
+            }, step
+        record = svc.jobs.get(job)
+        assert record is not None and record.state is JobState.DONE, record
+        assert (record.pieces_done, record.pieces_planned) == (3, 3)
+        output = svc.store.head(rendition.output_bucket, "long.mp4")
+        assert output is not None and output.metadata["source-etag"] == uploaded.etag
+        assert not list(svc.store.list(rendition.output_bucket, ".chunks/"))  # the work area deleted
+        assert svc.broker.depth(rendition.queue).total == 0
+    finally:
+        svc.close()

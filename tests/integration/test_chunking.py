@@ -173,3 +173,37 @@ def test_a_truncated_upload_accepted_leaves_out_the_pieces_past_the_end_of_its_d
         assert [m.split(" encoded")[0] for m in logs if "(0 frames)" in m] == ["piece 4 of 5", "piece 5 of 5"]
     finally:
         svc.close()
+
+
+def test_a_newer_upload_stops_a_piece_while_its_ffmpeg_runs(
+    chunked: Services, sample_clip: Any, tmp_path: Path
+) -> None:
+    import threading
+    import time
+
+    from tests.conftest import wait_until
+    from tests.integration.test_pipeline import slow_ffmpeg
+
+    old = chunked.store.put_file(IN, "replaced.mp4", sample_clip(width=320, height=180, seconds=6))
+    smaller = chunked.config.rendition("smaller")  # a fixed CRF: the first FFmpeg run is the first piece's
+    worker = Worker(chunked, smaller, ffmpeg=slow_ffmpeg(tmp_path, 60))  # which sleeps a minute first
+    thread = threading.Thread(target=worker.run, kwargs={"exit_when_idle": True})
+    thread.start()
+    try:
+        wait_until(lambda: (tmp_path / "ffmpeg.pid").exists(), 30, message="the first piece's FFmpeg to start")
+        replaced_at = time.monotonic()
+        new = chunked.store.put_file(IN, "replaced.mp4", sample_clip(width=320, height=180, seconds=1))
+        old_job = JobId("replaced.mp4", old.etag, "smaller")
+        wait_until(lambda: chunked.jobs.get(old_job).state.terminal, 30, message="the old job")  # type: ignore[union-attr]
+        assert time.monotonic() - replaced_at < 15  # the watch's pace (a third of the 5 s lease), not the minute
+        thread.join(timeout=60)
+    finally:
+        worker.stop.set()
+        thread.join(timeout=30)
+    record = chunked.jobs.get(old_job)
+    assert record is not None and record.note.startswith("superseded") and record.pieces_done == 0
+    assert chunked.jobs.get(JobId("replaced.mp4", new.etag, "smaller")).state is JobState.DONE  # type: ignore[union-attr]
+    output = chunked.store.head(OUT, "replaced.mp4")
+    assert output is not None and output.metadata["source-etag"] == new.etag
+    logs = [line.message for line in chunked.jobs.logs("replaced.mp4")]
+    assert any("piece 1 of 3: the upload was replaced while FFmpeg ran: stopped early" in m for m in logs)

@@ -12,7 +12,7 @@ import pytest
 from videoconverter.chunking.encode import join_command, pieces_list, readable_command, video_piece_command
 from videoconverter.chunking.handler import Encoded
 from videoconverter.chunking.messages import ChunkMessage, Step, chunk_message
-from videoconverter.chunking.plan import Piece, applies, plan_pieces, seconds_text
+from videoconverter.chunking.plan import Piece, applies, plan_pieces, seconds_text, with_preroll
 from videoconverter.chunking.work import work_area
 from videoconverter.config import load_config
 from videoconverter.errors import ConfigError, InvalidEventError
@@ -69,6 +69,18 @@ def info() -> MediaInfo:
     )  # fmt: skip
 
 
+def test_a_piece_after_the_first_is_encoded_from_one_keyframe_interval_earlier() -> None:
+    assert with_preroll(Piece(0, 0, 60), 60) == Piece(0, 0, 60, 0)  # the first: nothing before it
+    piece = with_preroll(Piece(2, 120, None), 60)
+    assert (piece.preroll_frames, piece.encode_start_frame) == (60, 60)
+    args = video_piece_command(
+        "ffmpeg", Path("/w/source"), Path("/w/piece.mp4"), info(), OutputSize(214, 120, ""),
+        default_rendition(120, per_title=False), Limits(), with_preroll(Piece(2, 120, 60), 60), Fraction(30),
+    )  # fmt: skip
+    assert args[args.index("-ss") + 1] == "2.000000" and args[args.index("-frames:v") + 1] == "120"
+    assert args[args.index("-t") + 1] == "5.000000"  # 120 frames at 30 fps and the read margin
+
+
 def test_a_video_piece_seeks_its_range_and_stops_after_its_frames() -> None:
     rendition = default_rendition(120, per_title=False)
     args = video_piece_command(
@@ -91,9 +103,10 @@ def test_the_join_copies_the_pieces_and_the_audio_without_re_encoding() -> None:
     args = join_command("ffmpeg", Path("/w/pieces.txt"), Path("/w/audio.m4a"), Path("/w/out.mp4"), Limits())
     assert args[args.index("-f") + 1] == "concat" and args[args.index("-safe") + 1] == "1"
     assert args[args.index("-c") + 1] == "copy" and "1:a:0" in args
-    assert pieces_list(["video-00000.mp4", "video-00001.mp4"], [Fraction(2), None]) == (
-        "ffconcat version 1.0\nfile 'video-00000.mp4'\nduration 2.000000\nfile 'video-00001.mp4'\n"
-    )
+    assert pieces_list(["video-00000.mp4", "video-00001.mp4"], [Fraction(0), Fraction(60, Fraction(30000, 1001))]) == (
+        "ffconcat version 1.0\nfile 'video-00000.mp4'\nfile 'video-00001.mp4'\ninpoint 2.002000\n"
+    )  # the second piece's pre-roll dropped at its keyframe
+    assert "inpoint 0.333334" in pieces_list(["a.mp4"], [Fraction(1, 3)])  # never just before the keyframe
 
 
 def message() -> ChunkMessage:
@@ -161,6 +174,7 @@ def test_a_piece_carries_its_frames_and_a_truncation_note_to_the_join() -> None:
         "frames": "0", "note": "the upload is truncated"
     }  # fmt: skip
     assert Encoded(Path("a.m4a"), None).metadata() == {}  # the audio: no frames to count
+    assert Encoded(Path("p.mp4"), 60, "", 60).metadata() == {"frames": "60", "preroll-frames": "60"}
 
 
 def test_jobs_shows_a_split_job_s_pieces_done_of_planned(capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,14 +34,17 @@ def video_piece_command(
     rate: Fraction,
     threads: int = 0,
 ) -> list[str]:
-    """Arguments that encode ``piece`` of ``source``'s video (no audio) into ``destination`` (MP4)."""
-    seek = ["-ss", seconds_text(piece.start_seconds(rate))] if piece.start_frame else []
-    if piece.frames is not None:
-        seek += ["-t", seconds_text(Fraction(piece.frames) / rate + Fraction(READ_MARGIN_SECONDS))]
+    """Arguments that encode ``piece`` of ``source``'s video (no audio), its pre-roll first, into
+    ``destination`` (MP4)."""
+    start = piece.encode_start_frame
+    seek = ["-ss", seconds_text(Fraction(start) / rate)] if start else []
+    frames = None if piece.frames is None else piece.frames + piece.preroll_frames
+    if frames is not None:
+        seek += ["-t", seconds_text(Fraction(frames) / rate + Fraction(READ_MARGIN_SECONDS))]
     args = [*input_args(ffmpeg, source, info, limits, seek), "-map", "0:v:0", *NO_METADATA]
     args += ["-vf", video_filter(info, size, rendition), *video_args(info, rendition), "-an"]
-    if piece.frames is not None:
-        args += ["-frames:v", str(piece.frames)]
+    if frames is not None:
+        args += ["-frames:v", str(frames)]
     return [*args, *_output(limits, threads), f"file:{destination}"]
 
 
@@ -86,14 +89,14 @@ def join_command(ffmpeg: str, pieces_list: Path, audio: Path | None, destination
     return [*args, "-fs", str(limits.max_output_bytes), "-progress", "pipe:1", "-f", "mp4", f"file:{destination}"]
 
 
-def pieces_list(names: list[str], durations_seconds: list[Fraction | None]) -> str:
-    """The concat demuxer's list: each piece's file and, where known, its exact duration (the next piece
-    starts there, whatever the container's rounding)."""
+def pieces_list(names: list[str], prerolls_seconds: list[Fraction]) -> str:
+    """The concat demuxer's list: each piece's file and, after a pre-roll, its ``inpoint``: the demuxer seeks to
+    the keyframe there and drops what came before (each piece's own duration is exact)."""
     lines = ["ffconcat version 1.0"]
-    for name, duration in zip(names, durations_seconds, strict=True):
+    for name, preroll in zip(names, prerolls_seconds, strict=True):
         lines.append(f"file '{name}'")
-        if duration is not None:
-            lines.append(f"duration {seconds_text(duration)}")
+        if preroll:
+            lines.append(f"inpoint {seconds_text(preroll, round_up=True)}")
     return "\n".join(lines) + "\n"
 
 

@@ -27,12 +27,15 @@ from videoconverter.chunking.encode import (
     video_piece_command,
 )
 from videoconverter.chunking.messages import ChunkMessage, Step
-from videoconverter.chunking.plan import Piece
+from videoconverter.chunking.plan import Piece, with_preroll
 from videoconverter.chunking.steps import Steps
+from videoconverter.chunking.watch import Superseded
 from videoconverter.consumer import ABANDONED, ACKED, Settlement, dead_lettered, released
 from videoconverter.errors import LeaseLost, PermanentError, ShutdownRequested, TranscodeError, TruncatedSourceError
 from videoconverter.jobs.log import JobLog
 from videoconverter.publish import output_size
+from videoconverter.renditions import Rendition
+from videoconverter.transcode.framerate import frames_per_interval
 from videoconverter.transcode.geometry import output_size as picture_size
 from videoconverter.transcode.probe import MediaInfo, probe
 from videoconverter.transcode.produce import check_output_size, marker_name, output_key
@@ -50,11 +53,13 @@ class Encoded:
     path: Path
     frames: int | None  # the video frames it holds (0: it starts past the end of a truncated source); audio: None
     note: str = ""  # a truncated source accepted: what the job's note says of it
+    preroll_frames: int = 0  # encoded before the piece's own first frame: the join drops them
 
     def metadata(self) -> dict[str, str]:
         return {
             **({"frames": str(self.frames)} if self.frames is not None else {}),
             **({"note": self.note} if self.note else {}),
+            **({"preroll-frames": str(self.preroll_frames)} if self.preroll_frames else {}),
         }
 
 
@@ -123,7 +128,12 @@ class ChunkHandler:
         else:
             with tempfile.TemporaryDirectory(prefix="videoconverter-") as tmp:  # mode 0700: private
                 workdir = Path(tmp)
-                encoded = self._encode(message, delivery, workdir, job_log)
+                try:
+                    encoded = self._encode(message, delivery, workdir, job_log)
+                except Superseded as exc:
+                    job_log.info(f"{_name(message)}: the upload was replaced while FFmpeg ran: stopped early")
+                    steps.supersede(message, exc.newer_etag, job_log)
+                    return
                 if encoded is None:
                     return
                 steps.check_lease(delivery)  # a worker that lost its lease must not write
@@ -153,43 +163,51 @@ class ChunkHandler:
         if message.crf >= 0:  # the VMAF target's choice, made once when the job was split
             rendition = dataclasses.replace(rendition, crf=message.crf)
         destination = workdir / ("audio.m4a" if message.step is Step.AUDIO else "piece.mp4")
-        note = ""
-        with steps.beat(delivery) as heartbeat:
-            run = steps.runner(workdir, heartbeat)
+        with steps.beat(delivery) as heartbeat, steps.watch(message) as watch:
+            run = steps.runner(workdir, heartbeat, watch)
             if message.step is Step.AUDIO:
                 args = audio_piece_command(
                     steps.ffmpeg, source, destination, info, rendition, config.limits, config.ffmpeg_threads
                 )
                 result = run(args, info.duration_seconds)
+                encoded = Encoded(destination, None)
             else:
-                piece = Piece(message.index, message.start_frame, message.frames or None)
-                size = picture_size(*info.display_size, rendition)
-                args = video_piece_command(
-                    steps.ffmpeg, source, destination, info, size, rendition, config.limits, piece, message.rate,
-                    config.ffmpeg_threads,
-                )  # fmt: skip
-                result = run(args, piece.duration_seconds(message.rate, _video_seconds(info)))
-                note = self._check_read(message, piece, result, info, source, run)
-                if note:
-                    job_log.warning(f"{_name(message)}: {note}")
+                result, encoded = self._encode_video(message, info, rendition, source, destination, run)
+                if encoded.note:
+                    job_log.warning(f"{_name(message)}: {encoded.note}")
         check_output_size(destination, config.limits)
-        frames = result.frames if message.step is Step.VIDEO else None
         job_log.info(
             f"{_name(message)} encoded in {result.elapsed_seconds:.1f} s"
-            + (f" ({frames} frames)" if frames is not None else "")
+            + (f" ({encoded.frames} frames)" if encoded.frames is not None else "")
         )
-        return Encoded(destination, frames, note)
+        return encoded
 
-    def _check_read(
-        self, message: ChunkMessage, piece: Piece, result: RunResult, info: MediaInfo, source: Path, run: Runner
-    ) -> str:
+    def _encode_video(
+        self, message: ChunkMessage, info: MediaInfo, rendition: Rendition, source: Path, destination: Path, run: Runner
+    ) -> tuple[RunResult, Encoded]:
+        """A video piece, its pre-roll first (see :func:`~videoconverter.chunking.plan.with_preroll`)."""
+        config = self.steps.svc.config
+        gop = frames_per_interval(message.rate, rendition.keyframe_interval_seconds)
+        piece = with_preroll(Piece(message.index, message.start_frame, message.frames or None), gop)
+        size = picture_size(*info.display_size, rendition)
+        args = video_piece_command(
+            self.steps.ffmpeg, source, destination, info, size, rendition, config.limits, piece, message.rate,
+            config.ffmpeg_threads,
+        )  # fmt: skip
+        preroll_seconds = piece.preroll_frames / float(message.rate)
+        encoded_seconds = preroll_seconds + piece.duration_seconds(message.rate, _video_seconds(info))
+        result = run(args, encoded_seconds)
+        note = self._check_read(result, encoded_seconds, info, source, run)
+        frames = max(0, result.frames - piece.preroll_frames)  # the piece's own: 0 past the end of a truncated source
+        return result, Encoded(destination, frames, note, piece.preroll_frames)
+
+    def _check_read(self, result: RunResult, encoded_seconds: float, info: MediaInfo, source: Path, run: Runner) -> str:
         """A truncated source, as a whole encode tells it: nothing ("") when the piece was read whole; when it
         fell short (or read nothing: it starts past the end of the data), how far the whole source can be read
         against the video's promised length, measured by a copy pass from the start. So every piece that falls
         short names the same length, the one a whole encode would; raises TruncatedSourceError with it unless
         ``accept_truncated_sources`` (then: the note)."""
-        promised = piece.duration_seconds(message.rate, _video_seconds(info))
-        if result.frames and not is_truncated(result.out_time_seconds, promised):
+        if result.frames and not is_truncated(result.out_time_seconds, encoded_seconds):
             return ""
         limits = self.steps.svc.config.limits
         readable = run(readable_command(self.steps.ffmpeg, source, info, limits), _video_seconds(info))
@@ -212,20 +230,11 @@ class ChunkHandler:
         steps.redelivered(message, delivery)
         with tempfile.TemporaryDirectory(prefix="videoconverter-") as tmp:
             workdir = Path(tmp)
-            names, pieces = [], []
-            for i in range(message.video_pieces):
-                name = f"video-{i:05d}.mp4"
-                pieces.append(store.get_file(area.bucket, area.video_key(i), workdir / name).metadata)
-                if pieces[-1].get("frames") != "0":  # a piece past the end of a truncated source holds nothing
-                    names.append(name)
-            if not names:
-                raise TruncatedSourceError("the upload is truncated: no video could be read")
-            note = _note(message, pieces)
+            names, prerolls, note = self._fetch_pieces(message, workdir)
             audio = workdir / "audio.m4a" if message.video_pieces < message.pieces else None
             if audio is not None:
                 store.get_file(area.bucket, area.audio_key(), audio)
-            durations: list[Fraction | None] = [None] * len(names)  # the pieces' own durations are exact
-            (workdir / "pieces.txt").write_text(pieces_list(names, durations))
+            (workdir / "pieces.txt").write_text(pieces_list(names, prerolls))
             output = workdir / "output.mp4"
             with steps.beat(delivery) as heartbeat:
                 result = steps.runner(workdir, heartbeat)(
@@ -240,6 +249,23 @@ class ChunkHandler:
             job_log.info(f"joined {len(names)} pieces in {result.elapsed_seconds:.1f} s")
             steps.publish(message.upload, Produced((OutputFile("", output),), note), job_log, workdir)
         self._finish(message, url, job_log, note)
+
+    def _fetch_pieces(self, message: ChunkMessage, workdir: Path) -> tuple[list[str], list[Fraction], str]:
+        """Download the video pieces into ``workdir``: the files to concatenate, in order (a piece past the end
+        of a truncated source holds nothing and is left out), the pre-roll of each to drop, and the job's note."""
+        store, area = self.steps.svc.store, self.steps.area_of(message)
+        names: list[str] = []
+        prerolls: list[Fraction] = []
+        found: list[Mapping[str, str]] = []
+        for i in range(message.video_pieces):
+            name = f"video-{i:05d}.mp4"
+            found.append(metadata := store.get_file(area.bucket, area.video_key(i), workdir / name).metadata)
+            if metadata.get("frames") != "0":
+                names.append(name)
+                prerolls.append(Fraction(int(metadata.get("preroll-frames", "0"))) / message.rate)
+        if not names:
+            raise TruncatedSourceError("the upload is truncated: no video could be read")
+        return names, prerolls, _note(message, found)
 
     def _finish(self, message: ChunkMessage, url: str, job_log: JobLog, note: str) -> None:
         steps = self.steps

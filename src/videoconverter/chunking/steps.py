@@ -13,6 +13,7 @@ from typing import Protocol
 from videoconverter import telemetry
 from videoconverter.brokers.base import Delivery
 from videoconverter.chunking.messages import ChunkMessage
+from videoconverter.chunking.watch import SourceWatch, Superseded
 from videoconverter.chunking.work import WorkArea, work_area
 from videoconverter.errors import LeaseLost, ShutdownRequested, SourceMissingError, StaleReceiptError
 from videoconverter.events import ObjectCreated
@@ -61,9 +62,19 @@ class Steps:
     def beat(self, delivery: Delivery) -> Beating:
         return self.heartbeat(self.svc, delivery, self.svc.config.visibility_timeout_seconds)
 
-    def runner(self, workdir: Path, heartbeat: Beating) -> Runner:
-        """FFmpeg in ``workdir`` with the job's timeout, stopped when the worker stops or the lease is lost
-        (no progress: a split job's progress is its pieces')."""
+    def watch(self, message: ChunkMessage) -> SourceWatch:
+        """A watch on the upload's key while a step's FFmpeg runs, at the heartbeat's pace."""
+        config = self.svc.config
+        interval = config.visibility_timeout_seconds / 3
+        return SourceWatch(self.svc.store, config.input_bucket, message.key, message.etag, interval)
+
+    def runner(self, workdir: Path, heartbeat: Beating, watch: SourceWatch | None = None) -> Runner:
+        """FFmpeg in ``workdir`` with the job's timeout, stopped when the worker stops, the lease is lost
+        (:class:`LeaseLost`) or ``watch`` sees a newer upload (:class:`Superseded`). No progress: a split job's
+        progress is its pieces'."""
+
+        def stopping() -> bool:
+            return self.stop.is_set() or heartbeat.lost.is_set() or (watch is not None and watch.replaced.is_set())
 
         def run(args: list[str], duration_seconds: float | None) -> RunResult:
             try:
@@ -72,11 +83,13 @@ class Steps:
                     workdir=workdir,
                     timeout_seconds=self.svc.config.limits.transcode_timeout_seconds,
                     duration_seconds=duration_seconds,
-                    should_stop=lambda: self.stop.is_set() or heartbeat.lost.is_set(),
+                    should_stop=stopping,
                 )
             except ShutdownRequested:
                 if heartbeat.lost.is_set():
                     raise LeaseLost() from None
+                if watch is not None and watch.replaced.is_set() and not self.stop.is_set():
+                    raise Superseded(watch.newer_etag) from None
                 raise
             telemetry.ffmpeg_ran(self.rendition.name, result.elapsed_seconds, result.frames)
             return result
