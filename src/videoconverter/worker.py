@@ -46,6 +46,7 @@ from videoconverter.errors import (
     TranscodeError,
 )
 from videoconverter.events import ObjectCreated, parse_event
+from videoconverter.heartbeat import Heartbeat
 from videoconverter.jobs.base import JobId
 from videoconverter.jobs.log import JobLog
 from videoconverter.jobs.timeline import Timeline, TimelineRecorder, parse_iso_time
@@ -380,38 +381,3 @@ class Worker:
             telemetry.lease_extension(delivery.queue, "lost")
             raise LeaseLost() from exc
         telemetry.lease_extension(delivery.queue, "extended")
-
-
-class Heartbeat:
-    """Extends the lease every third of the visibility timeout while FFmpeg runs; notices a lost lease."""
-
-    def __init__(self, services: Services, delivery: Delivery, visibility_timeout_seconds: int) -> None:
-        self._svc = services
-        self._delivery = delivery
-        self._timeout = visibility_timeout_seconds
-        self._done = threading.Event()
-        self.lost = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        interval = max(0.5, self._timeout / 3)
-        while not self._done.wait(interval):
-            try:
-                self._svc.broker.extend(self._delivery, self._timeout)
-            except StaleReceiptError:
-                telemetry.lease_extension(self._delivery.queue, "lost")
-                self.lost.set()
-                return
-            except Exception:  # a passing broker hiccup: the next beat tries again before the lease ends
-                telemetry.lease_extension(self._delivery.queue, "failed")
-                log.warning("heartbeat failed", exc_info=True)
-            else:
-                telemetry.lease_extension(self._delivery.queue, "extended")

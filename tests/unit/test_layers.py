@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"ingest", "publish"},
     {"pipeline"},
+    {"heartbeat"},
     {"chunking", "worker", "pool", "dead_letters"},  # a rendition's worker, the steps of a split job it runs,
     # and the pool worker that serves several renditions
     {"fleet", "serverless", "web"},
