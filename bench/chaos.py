@@ -42,6 +42,9 @@ events_queue = "{prefix}videoconverter-events"
 
 [queues]
 visibility_timeout_seconds = 3
+# Kills come every few seconds, so a job may be killed several times in a row: only one killed 10 times (never
+# seen) is dead-lettered by the broker, and counted as such (its job failed by a worker's sweep).
+max_receive_count = 10
 retry_base_delay_seconds = 0
 receive_wait_seconds = 1
 

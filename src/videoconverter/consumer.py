@@ -106,16 +106,22 @@ class Consumer:
     idle_by_depth: bool = True
     stop: threading.Event = field(default_factory=threading.Event)  # set: stop now
     drain: threading.Event = field(default_factory=threading.Event)  # set: stop after the current message
+    # Called after every receive, busy or idle (so at least every STOP_CHECK_SECONDS): the worker's look for jobs
+    # the broker dead-lettered (dead_letters.Sweeper), which keeps its own pace.
+    between: Callable[[], object] | None = None
 
     def run(self, max_messages: int | None = None, exit_when_idle: bool = False) -> int:
         """Receive and handle until ``stop`` or ``drain`` is set, ``max_messages`` were handled, or (with
-        ``exit_when_idle``) the queue is idle; return how many messages were handled."""
+        ``exit_when_idle``) the queue is idle; return how many messages were handled. ``between`` runs after
+        every receive."""
         handled = 0
         while not self.stop.is_set() and not self.drain.is_set() and (max_messages is None or handled < max_messages):
             idle = exit_when_idle and (not self.idle_by_depth or self.broker.depth(self.queue).total == 0)
             wait = IDLE_CONFIRM_SECONDS if idle else min(self.wait_seconds, STOP_CHECK_SECONDS)
             got = self.run_once(wait, None if max_messages is None else max_messages - handled)
             handled += got
+            if self.between is not None:
+                self.between()
             if not got and idle:
                 break
         return handled

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from videoconverter.brokers.base import Broker, Delivery
 from videoconverter.consumer import IDLE_CONFIRM_SECONDS, STOP_CHECK_SECONDS, released, settle
+from videoconverter.dead_letters import Sweeper
 from videoconverter.pipeline import Services
 from videoconverter.renditions import Rendition
 from videoconverter.worker import Worker
@@ -44,6 +45,7 @@ class QueuePool:
     wait_seconds: float = STOP_CHECK_SECONDS  # the longest one receive waits (capped at STOP_CHECK_SECONDS)
     stop: threading.Event = field(default_factory=threading.Event)  # set: stop now
     drain: threading.Event = field(default_factory=threading.Event)  # set: stop after the current message
+    between: Callable[[], object] | None = None  # called after every receive (as Consumer.between)
 
     def __post_init__(self) -> None:
         if not self.handlers:
@@ -58,6 +60,8 @@ class QueuePool:
             idle = exit_when_idle and self._queued() == 0
             got = self.run_once(IDLE_CONFIRM_SECONDS if idle else min(self.wait_seconds, STOP_CHECK_SECONDS))
             handled += got
+            if self.between is not None:
+                self.between()
             if not got and idle:  # confirmed by a short receive: a message leased elsewhere may still come
                 break
         return handled
@@ -110,6 +114,7 @@ class PoolWorker:
             wait_seconds=min(config.receive_wait_seconds, STOP_CHECK_SECONDS),
             stop=self.stop,
             drain=self.drain,
+            between=Sweeper(services, renditions, config.visibility_timeout_seconds),
         )
 
     def run(self, max_messages: int | None = None, exit_when_idle: bool = False) -> int:

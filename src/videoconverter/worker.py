@@ -34,6 +34,7 @@ from videoconverter.consumer import (
     released,
     settle,
 )
+from videoconverter.dead_letters import Sweeper
 from videoconverter.errors import (
     InvalidEventError,
     InvalidKeyError,
@@ -119,6 +120,7 @@ class Worker:
             wait_seconds=min(self.config.receive_wait_seconds, STOP_CHECK_SECONDS),
             stop=self.stop,
             drain=self.drain,
+            between=Sweeper(self.svc, [self.rendition], self.config.visibility_timeout_seconds),
         )
 
     def handle(self, delivery: Delivery) -> Settlement:

@@ -25,10 +25,23 @@ def test_killing_workers_at_random_loses_and_duplicates_nothing(broker: str) -> 
     # A pool (what `up` runs) of 4: as many processes as 2 dedicated workers for each of the 2 renditions, so
     # that each lives as long between kills (2 s on average) and a job is rarely killed max_receive_count times.
     result = subprocess.run(
-        [sys.executable, str(CHAOS), "--uploads", "12", "--kill-every", "0.5", "--pool", "4", "--json", *extra],
+        [
+            sys.executable,
+            str(CHAOS),
+            "--uploads",
+            "12",
+            "--kill-every",
+            "0.5",
+            "--pool",
+            "4",
+            "--timeout",
+            "200",
+            "--json",
+            *extra,
+        ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=280,
         check=False,
     )
     figures = json.loads(result.stdout)

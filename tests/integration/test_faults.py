@@ -18,9 +18,10 @@ import pytest
 
 from tests.conftest import ALSO_SPLIT, wait_until
 from tests.integration.test_pipeline import IN, drain, job, slow_ffmpeg, start_worker, work_until
+from videoconverter import dead_letters
 from videoconverter.brokers.base import QueueSpec, Topology
 from videoconverter.brokers.sqlite import SQLiteBroker
-from videoconverter.jobs.base import JobState
+from videoconverter.jobs.base import JobId, JobState
 from videoconverter.pipeline import Services
 from videoconverter.worker import Worker
 
@@ -229,3 +230,29 @@ def test_events_for_missing_objects_are_dead_lettered_and_other_events_ignored(s
         assert svc.broker.depth(rendition.queue).total == 0
     assert job(svc, "deleted meanwhile.mp4", "abc", "small").state is JobState.FAILED
     assert svc.jobs.find("old.mp4") == []
+
+
+@ALSO_SPLIT
+def test_a_job_whose_every_worker_died_is_failed_with_the_brokers_reason(svc: Services, small_clip: Path) -> None:
+    """Each worker that took the message died before settling it (its lease handed back, as `up`'s supervisor
+    does), max_receive_count times: the broker dead-letters it itself, and a worker's sweep fails the job, which
+    would otherwise stay running for ever (and `jobs --wait` with it); a redrive then converts it."""
+    uploaded = svc.store.put_file(IN, "every-worker-died.mp4", small_clip)
+    rendition = next(r for r in svc.config.renditions if r.name == "smaller")
+    worker = Worker(svc, rendition)
+    for attempt in range(1, svc.config.max_receive_count + 1):
+        (delivery,) = svc.broker.receive(rendition.queue, wait_seconds=5, visibility_timeout_seconds=30)
+        assert delivery.attempt == attempt
+        svc.jobs.start(JobId("every-worker-died.mp4", uploaded.etag, "smaller"), attempt)  # as the worker does
+        svc.broker.release(delivery)  # the worker died here
+    assert job(svc, "every-worker-died.mp4", uploaded.etag, "smaller").state is JobState.RUNNING
+    assert worker.run(exit_when_idle=True) == 0  # the broker dead-letters it: no worker sees it again
+    record = job(svc, "every-worker-died.mp4", uploaded.etag, "smaller")
+    assert record.state is JobState.FAILED
+    assert record.error.startswith("dead-lettered by the broker:"), record.error
+    assert any("dead-lettered by the broker" in line.message for line in svc.jobs.logs("every-worker-died.mp4"))
+    assert len(svc.broker.dead_letters(rendition.queue)) == 1
+    redriven = dead_letters.redrive(svc, [rendition])
+    assert redriven == [{"rendition": "smaller", "redriven": 1, "jobs_requeued": 1}]
+    work_until(svc, "smaller", lambda: job(svc, "every-worker-died.mp4", uploaded.etag, "smaller").state.terminal)
+    assert job(svc, "every-worker-died.mp4", uploaded.etag, "smaller").state is JobState.DONE
