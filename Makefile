@@ -37,10 +37,15 @@ $(BROWSER_JS): tests/browser/package-lock.json tests/browser/package.json
 	npm ci --prefix tests/browser --no-audit --no-fund
 	touch $@
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist): most tests wait (on leases, servers, FFmpeg), so more
+# processes than cores pay. Then the tests marked `exclusive` (they restart a shared server) run alone.
+TEST_WORKERS ?= 4
+
 test: $(DEV_INSTALLED)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not exclusive"
+	$(BIN)/pytest -m exclusive
 
 bench: $(DEV_INSTALLED)
 	$(BIN)/python bench/overhead.py

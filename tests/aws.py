@@ -6,8 +6,8 @@ The credentials are moto's fakes, set for this test session only.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_service
+from tests.conftest import free_port, require_service
 
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {
@@ -50,12 +50,6 @@ class MotoServer:
         return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint_url}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _moto_installed() -> bool:
     try:
         import moto.server  # noqa: F401
@@ -64,14 +58,44 @@ def _moto_installed() -> bool:
     return True
 
 
+#: moto's server answering one request at a time. moto applies concurrent UpdateItem calls to one item without
+#: serialising them (lost updates, reproduced with plain boto3 on a loaded machine), where DynamoDB applies the
+#: writes to an item one at a time: the tests that race writers on one item run against this one.
+SERIAL_SERVER = """
+import sys
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_backend_app), threaded=False)
+"""
+
+
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's server (threaded, as `python -m moto.server` runs it) for the session; clients built from the
+    environment alone (the AWS CLI, a worker started without a URL) reach it too."""
+    with pytest.MonkeyPatch.context() as patch, _moto(tmp_path_factory, ["-m", "moto.server"]) as server:
+        for name, value in FAKE_CREDENTIALS.items():
+            patch.setenv(name, value)
+        patch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def serial_moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's server answering one request at a time (see :data:`SERIAL_SERVER`)."""
+    with _moto(tmp_path_factory, ["-c", SERIAL_SERVER]) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _moto(tmp_path_factory: pytest.TempPathFactory, command: list[str]) -> Iterator[MotoServer]:
     require_service(_moto_installed(), "moto[server] is not installed (pip install -e '.[dev]')")
-    port = _free_port()
+    port = free_port()
     log_path: Path = tmp_path_factory.mktemp("moto") / "moto.log"
+    arguments = ["-H", "127.0.0.1", "-p", str(port)] if command[0] == "-m" else ["127.0.0.1", str(port)]
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, *command, *arguments],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, **FAKE_CREDENTIALS},
@@ -87,17 +111,14 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
                 process.kill()
                 pytest.fail(f"moto's server did not start: {log_path.read_text(errors='replace')[-2000:]}")
             time.sleep(0.1)
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in FAKE_CREDENTIALS.items():
-            patch.setenv(name, value)
-        # Clients built from the environment alone (the AWS CLI, a worker started without a URL) reach moto too.
-        patch.setenv("AWS_ENDPOINT_URL", endpoint)
-        yield MotoServer(endpoint)
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield MotoServer(endpoint)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def write_aws_config(path: Path, server: MotoServer, data_dir: Path, split: bool | None = None) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -12,6 +13,13 @@ from typing import Any
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now: for a server a test starts (tests run in parallel: never a fixed one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def require_service(available: bool, reason: str) -> None:
@@ -130,4 +138,4 @@ def other_clip(clip_dir):
 
 
 # moto's server, for every tier that tests the AWS backends (see tests/aws.py).
-from tests.aws import moto_server  # noqa: E402, F401
+from tests.aws import moto_server, serial_moto_server  # noqa: E402, F401

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import free_port, wait_until
 from videoconverter.jobs.timeline import STAGES
 from videoconverter.jobs.timeline import parse_iso_time as seconds_since_epoch
 
@@ -35,7 +35,8 @@ def run(env: dict[str, str], *args: str, check: bool = True, timeout: float = 12
 @pytest.fixture
 def env(tiny_config_path: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOCONVERTER_")}
-    return {**clean, "VIDEOCONVERTER_CONFIG": str(tiny_config_path)}
+    # A port of its own for `up`'s dashboard: tests run in parallel, and another `up` may hold 8080.
+    return {**clean, "VIDEOCONVERTER_CONFIG": str(tiny_config_path), "VIDEOCONVERTER_PORT": str(free_port())}
 
 
 def test_the_readme_workflow(env: dict[str, str], small_clip: Path, tmp_path: Path) -> None:

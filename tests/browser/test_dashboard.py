@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import interrupt, require_service, wait_until
+from tests.conftest import free_port, interrupt, require_service, wait_until
 from tests.web.conftest import TOKEN
-from tests.web.test_streamed_upload import free_port, healthy
+from tests.web.test_streamed_upload import healthy
 
 CHROMIUM = os.environ.get("VIDEOCONVERTER_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs"

@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from tests.aws import MotoServer, write_aws_config
-from tests.conftest import interrupt
+from tests.conftest import free_port, interrupt
 from videoconverter.config import Config, load_config
 from videoconverter.transcode.probe import probe
 
@@ -51,7 +51,7 @@ def running_pipeline(config_path: Path, tmp_path: Path) -> Iterator[subprocess.P
     provisioned = videoconverter(config_path, "provision")
     assert provisioned.returncode == 0, provisioned.stderr
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115 - closed below
-    env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(config_path)}
+    env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(config_path), "VIDEOCONVERTER_PORT": str(free_port())}
     process = subprocess.Popen([sys.executable, "-m", "videoconverter", "up"], env=env, stderr=log, stdout=log)
     yield process
     interrupt(process)

@@ -259,6 +259,7 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
 
 
+@pytest.mark.exclusive  # stops the shared RabbitMQ server: run alone, after the parallel run (see the Makefile)
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to restart the broker")
 def test_a_broker_restart_loses_nothing_confirmed_and_leases_nothing_twice(
     broker: RabbitMQBroker, names: ContractNames

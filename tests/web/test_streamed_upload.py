@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import interrupt, wait_until
+from tests.conftest import free_port, interrupt, wait_until
 from tests.web.conftest import TOKEN
 
 UPLOAD_BYTES = 300 * 1024 * 1024
 PEAK_GROWTH_LIMIT_BYTES = 64 * 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def status_kib(pid: int, field: str) -> int:
