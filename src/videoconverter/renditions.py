@@ -45,6 +45,11 @@ PER_TITLE_CAP_SHARE = 1.0
 #: between take the next smaller one's). bench/quality.py measured them against the Generic presets.
 DEFAULT_TARGET_VMAF = {0: 97.5, 720: 97.5, 1080: 97.0}
 DEFAULT_LADDER = (360, 480, 720, 1080)
+#: Audio tracks kept when a rendition sets no ``max_audio_tracks``: an MP4 keeps its first-track behaviour (every
+#: player plays it), a streaming package offers each language as its own audio rendition.
+AUDIO_TRACKS = {"mp4": 1, "hls": 8}
+#: The true peak every loudness-normalised output stays under (EBU R128 s1, Apple's HLS authoring spec 2.19).
+TRUE_PEAK_DBTP = -1.0
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # + "-dlq" stays within SQS's 80 characters
 
 
@@ -126,10 +131,20 @@ class Rendition:
     # --- quality per title (mp4, hls): see transcode/pertitle.py -------------------------------------------
     target_vmaf: float = 0.0  # the VMAF each encode aims at, its CRF chosen on samples; 0: the fixed crf
     verify_vmaf: bool = False  # also measure the whole output's VMAF afterwards (as long again as the encode)
+    # --- the streaming package (hls) and what every kind carries over from the source -----------------------
+    dash: bool = True  # hls: also a DASH manifest (KEY/manifest.mpd) over the same CMAF segments
+    max_audio_tracks: int = 0  # the source's audio tracks kept, in order; 0: the kind's default (AUDIO_TRACKS)
+    captions: bool = True  # mp4, hls: the source's text tracks and sidecar captions (KEY.vtt, KEY.en.srt, ...)
+    loudness_lufs: float | None = None  # mp4, hls: normalise to this integrated loudness (EBU R128); None: as is
 
     @property
     def dead_letter_queue(self) -> str:
         return f"{self.queue}-dlq"
+
+    @property
+    def audio_track_limit(self) -> int:
+        """How many of the source's audio tracks the output keeps (the first ones)."""
+        return self.max_audio_tracks or AUDIO_TRACKS.get(self.kind, 1)
 
     @property
     def effective_crf(self) -> int:
@@ -187,6 +202,8 @@ NUMBERS: dict[str, Whole | Real] = {
     "thumbnail_interval_seconds": Real(1, 3600),
     "thumbnail_width": Whole(16, 1920),
     "target_vmaf": Real(0, 100),
+    "max_audio_tracks": Whole(0, 16),
+    "loudness_lufs": Real(-70, -5),
 }
 _TYPES: dict[str, Any] = {
     "name": str,
@@ -202,6 +219,8 @@ _TYPES: dict[str, Any] = {
     "ladder_mode": str,
     "sprite": bool,
     "verify_vmaf": bool,
+    "dash": bool,
+    "captions": bool,
 }
 
 

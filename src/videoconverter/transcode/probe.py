@@ -19,6 +19,26 @@ REGULAR_RATE_PACKETS = 300  # about 10 s at 30 fps: enough to see the rhythm, ch
 
 
 @dataclass(frozen=True)
+class AudioTrack:
+    """One audio stream of the source, as FFmpeg's ``-map 0:a:INDEX`` names it."""
+
+    index: int  # among the source's audio streams
+    language: str  # the stream's language tag (ISO 639-2, e.g. "eng"); "und" when untagged
+    channels: int
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class TextTrack:
+    """One subtitle stream of the source, as FFmpeg's ``-map 0:s:INDEX`` names it."""
+
+    index: int  # among the source's subtitle streams
+    codec: str  # "mov_text", "subrip", "ass", "webvtt", or a bitmap codec that cannot become text
+    language: str  # "und" when untagged
+    title: str = ""
+
+
+@dataclass(frozen=True)
 class MediaInfo:
     format_name: str  # libavformat's name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
     duration_seconds: float | None
@@ -35,6 +55,8 @@ class MediaInfo:
     color_primaries: str = ""
     regular_frame_rate: float | None = None  # from the frames' spacing, gaps left out: see _regular_frame_rate
     video_duration_seconds: float | None = None  # the video stream's own, from the header; audio may run longer
+    audio_tracks: tuple[AudioTrack, ...] = ()  # every audio stream, in order (has_audio: at least one)
+    text_tracks: tuple[TextTrack, ...] = ()  # every subtitle stream, in order
 
     @property
     def is_hdr(self) -> bool:
@@ -162,7 +184,23 @@ def _inspect(container: av.container.InputContainer, limits: Limits) -> MediaInf
         color_primaries=PRIMARIES_NAMES.get(int(video.codec_context.color_primaries or 0), ""),
         regular_frame_rate=_regular_frame_rate(container, video),
         video_duration_seconds=_stream_seconds(video),
+        audio_tracks=tuple(
+            AudioTrack(i, _language(s), s.codec_context.channels or 0, _title(s)) for i, s in enumerate(streams.audio)
+        ),
+        text_tracks=tuple(
+            TextTrack(i, s.codec_context.name or "", _language(s), _title(s)) for i, s in enumerate(streams.subtitles)
+        ),
     )
+
+
+def _language(stream: av.stream.Stream) -> str:
+    """The stream's language tag, "und" (undetermined, ISO 639-2) when it has none."""
+    tag = str(stream.metadata.get("language", "")).strip().lower()
+    return tag if tag and tag.isascii() and tag.isalpha() and len(tag) <= 8 else "und"
+
+
+def _title(stream: av.stream.Stream) -> str:
+    return str(stream.metadata.get("title", "")).strip()[:100]  # not handler_name: muxers fill it with "SoundHandler"
 
 
 def _duration_seconds(container: av.container.InputContainer, video: av.VideoStream) -> float | None:

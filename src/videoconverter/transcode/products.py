@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videoconverter.renditions import Limits
+from videoconverter.transcode.captions import Caption
 from videoconverter.transcode.pertitle import QualitySearch
 from videoconverter.transcode.probe import MediaInfo
 from videoconverter.transcode.runner import RunResult
@@ -59,3 +60,4 @@ class Conversion:
     run: Runner
     version: str  # names the directory of multi-file outputs: a new upload never mixes with the previous one
     threads: int = 0  # FFmpeg's -threads; 0: its own choice
+    captions: tuple[Caption, ...] = ()  # sidecar captions found next to the upload, checked and converted
