@@ -165,3 +165,18 @@ def test_every_codec_is_quality_targeted_capped_and_keyframed(codec: str, encode
     for flag, value in zip(expected[::2], expected[1::2], strict=True):
         assert value_of(args, flag) == value
     assert value_of(encoder_args(rendition, 48, 2.0, ten_bit=True), "-pix_fmt") == "yuv420p10le"
+
+
+def test_a_package_takes_the_sidecar_captions_unless_captions_are_off(tmp_path: Path) -> None:
+    from videoconverter.transcode.captions import Caption
+    from videoconverter.transcode.ladder import conversion_captions
+    from videoconverter.transcode.products import Conversion
+    from videoconverter.transcode.runner import RunResult
+
+    def run(_args: list[str], _duration: float | None) -> RunResult:
+        raise AssertionError("no FFmpeg for captions that are already WebVTT")
+
+    sidecar = Caption("en", "English", tmp_path / "talk.vtt", "talk.en.srt")
+    job = Conversion("ffmpeg", tmp_path / "s", media_info(), tmp_path, Limits(), run, "v1", captions=(sidecar,))
+    assert conversion_captions(HLS, job) == ((sidecar,), "")
+    assert conversion_captions(dataclasses.replace(HLS, captions=False), job) == ((), "")
