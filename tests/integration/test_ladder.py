@@ -1,5 +1,6 @@
 """Multi-file outputs with real FFmpeg. HLS ladders: valid playlists, segments cut on the same keyframes in
-every rung (video only; the audio its own rendition), the master playlist published last; thumbnails' index last; both through the pipeline."""
+every rung (video only; the audio its own rendition), the master playlist published last; thumbnails' index
+last; both through the pipeline."""
 
 from __future__ import annotations
 
