@@ -151,6 +151,8 @@ def test_iframe_playlists_are_byte_ranges_from_a_moof_through_a_keyframe(
             with av.open(io.BytesIO(init + data), format="mp4") as container:
                 packet = next(p for p in container.demux(video=0) if p.size)
                 assert packet.is_keyframe
+                # FFmpeg's demuxer finds the key sample ending exactly where the range ends
+                assert packet.pos is not None and packet.pos + packet.size == len(init) + length
                 stream = container.streams.video[0]
                 frames = [*stream.codec_context.decode(packet), *stream.codec_context.decode(None)]
                 assert len(frames) == 1, "the whole key sample is inside the range, and it decodes alone"
