@@ -264,6 +264,15 @@ def test_add_captions_writes_only_text_files_the_master_last(tmp_path: Path) -> 
     assert [a.lang for a in mpd.periods[0].adaptation_sets if a.mime_type == "text/vtt"] == ["en", "fr"]
 
 
+def test_caption_names_stay_unique_in_their_group(tmp_path: Path) -> None:
+    vtt = tmp_path / "in.vtt"
+    vtt.write_text("WEBVTT\n", encoding="utf-8")
+    same = [Caption("en", "English 0", vtt, "a.vtt"), Caption("en", "English 0", vtt, "b.vtt")]
+    produced = add_captions(package(subtitles=1), same, tmp_path / "work")
+    master = m3u8.loads(produced.marker.path.read_text(encoding="utf-8"))
+    assert [m.name for m in master.media if m.type == "SUBTITLES"] == ["English 0", "English 0 2", "English 0 3"]
+
+
 def test_add_captions_without_dash_writes_no_mpd(tmp_path: Path) -> None:
     vtt = tmp_path / "in.vtt"
     vtt.write_text("WEBVTT\n", encoding="utf-8")

@@ -49,8 +49,19 @@ def write_subtitles(
         (directory / CAPTIONS_VTT).write_text(vtt, encoding="utf-8")
         (directory / MEDIA_PLAYLIST).write_text(subtitle_playlist(package.duration_seconds), encoding="utf-8")
         files += [OutputFile(package.path("subs", name, n), directory / n) for n in (CAPTIONS_VTT, MEDIA_PLAYLIST)]
-        subtitles.append(Subtitle(name, caption.language, caption.name or caption.language, caption.origin))
+        subtitles.append(Subtitle(name, caption.language, _unique_title(caption, subtitles), caption.origin))
     return dataclasses.replace(package, subtitles=tuple(subtitles)), files
+
+
+def _unique_title(caption: Caption, subtitles: list[Subtitle]) -> str:
+    """What players show; NAME must be unique in its group (RFC 8216 4.4.6.1), so a repeated one is numbered."""
+    title = caption.name or caption.language
+    taken = {s.title for s in subtitles}
+    number = 2
+    candidate = title
+    while candidate in taken:
+        candidate, number = f"{title} {number}", number + 1
+    return candidate
 
 
 def media_start_mpegts(package: Package) -> int:
