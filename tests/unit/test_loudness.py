@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_command import DESTINATION, FFMPEG, SOURCE, media_info
+from videoconverter.chunking.encode import audio_piece_command
 from videoconverter.errors import TranscodeError
 from videoconverter.renditions import Limits, default_rendition
 from videoconverter.transcode.command import audio_args, build_command, input_args
@@ -285,6 +286,16 @@ def test_an_mp4_without_loudness_has_the_arguments_it_always_had() -> None:
     assert [plain[i + 1] for i, a in enumerate(plain) if a == "-af"] == ["aresample=async=1"]
     normalised = build_command(FFMPEG, SOURCE, DESTINATION, info, size, rendition, Limits(), audio_filter="volume=2")
     assert normalised[normalised.index("-af") + 1] == "volume=2,aresample=async=1"
+
+
+def test_a_split_jobs_audio_takes_the_same_filter() -> None:
+    info, rendition = media_info(), default_rendition(720)
+    plain = audio_piece_command(FFMPEG, SOURCE, DESTINATION, info, rendition, Limits())
+    normalised = audio_piece_command(FFMPEG, SOURCE, DESTINATION, info, rendition, Limits(), audio_filter="volume=2")
+    assert plain[plain.index("-af") + 1] == "aresample=async=1"
+    at = normalised.index("-af")
+    assert normalised[at + 1] == "volume=2,aresample=async=1"
+    assert normalised[:at] + normalised[at + 2 :] == plain[:at] + plain[at + 2 :]
 
 
 # --- the plan, with a runner that plays FFmpeg -----------------------------------------------------------------
