@@ -27,7 +27,7 @@ PEAK_TOLERANCE_DB = 0.1
 AUDIO = {
     "quiet": "sine=frequency=440:sample_rate=48000:duration=4,volume=0.2",  # about -36 LUFS
     "loud": "sine=frequency=440:sample_rate=48000:duration=4,volume=7.2",  # 0.9 of full scale, about -5 LUFS
-    # -40 LUFS of tone with a 0.95 click each second: raised to -16 linearly it would clip.
+    # A faint tone and a 0.95 click each second (about -20 LUFS, -3 dBTP): raised to -16 linearly it would clip.
     "spiky": "aevalsrc=0.01*sin(2*PI*440*t)+if(lt(mod(t\\,1)\\,0.01)\\,0.95*sin(2*PI*1000*t)\\,0):s=48000:d=4",
     "silent": "anullsrc=r=48000:cl=mono,atrim=duration=4",
 }

@@ -256,7 +256,7 @@ def test_the_note_says_before_after_and_linear() -> None:
 
 def test_the_note_says_why_the_gain_was_dynamic() -> None:
     note = loudness_note(LoudnessPlan(-16.0, SPIKY, 48000), (-17.8, -1.5))
-    assert note.endswith("-> -17.8 LUFS (-1.5 dBTP), dynamic (a linear +3.6 dB would peak at +0.3 dBTP)")
+    assert note.endswith("-> -17.8 LUFS (-1.5 dBTP), dynamic (a linear +3.6 dB would peak at +0.3 dBTP, over -1.5)")
     wide = LoudnessPlan(-23.0, Measurement(-30.0, -12.0, 60.0, -40.0, 0.0), 48000)
     assert loudness_note(wide, None).endswith("-> -23.0 LUFS, dynamic (its range of 60.0 LU is over 50)")
 

@@ -35,8 +35,8 @@ from videoconverter.transcode.products import Conversion
 
 #: BS.1770's absolute gate: a track whose integrated loudness is below it (or -inf) is silent.
 SILENCE_LUFS = -70.0
-#: AAC's encoding raises true peaks a little over what loudnorm lets through, so loudnorm aims this much under
-#: the ceiling; the encoded output then stays under TRUE_PEAK_DBTP.
+#: AAC's encoding (and the resampling back from loudnorm's 192 kHz) can raise true peaks a little over what
+#: loudnorm let through, so loudnorm aims this much under the ceiling and the encoded output stays under it.
 CODEC_HEADROOM_DB = 0.5
 #: The loudness range loudnorm's dynamic mode aims at, at least (EBU R128 s1 suggests no target; 11 LU is
 #: the common default of streaming services). A source with a wider range gets its own as the target, up to
@@ -214,7 +214,7 @@ def loudness_note(plan: LoudnessPlan, after: tuple[float, float] | None) -> str:
         return f"{before}{result}, linear"
     gain = linear_gain_db(plan.target, measured)
     peak = measured.input_tp + gain
-    reason = f"a linear {gain:+.1f} dB would peak at {peak:+.1f} dBTP"
+    reason = f"a linear {gain:+.1f} dB would peak at {peak:+.1f} dBTP, over {limiter_true_peak():+.1f}"
     if peak <= limiter_true_peak():
         reason = f"its range of {measured.input_lra:.1f} LU is over {_target_range(measured):.0f}"
     return f"{before}{result}, dynamic ({reason})"
