@@ -142,5 +142,6 @@ def test_a_worker_normalises_the_job_and_logs_the_loudness(
         assert abs(loudness - -16.0) <= LOUDNESS_TOLERANCE_LU and peak <= TRUE_PEAK_DBTP + PEAK_TOLERANCE_DB
         logs = [line.message for line in svc.jobs.logs("quiet.mp4")]
         assert any(f"-> {loudness:.1f} LUFS ({peak:.1f} dBTP), linear" in message for message in logs), logs
+        assert any("split into" in message for message in logs) == split
     finally:
         svc.close()
