@@ -56,15 +56,18 @@ def audio_piece_command(
     rendition: Rendition,
     limits: Limits,
     threads: int = 0,
+    *,
+    audio_filter: str = "",
 ) -> list[str]:
-    """Arguments that encode ``source``'s whole audio (as a whole encode does) into ``destination`` (MP4)."""
+    """Arguments that encode ``source``'s whole audio (as a whole encode does, ``audio_filter`` first: the
+    loudness normalisation) into ``destination`` (MP4)."""
     args = [
         *input_args(ffmpeg, source, info, limits),
         "-map",
         "0:a:0",
         *NO_METADATA,
         "-vn",
-        *audio_args(info, rendition),
+        *audio_args(info, rendition, audio_filter=audio_filter),
     ]
     return [*args, *_output(limits, threads), f"file:{destination}"]
 

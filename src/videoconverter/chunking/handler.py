@@ -37,9 +37,10 @@ from videoconverter.publish import output_size
 from videoconverter.renditions import Rendition
 from videoconverter.transcode.framerate import frames_per_interval
 from videoconverter.transcode.geometry import output_size as picture_size
+from videoconverter.transcode.loudness import loudness_note, measure_output, plan_loudness
 from videoconverter.transcode.probe import MediaInfo, probe
 from videoconverter.transcode.produce import check_output_size, marker_name, output_key
-from videoconverter.transcode.products import OutputFile, Produced, Runner
+from videoconverter.transcode.products import Conversion, OutputFile, Produced, Runner
 from videoconverter.transcode.runner import RunResult
 from videoconverter.transcode.truncation import check_read, is_truncated, joined
 
@@ -166,11 +167,7 @@ class ChunkHandler:
         with steps.beat(delivery) as heartbeat, steps.watch(message) as watch:
             run = steps.runner(workdir, heartbeat, watch)
             if message.step is Step.AUDIO:
-                args = audio_piece_command(
-                    steps.ffmpeg, source, destination, info, rendition, config.limits, config.ffmpeg_threads
-                )
-                result = run(args, info.duration_seconds)
-                encoded = Encoded(destination, None)
+                result, encoded = self._encode_audio(message, info, rendition, source, destination, run, job_log)
             else:
                 result, encoded = self._encode_video(message, info, rendition, source, destination, run)
                 if encoded.note:
@@ -181,6 +178,31 @@ class ChunkHandler:
             + (f" ({encoded.frames} frames)" if encoded.frames is not None else "")
         )
         return encoded
+
+    def _encode_audio(
+        self,
+        message: ChunkMessage,
+        info: MediaInfo,
+        rendition: Rendition,
+        source: Path,
+        destination: Path,
+        run: Runner,
+        job_log: JobLog,
+    ) -> tuple[RunResult, Encoded]:
+        """The whole audio, normalised to the rendition's ``loudness_lufs`` when it sets one, as a whole encode
+        does (:mod:`~videoconverter.transcode.loudness`); the job's log says the loudness before and after."""
+        ffmpeg, config = self.steps.ffmpeg, self.steps.svc.config
+        job = Conversion(ffmpeg, source, info, destination.parent, config.limits, run, "", config.ffmpeg_threads)
+        plan = plan_loudness(job, rendition)
+        args = audio_piece_command(
+            ffmpeg, source, destination, info, rendition, config.limits, config.ffmpeg_threads,
+            audio_filter=plan.filter if plan else "",
+        )  # fmt: skip
+        result = run(args, info.duration_seconds)
+        if plan is not None:
+            after = None if plan.measurement.silent else measure_output(job, destination)
+            job_log.info(f"{_name(message)}: {loudness_note(plan, after)}")
+        return result, Encoded(destination, None)
 
     def _encode_video(
         self, message: ChunkMessage, info: MediaInfo, rendition: Rendition, source: Path, destination: Path, run: Runner

@@ -25,8 +25,11 @@ def build_command(
     rendition: Rendition,
     limits: Limits,
     threads: int = 0,
+    *,
+    audio_filter: str = "",
 ) -> list[str]:
-    """Arguments (``argv[0]`` included) that convert ``source`` into ``destination`` for ``rendition``.
+    """Arguments (``argv[0]`` included) that convert ``source`` into ``destination`` for ``rendition``;
+    ``audio_filter`` goes first in the audio chain (see :func:`audio_args`).
 
     Hardening for hostile uploads: no stdin, only the ``file`` protocol, the demuxer the probe chose (and
     allowed) is forced, the decoder refuses pictures over the pixel limit, the output size is capped, and the
@@ -35,7 +38,7 @@ def build_command(
     """
     args = [*input_args(ffmpeg, source, info, limits), *stream_maps(info)]
     args += ["-vf", video_filter(info, size, rendition), *video_args(info, rendition)]
-    args += audio_args(info, rendition)
+    args += audio_args(info, rendition, audio_filter=audio_filter)
     if threads > 0:
         args += ["-threads", str(threads)]
     args += ["-movflags", "+faststart", "-fs", str(limits.max_output_bytes), "-progress", "pipe:1"]
@@ -132,12 +135,18 @@ def video_args(info: MediaInfo, rendition: Rendition) -> list[str]:
     return args + (hdr_tags(info.color_transfer) if hdr else sdr_tags())
 
 
-def audio_args(info: MediaInfo, rendition: Rendition, audio_filter: str = "") -> list[str]:
+def audio_args(info: MediaInfo, rendition: Rendition, *, audio_filter: str = "") -> list[str]:
     """AAC-LC stereo at the rendition's bitrate; gaps and drift of a variable-rate recording are filled so
-    audio stays in step with the video's timestamps. ``audio_filter`` (a loudness gain, say) runs first."""
+    audio stays in step with the video's timestamps. ``audio_filter`` (e.g. :mod:`.loudness`'s normalisation)
+    runs before that; without one the arguments are what they always were."""
     if not info.has_audio:
         return []
-    rate = info.audio_sample_rate if info.audio_sample_rate in AAC_SAMPLE_RATES else 48000
     chain = f"{audio_filter},aresample=async=1" if audio_filter else "aresample=async=1"
     return ["-af", chain, "-c:a", "aac", "-b:a", f"{rendition.audio_bitrate_kbps}k", "-ac", "2",
-            "-ar", str(rate)]  # fmt: skip
+            "-ar", str(audio_sample_rate(info))]  # fmt: skip
+
+
+def audio_sample_rate(info: MediaInfo) -> int:
+    """The output's audio rate: the source's when AAC players take it everywhere, 48 kHz otherwise."""
+    rate = info.audio_sample_rate
+    return rate if rate is not None and rate in AAC_SAMPLE_RATES else 48000

@@ -113,7 +113,7 @@ def _audio_outputs(info: MediaInfo, audio: list[AudioOutput], rendition: Renditi
     """An audio-only output for each track: its map, AAC and its own HLS muxer."""
     args: list[str] = []
     for output in audio:
-        args += ["-map", f"0:a:{output.track.index}", *audio_args(info, rendition, output.audio_filter)]
+        args += ["-map", f"0:a:{output.track.index}", *audio_args(info, rendition, audio_filter=output.audio_filter)]
         args += [*_threads(threads), *hls_output_args(output.directory, rendition.segment_seconds)]
     return args
 

@@ -10,6 +10,7 @@ from videoconverter.errors import LimitExceededError
 from videoconverter.renditions import Limits, Rendition
 from videoconverter.transcode.command import build_command
 from videoconverter.transcode.geometry import output_size
+from videoconverter.transcode.loudness import LoudnessPlan, loudness_note, measure_output, plan_loudness
 from videoconverter.transcode.probe import probe
 from videoconverter.transcode.products import Conversion, OutputFile, Produced, Runner
 from videoconverter.transcode.quality import measure_with
@@ -53,15 +54,26 @@ def produce(rendition: Rendition, job: Conversion) -> Produced:
     if search is not None:
         rendition = dataclasses.replace(rendition, crf=search.choices[0].crf)
     destination = job.workdir / "output.mp4"
-    args = build_command(job.ffmpeg, job.source, destination, info, size, rendition, job.limits, job.threads)
+    loudness = plan_loudness(job, rendition)
+    audio_filter = loudness.filter if loudness else ""
+    args = build_command(
+        job.ffmpeg, job.source, destination, info, size, rendition, job.limits, job.threads, audio_filter=audio_filter
+    )
     result = job.run(args, info.duration_seconds)
     check_output_size(destination, job.limits)  # before the length: a capped output is short too
     read = check_read(result.out_time_seconds, info.duration_seconds, job.limits)
     if search is not None and rendition.verify_vmaf:
         report = measure_with(job.run, job.workdir, job.ffmpeg, job.source, info, destination, job.limits, job.threads)
         search = search.with_measured({rendition.name: report.vmaf_mean})
-    note = joined(size.note, search.note() if search else skipped, read)
+    note = joined(size.note, search.note() if search else skipped, read, _loudness_after(job, loudness, destination))
     return Produced((OutputFile("", destination),), note, quality=search)
+
+
+def _loudness_after(job: Conversion, plan: LoudnessPlan | None, output: Path) -> str:
+    """The note on a normalised output: its loudness measured again (a silent track, left as it was, is not)."""
+    if plan is None:
+        return ""
+    return loudness_note(plan, None if plan.measurement.silent else measure_output(job, output))
 
 
 def check_output_size(output: Path, limits: Limits) -> None:
