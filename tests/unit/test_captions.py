@@ -28,7 +28,10 @@ def test_srt_is_parsed() -> None:
 
 
 def test_srt_with_bom_crlf_dots_and_extra_blank_lines() -> None:
-    data = b"\xef\xbb\xbf\r\n\r\n1\r\n00:00:01.000 --> 00:00:02.000\r\nHi\r\n\r\n\r\n\r\n2\r\n01:02:03,5 --> 01:02:04,250\r\nThere\r\n"
+    data = (
+        b"\xef\xbb\xbf\r\n\r\n1\r\n00:00:01.000 --> 00:00:02.000\r\nHi\r\n\r\n\r\n\r\n"
+        b"2\r\n01:02:03,5 --> 01:02:04,250\r\nThere\r\n"
+    )
     assert parse_captions(data, "srt") == [Cue(1.0, 2.0, "Hi"), Cue(3723.5, 3724.25, "There")]
 
 
@@ -139,7 +142,8 @@ def test_language_names_and_mp4_codes() -> None:
 
 
 def test_prepare_sidecar_writes_normalised_webvtt(tmp_path: Path) -> None:
-    caption = prepare_sidecar(b"\xef\xbb\xbf" + SRT.replace(b"\n", b"\r\n"), "dir/talk.en.srt", "dir/talk.mp4", tmp_path)
+    data = b"\xef\xbb\xbf" + SRT.replace(b"\n", b"\r\n")
+    caption = prepare_sidecar(data, "dir/talk.en.srt", "dir/talk.mp4", tmp_path)
     assert (caption.language, caption.name, caption.origin) == ("en", "English", "dir/talk.en.srt")
     assert caption.path.parent == tmp_path
     assert caption.path.read_text(encoding="utf-8").startswith("WEBVTT\n\n00:00:01.000 --> 00:00:02.500\nHello\n")
@@ -152,7 +156,10 @@ def test_prepare_sidecar_names_the_key_in_its_refusal(tmp_path: Path) -> None:
 
 
 def test_embed_captions_args() -> None:
-    captions = (Caption("en", "English", Path("/w/a.vtt"), "k"), Caption("pt-BR", "Portuguese (BR)", Path("/w/b.vtt"), "k2"))
+    captions = (
+        Caption("en", "English", Path("/w/a.vtt"), "k"),
+        Caption("pt-BR", "Portuguese (BR)", Path("/w/b.vtt"), "k2"),
+    )
     args = embed_captions_args("ffmpeg", Path("/w/in.mp4"), captions, Path("/w/out.mp4"), existing_tracks=1)
     assert args == [
         "ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
