@@ -143,3 +143,34 @@ def test_late_sidecar_remux_copies_audio_video(mp4_with_mov_text: Path, tmp_path
     for kind in ("video", "audio"):
         assert _packets(out, kind) == _packets(mp4_with_mov_text, kind)
     assert embed_captions(run, tmp_path, ffmpeg_exe, mp4_with_mov_text, ()) == mp4_with_mov_text
+
+
+@pytest.fixture(scope="module")
+def mkv_with_a_latin1_track(ffmpeg_exe: str, texts: Path) -> Path:
+    """A good SubRip track, then one whose text is Latin-1 (copied in as it is, so FFmpeg cannot decode it)."""
+    (texts / "latin1.srt").write_bytes(b"1\n00:00:00,200 --> 00:00:00,900\nca\xe7a\n")
+    out = texts / "latin1.mkv"
+    _ffmpeg(ffmpeg_exe, *AV_INPUT, "-i", str(texts / "subs.srt"), "-i", str(texts / "latin1.srt"),
+            "-map", "0:v", "-map", "1:a", "-map", "2:s", "-map", "3:s", "-c:v", "libx264", "-preset", "ultrafast",
+            "-c:a", "aac", "-c:s", "copy", "-metadata:s:s:0", "language=eng", str(out))  # fmt: skip
+    return out
+
+
+def test_a_malformed_track_does_not_fail_the_job(
+    mkv_with_a_latin1_track: Path, tmp_path: Path, ffmpeg_exe: str
+) -> None:
+    produced = produce(TINY, _job(mkv_with_a_latin1_track, tmp_path, ffmpeg_exe))
+    assert _subtitles(produced.marker.path) == [("mov_text", "eng")]
+    assert "text track 1 (srt) was left out: FFmpeg failed" in produced.note
+
+
+def test_webm_webvtt_track(ffmpeg_exe: str, texts: Path, tmp_path: Path) -> None:
+    (texts / "subs.vtt").write_text("WEBVTT\n\n00:00.200 --> 00:00.900\nWeb words\n", encoding="utf-8")
+    source = texts / "subs.webm"
+    _ffmpeg(ffmpeg_exe, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1", "-i", str(texts / "subs.vtt"),
+            "-map", "0", "-map", "1", "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8",
+            "-c:s", "webvtt", str(source))  # fmt: skip
+    captions, note = embedded_captions(_job(source, tmp_path, ffmpeg_exe), TINY)
+    assert note == ""
+    assert [(c.language, c.name) for c in captions] == [("und", "Unknown")]
+    assert parse_captions(captions[0].path.read_bytes(), "vtt") == [Cue(0.2, 0.9, "Web words")]

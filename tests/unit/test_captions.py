@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,28 @@ def test_embed_captions_args() -> None:
         "-metadata:s:s:2", "language=por", "-metadata:s:s:2", "title=Portuguese (BR)",
         "-movflags", "+faststart", "-f", "mp4", "file:/w/out.mp4",
     ]  # fmt: skip
+
+
+def test_mp4_without_captions_runs_nothing_more(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    from videoconverter.renditions import Limits, default_rendition
+    from videoconverter.transcode.probe import MediaInfo, TextTrack
+    from videoconverter.transcode.produce import with_captions
+    from videoconverter.transcode.products import Conversion
+    from videoconverter.transcode.runner import RunResult
+
+    runs: list[list[str]] = []
+
+    def run(args: list[str], _duration: float | None) -> RunResult:
+        runs.append(args)
+        raise AssertionError("no FFmpeg run expected")
+
+    info = MediaInfo("mov,mp4", 2.0, 320, 240, 0, Fraction(1), 25.0, "h264", True, 48000, 2)
+    job = Conversion("ffmpeg", tmp_path / "in.mp4", info, tmp_path, Limits(), run, "v1")
+    mp4 = tmp_path / "output.mp4"
+    assert with_captions(job, default_rendition(120), mp4) == (mp4, "")
+    with_tracks = dataclasses.replace(job, info=dataclasses.replace(info, text_tracks=(TextTrack(0, "srt", "eng"),)))
+    off = dataclasses.replace(default_rendition(120), captions=False)
+    assert with_captions(with_tracks, off, mp4) == (mp4, "")
+    assert runs == []
