@@ -13,6 +13,7 @@ from videoconverter.transcode.captions import (
     embed_captions_args,
     is_sidecar_key,
     language_name,
+    menu_name,
     mp4_language,
     prepare_sidecar,
     sidecar_candidates,
@@ -55,12 +56,15 @@ def test_vtt_with_hours_omitted_notes_style_identifiers_and_settings() -> None:
         (b"1\n00:00:01,000 --> 00:00:02,000\nca\xe7a\n", "srt", "not UTF-8: byte 0xe7 at offset 34 (line 3)"),
         (b"\xef\xbb\xbfWEBVTT\n\xff", "vtt", "not UTF-8: byte 0xff at offset 10 (line 2)"),
         (b"x" * (MAX_CAPTION_BYTES + 1), "srt", "over the limit"),
-        (b"1\n00:00:01,000 -> 00:00:02,000\nHi\n", "srt", "not an SRT file"),
+        (b"1\n00:00:01,000 -> 00:00:02,000\nHi\n", "srt", "line 2: unreadable timing line"),
         (b"1\n00:00:01,000 --> 00:00:0x,000\nHi\n", "srt", "line 2: unreadable timing line"),
         (b"1\n00:00:03,000 --> 00:00:02,000\nHi\n", "srt", "line 2: the cue ends (2.000 s) before it starts"),
         (b"1\n00:61:00,000 --> 00:62:00,000\nHi\n", "srt", "minutes and seconds must be under 60"),
         (b"1\n00:00:60,000 --> 00:01:00,000\nHi\n", "srt", "minutes and seconds must be under 60"),
         (b"\n\n\r\n", "srt", "no cue"),
+        (SRT + b"\n3\n00:00:05,000 -> 00:00:06,000\nlost\n", "srt", "line 11: unreadable timing line"),
+        (b"1\n00:00:01," + b"9" * 5000 + b" --> 00:00:02,000\nHi\n", "srt", "line 2: unreadable timing line"),
+        (b"1\n" + b"9" * 5000 + b":00:01,000 --> 00:00:02,000\nHi\n", "srt", "line 2: unreadable timing line"),
         (b"WEBVTT\n\nNOTE only a note\n", "vtt", "no cue"),
         (b"1\n00:00:01.000 --> 00:00:02.000\nHi\n", "vtt", 'does not start with "WEBVTT"'),
         (b"WEBVTTX\n\n00:01.000 --> 00:02.000\nHi\n", "vtt", 'does not start with "WEBVTT"'),
@@ -154,6 +158,12 @@ def test_prepare_sidecar_names_the_key_in_its_refusal(tmp_path: Path) -> None:
     with pytest.raises(CaptionError, match=r"caption file dir/talk\.vtt: .*no cue"):
         prepare_sidecar(b"WEBVTT\n", "dir/talk.vtt", "dir/talk.mp4", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_menu_names_from_uploads_are_made_safe() -> None:
+    assert menu_name('Director\'s "cut"\n\x00commentary') == "Director's cut commentary"
+    assert menu_name("x" * 100) == "x" * 64
+    assert menu_name("\t\n") == ""
 
 
 def test_embed_captions_args() -> None:

@@ -26,6 +26,7 @@ SIDECAR_SUFFIXES = (".vtt", ".srt")
 #: Subtitle codecs FFmpeg can turn into WebVTT text; bitmap ones (dvd_subtitle, hdmv_pgs_subtitle, dvb_subtitle)
 #: are pictures and cannot.
 TEXT_CODECS = frozenset({"mov_text", "subrip", "srt", "ass", "ssa", "webvtt", "text"})
+MAX_NAME_CHARACTERS = 64
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:-(?:[A-Za-z]{2}|[0-9]{3}))?$")
 
 # (ISO 639-1, ISO 639-2/T, ISO 639-2/B or "", English name): MP4 wants three letters, menus want names.
@@ -121,6 +122,13 @@ def mp4_language(tag: str) -> str:
     return language if len(language) == 3 and language.isalpha() else "und"
 
 
+def menu_name(title: str) -> str:
+    """An upload's track title made safe for menus and playlists: no control characters or double quotes (an
+    HLS attribute is quoted), at most :data:`MAX_NAME_CHARACTERS`."""
+    cleaned = "".join(c if c.isprintable() else " " for c in title if c != '"')
+    return " ".join(cleaned.split())[:MAX_NAME_CHARACTERS]
+
+
 # --- sidecars and text tracks -------------------------------------------------------------------------------
 
 
@@ -173,7 +181,7 @@ def _extract(job: Conversion, track: TextTrack) -> Caption:
         raise CaptionError(f"its captions are over the limit of {MAX_CAPTION_BYTES} bytes")
     cues = parse_captions(path.read_bytes(), "vtt")
     path.write_text(render_webvtt(cues), encoding="utf-8")
-    name = track.title or language_name(track.language)
+    name = menu_name(track.title) or language_name(track.language)
     return Caption(track.language, name, path, origin=f"text track {track.index}")
 
 

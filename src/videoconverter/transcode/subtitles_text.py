@@ -17,8 +17,9 @@ MAX_CUES = 20_000  # about one cue every 0.3 s for 2 hours
 CAPTION_FORMATS = ("srt", "vtt")
 
 _BOM = b"\xef\xbb\xbf"
-# [hours:]minutes:seconds(.|,)fraction; the fields are range-checked after matching, to say what is wrong.
-_TIMESTAMP = r"(?:(\d+):)?(\d+):(\d+)[.,](\d{1,3})"
+# [hours:]minutes:seconds(.|,)fraction; minutes and seconds are range-checked after matching, to say what is
+# wrong. Digits are bounded: Python refuses to convert numbers of thousands of digits (a ValueError, not ours).
+_TIMESTAMP = r"(?:(\d{1,9}):)?(\d{1,2}):(\d{1,2})[.,](\d{1,3})"
 _TIMING = re.compile(rf"^\s*{_TIMESTAMP}\s*-->\s*{_TIMESTAMP}(?:\s.*)?$")
 _VTT_HEADER = re.compile(r"^WEBVTT(?:[ \t].*)?$")
 _VTT_SKIPPED_BLOCKS = ("NOTE", "STYLE", "REGION")
@@ -96,6 +97,8 @@ def _srt_cues(blocks: Sequence[tuple[int, list[str]]]) -> list[Cue]:
     for start_line, lines in blocks:
         timing_at = 1 if len(lines) > 1 and lines[0].strip().isdigit() and "-->" in lines[1] else 0
         if "-->" not in lines[timing_at]:
+            if len(lines) > 1 and lines[0].strip().isdigit():  # a cue number, then no timing line
+                raise CaptionError(f"line {start_line + 1}: unreadable timing line {lines[1].strip()[:80]!r}")
             if not cues:
                 raise CaptionError(f"not an SRT file: line {start_line} is not a cue number and timing line")
             # Blank lines inside a cue's text are common in SRT files made by hand: the text goes on.
