@@ -89,6 +89,14 @@ class TruncatedSourceError(PermanentError):
     """The upload is truncated: its data stops before the end its header promises (an interrupted transfer)."""
 
 
+class CaptionError(PermanentError):
+    """A caption file or text track is not acceptable (not UTF-8, too large, broken timestamps, not SRT/WebVTT)."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = self.message
+
+
 class TransientError(VideoConverterError):
     """A temporary failure; the job will be retried."""
 

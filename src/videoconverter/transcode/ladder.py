@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videoconverter.renditions import Limits, Rendition
-from videoconverter.transcode.captions import Caption
+from videoconverter.transcode.captions import Caption, embedded_captions
 from videoconverter.transcode.command import (
     audio_args,
     frame_rate,
@@ -28,6 +28,7 @@ from videoconverter.transcode.command import (
     video_args,
 )
 from videoconverter.transcode.geometry import OutputSize, output_size
+from videoconverter.transcode.loudness import LoudnessPlan, loudness_note, measure_output, plan_loudness
 from videoconverter.transcode.package import AAC_LC, IFRAME_PLAYLIST, MEDIA_PLAYLIST, AudioRendition, Package
 from videoconverter.transcode.package import MASTER as MASTER  # the marker's name, as callers import it
 from videoconverter.transcode.package import Rung as PackageRung
@@ -165,7 +166,7 @@ def produce_ladder(rendition: Rendition, job: Conversion) -> Produced:
     I-frame playlist, every audio rendition's, the subtitles, package.json, manifest.mpd, ``master.m3u8`` last."""
     info = job.info
     rungs, note = plan_ladder(info, rendition, job.workdir)
-    audio = plan_audio(info, rendition, job.workdir)
+    audio, loudness = _with_loudness(job, rendition, plan_audio(info, rendition, job.workdir))
     search, skipped = searched(job, rendition, [SearchTarget(r.rendition.name, r.rendition, r.size) for r in rungs])
     if search is not None:
         search, rungs = fit_ladder(search, rungs)
@@ -179,8 +180,30 @@ def produce_ladder(rendition: Rendition, job: Conversion) -> Produced:
     files += subtitle_files + write_manifests(package, root, root)
     if search is not None and rendition.verify_vmaf:
         search = search.with_measured({rung.rendition.name: _measure_rung(job, rung) for rung in rungs})
-    note = joined(note, search.note() if search else skipped, read, captions_note)
+    loudness_notes = [_loudness_after(job, a, plan) for a, plan in zip(audio, loudness, strict=True) if plan]
+    note = joined(note, search.note() if search else skipped, read, *loudness_notes, captions_note)
     return Produced(tuple(files), note, quality=search)
+
+
+def _with_loudness(
+    job: Conversion, rendition: Rendition, audio: list[AudioOutput]
+) -> tuple[list[AudioOutput], list[LoudnessPlan | None]]:
+    """Each audio rendition with its loudness gain (``loudness_lufs``: each track measured on its own)."""
+    plans = [plan_loudness(job, rendition, a.track.index) for a in audio]
+    outputs = [dataclasses.replace(a, audio_filter=p.filter) if p else a for a, p in zip(audio, plans, strict=True)]
+    return outputs, plans
+
+
+def _loudness_after(job: Conversion, audio: AudioOutput, plan: LoudnessPlan) -> str:
+    """The note on one normalised audio rendition, measured again over its init section and segments."""
+    if plan.measurement.silent:
+        return f"{audio.name}: {loudness_note(plan, None)}"
+    whole = job.workdir / f"{audio.name}-whole.mp4"
+    playlist = parse_media_playlist((audio.directory / MEDIA_PLAYLIST).read_text(encoding="utf-8"))
+    with whole.open("wb") as out:
+        for name in (playlist.init_uri, *(s.uri for s in playlist.segments)):
+            out.write((audio.directory / name).read_bytes())
+    return f"{audio.name}: {loudness_note(plan, measure_output(job, whole))}"
 
 
 def conversion_captions(rendition: Rendition, job: Conversion) -> tuple[tuple[Caption, ...], str]:
@@ -188,10 +211,8 @@ def conversion_captions(rendition: Rendition, job: Conversion) -> tuple[tuple[Ca
     and a note on those refused."""
     if not rendition.captions:
         return (), ""
-    # PLUG-IN POINT for the upload's text tracks (captions helper): until it lands, none are extracted.
-    #   embedded, note = videoconverter.transcode.captions.embedded_captions(job)
-    #   return (*job.captions, *embedded), note
-    return job.captions, ""
+    embedded, note = embedded_captions(job, rendition)
+    return (*job.captions, *embedded), note
 
 
 def fit_ladder(search: QualitySearch, rungs: list[Rung]) -> tuple[QualitySearch, list[Rung]]:

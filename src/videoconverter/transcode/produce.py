@@ -8,6 +8,7 @@ from pathlib import Path
 
 from videoconverter.errors import LimitExceededError
 from videoconverter.renditions import Limits, Rendition
+from videoconverter.transcode.captions import embed_captions, embedded_captions
 from videoconverter.transcode.command import build_command
 from videoconverter.transcode.geometry import output_size
 from videoconverter.transcode.loudness import LoudnessPlan, loudness_note, measure_output, plan_loudness
@@ -65,7 +66,9 @@ def produce(rendition: Rendition, job: Conversion) -> Produced:
     if search is not None and rendition.verify_vmaf:
         report = measure_with(job.run, job.workdir, job.ffmpeg, job.source, info, destination, job.limits, job.threads)
         search = search.with_measured({rendition.name: report.vmaf_mean})
-    note = joined(size.note, search.note() if search else skipped, read, _loudness_after(job, loudness, destination))
+    loudness_after = _loudness_after(job, loudness, destination)
+    destination, captions_note = with_captions(job, rendition, destination)
+    note = joined(size.note, search.note() if search else skipped, read, loudness_after, captions_note)
     return Produced((OutputFile("", destination),), note, quality=search)
 
 
@@ -74,6 +77,15 @@ def _loudness_after(job: Conversion, plan: LoudnessPlan | None, output: Path) ->
     if plan is None:
         return ""
     return loudness_note(plan, None if plan.measurement.silent else measure_output(job, output))
+
+
+def with_captions(job: Conversion, rendition: Rendition, mp4: Path) -> tuple[Path, str]:
+    """``mp4`` with the source's text tracks and the job's sidecars as mov_text tracks (a stream-copying remux
+    after the encode, so the encode's arguments stay as they are), and a note on the tracks left out."""
+    if not rendition.captions or not (job.info.text_tracks or job.captions):
+        return mp4, ""
+    embedded, note = embedded_captions(job, rendition)
+    return embed_captions(job.run, job.workdir, job.ffmpeg, mp4, (*embedded, *job.captions)), note
 
 
 def check_output_size(output: Path, limits: Limits) -> None:
