@@ -12,12 +12,12 @@ import av
 import pytest
 
 from videoconverter.renditions import Limits, default_rendition
-from videoconverter.transcode.captions import Caption, embed_captions, embedded_captions, prepare_sidecar
+from videoconverter.transcode.captions import embed_captions, embedded_captions, prepare_sidecar
 from videoconverter.transcode.probe import TextTrack, probe
 from videoconverter.transcode.produce import produce
 from videoconverter.transcode.products import Conversion, Runner
 from videoconverter.transcode.runner import run_ffmpeg
-from videoconverter.transcode.subtitles_text import Cue, parse_captions
+from videoconverter.transcode.subtitles_text import Caption, Cue, parse_captions
 
 pytestmark = pytest.mark.ffmpeg
 

@@ -16,11 +16,11 @@ import pytest
 from mpegdash.parser import MPEGDASHParser
 
 from videoconverter.renditions import Limits, Rendition, default_rendition
-from videoconverter.transcode.captions import Caption
 from videoconverter.transcode.package import MANIFEST_MPD, MASTER, read_package
 from videoconverter.transcode.probe import probe
 from videoconverter.transcode.products import Conversion, Produced, Runner
 from videoconverter.transcode.runner import run_ffmpeg
+from videoconverter.transcode.subtitles_text import Caption
 
 pytestmark = pytest.mark.ffmpeg
 PACKAGE = dataclasses.replace(

@@ -110,7 +110,7 @@ def test_per_rung_mode_encodes_the_audio_in_a_process_of_its_own() -> None:
 def test_an_audio_filter_runs_before_the_resampler_and_mp4_is_unchanged() -> None:
     info = media_info()
     assert value_of(audio_args(info, HLS), "-af") == "aresample=async=1"
-    assert value_of(audio_args(info, HLS, "volume=2.5dB"), "-af") == "volume=2.5dB,aresample=async=1"
+    assert value_of(audio_args(info, HLS, audio_filter="volume=2.5dB"), "-af") == "volume=2.5dB,aresample=async=1"
 
 
 def test_a_rung_process_decodes_on_its_own_with_the_same_keyframes() -> None:
@@ -168,10 +168,10 @@ def test_every_codec_is_quality_targeted_capped_and_keyframed(codec: str, encode
 
 
 def test_a_package_takes_the_sidecar_captions_unless_captions_are_off(tmp_path: Path) -> None:
-    from videoconverter.transcode.captions import Caption
     from videoconverter.transcode.ladder import conversion_captions
     from videoconverter.transcode.products import Conversion
     from videoconverter.transcode.runner import RunResult
+    from videoconverter.transcode.subtitles_text import Caption
 
     def run(_args: list[str], _duration: float | None) -> RunResult:
         raise AssertionError("no FFmpeg for captions that are already WebVTT")

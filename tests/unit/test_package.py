@@ -14,7 +14,6 @@ from mpegdash.parser import MPEGDASHParser
 
 from videoconverter.errors import TranscodeError
 from videoconverter.transcode import cmaf
-from videoconverter.transcode.captions import Caption
 from videoconverter.transcode.dash import manifest, timeline_runs
 from videoconverter.transcode.package import (
     AudioRendition,
@@ -35,6 +34,7 @@ from videoconverter.transcode.playlists import (
     subtitle_playlist,
     timestamped_vtt,
 )
+from videoconverter.transcode.subtitles_text import Caption
 from videoconverter.transcode.tracks import iframes
 
 DATA = Path(__file__).parent / "data" / "cmaf"  # FFmpeg 7's output: 64x36, 10 fps, keyframes every second

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from videoconverter.errors import CaptionError, TranscodeError
 from videoconverter.transcode.command import input_args, preamble
-from videoconverter.transcode.subtitles_text import MAX_CAPTION_BYTES, parse_captions, render_webvtt
+from videoconverter.transcode.subtitles_text import MAX_CAPTION_BYTES, Caption, parse_captions, render_webvtt
 
 if TYPE_CHECKING:
     from videoconverter.renditions import Rendition
@@ -43,16 +42,6 @@ _LANGUAGES = (
     ("ro", "ron", "rum", "Romanian"), ("ca", "cat", "", "Catalan"),
 )  # fmt: skip
 _BY_TAG = {tag: row for row in _LANGUAGES for tag in row[:3] if tag}
-
-
-@dataclass(frozen=True)
-class Caption:
-    """One caption track ready for an output: a checked UTF-8 WebVTT file in the job's directory."""
-
-    language: str  # BCP 47 / ISO 639 as tagged or named ("en", "eng"); "und" when unknown
-    name: str  # what players show in their captions menu
-    path: Path  # WebVTT, UTF-8, starting "WEBVTT" (the HLS writer adds X-TIMESTAMP-MAP)
-    origin: str  # where it came from, for logs and notes: "text track 0" or the sidecar's key
 
 
 # --- naming rules -------------------------------------------------------------------------------------------

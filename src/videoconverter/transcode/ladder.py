@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videoconverter.renditions import Limits, Rendition
-from videoconverter.transcode.captions import Caption, embedded_captions
+from videoconverter.transcode.captions import embedded_captions
 from videoconverter.transcode.command import (
     audio_args,
     frame_rate,
@@ -39,6 +39,7 @@ from videoconverter.transcode.probe import AudioTrack, MediaInfo
 from videoconverter.transcode.products import Conversion, OutputFile, Produced
 from videoconverter.transcode.quality import measure_with
 from videoconverter.transcode.search import SAMPLES_DIRECTORY, SearchTarget, searched
+from videoconverter.transcode.subtitles_text import Caption
 from videoconverter.transcode.tracks import iframes, read_track
 from videoconverter.transcode.truncation import check_read, joined
 

@@ -11,7 +11,6 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from videoconverter.transcode.captions import Caption
 from videoconverter.transcode.dash import manifest
 from videoconverter.transcode.package import (
     CAPTIONS_VTT,
@@ -25,6 +24,7 @@ from videoconverter.transcode.package import (
 )
 from videoconverter.transcode.playlists import master_playlist, subtitle_playlist, timestamped_vtt
 from videoconverter.transcode.products import OutputFile, Produced
+from videoconverter.transcode.subtitles_text import Caption
 
 MPEGTS_HZ = 90_000
 

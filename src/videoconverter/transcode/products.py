@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videoconverter.renditions import Limits
-from videoconverter.transcode.captions import Caption
 from videoconverter.transcode.pertitle import QualitySearch
 from videoconverter.transcode.probe import MediaInfo
 from videoconverter.transcode.runner import RunResult
+from videoconverter.transcode.subtitles_text import Caption
 
 #: Runs one FFmpeg argument list to completion in the job's private directory, with the job's timeout, stop
 #: flag and lease; ``duration_seconds`` (of media it will write) turns its progress into a percentage.

@@ -9,8 +9,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from videoconverter.errors import CaptionError
+
+
+@dataclass(frozen=True)
+class Caption:
+    """One caption track ready for an output: a checked UTF-8 WebVTT file in the job's directory."""
+
+    language: str  # BCP 47 / ISO 639 as tagged or named ("en", "eng"); "und" when unknown
+    name: str  # what players show in their captions menu
+    path: Path  # WebVTT, UTF-8, starting "WEBVTT" (the HLS writer adds X-TIMESTAMP-MAP)
+    origin: str  # where it came from, for logs and notes: "text track 0" or the sidecar's key
+
 
 MAX_CAPTION_BYTES = 2 * 1024 * 1024  # a feature film's captions are about 100 KiB
 MAX_CUES = 20_000  # about one cue every 0.3 s for 2 hours
