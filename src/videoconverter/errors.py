@@ -97,10 +97,6 @@ class TransientError(VideoConverterError):
     """A temporary failure; the job will be retried."""
 
 
-class VideoNotReadyError(TransientError):
-    """The caption's video is still being converted; the caption is added once its job is done."""
-
-
 class TranscodeError(TransientError):
     """FFmpeg failed."""
 

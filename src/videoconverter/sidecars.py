@@ -5,6 +5,11 @@ conversion. One uploaded after it has a job of its own (:func:`add_sidecar`) tha
 output without encoding again: for ``hls`` only text files and manifests are written (the marker last); for
 ``mp4`` the MP4 is remuxed with one more text track. The marker's metadata lists the sidecars an output
 carries (a digest of the key and the ETag), so a sidecar delivered twice writes nothing the second time.
+
+A sidecar whose video's job is still queued or running is done at once: that job lists the sidecars when it
+starts, and once its job is recorded done it lists them again and sends the event of any it did not take
+(:func:`hand_back_late_sidecars`) to its rendition's queue. Retrying instead would spend the sidecar's attempts
+while a long video converts (the default back-off gives up after some 150 s) and dead-letter a good caption.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videoconverter.config import Config
-from videoconverter.errors import CaptionError, ObjectNotFoundError, SourceMissingError, VideoNotReadyError
-from videoconverter.events import ObjectCreated
+from videoconverter.errors import CaptionError, ObjectNotFoundError, SourceMissingError
+from videoconverter.events import ObjectCreated, new_sequencer, object_created_event
 from videoconverter.jobs.base import JobId, JobState, JobStore
 from videoconverter.jobs.log import JobLog
+from videoconverter.pipeline import Services
 from videoconverter.publish import MANIFEST_NAME, manifest_name, previous_version
 from videoconverter.renditions import Rendition
 from videoconverter.storage.base import ObjectInfo, ObjectStore
@@ -39,6 +45,7 @@ from videoconverter.transcode.products import OutputFile, Runner
 
 #: On a marker: the sidecars its output carries, as ``DIGEST:ETAG`` words (DIGEST: of the sidecar's key).
 SIDECAR_METADATA = "sidecar-captions"
+REFUSED_METADATA = "sidecar-captions-refused"  # the same words, for the sidecars the video's job refused
 MAX_LISTED_SIDECARS = 40  # S3 metadata holds 2 KB: 40 words of 45 characters
 NO_VIDEO_NOTE = "no video for this caption yet; it joins when the video is converted"
 
@@ -81,24 +88,49 @@ def sidecar_word(key: str, etag: str) -> str:
     return f"{hashlib.sha256(key.encode()).hexdigest()[:12]}:{etag}"
 
 
-def with_sidecar(metadata: Mapping[str, str], key: str, etag: str) -> dict[str, str]:
-    """``metadata`` with the sidecar at ``key`` listed at ``etag`` (replacing an older ETag of the same key)."""
+def with_sidecar(metadata: Mapping[str, str], key: str, etag: str, field: str = SIDECAR_METADATA) -> dict[str, str]:
+    """``metadata`` with the sidecar at ``key`` listed at ``etag`` in ``field`` (replacing an older ETag of the
+    same key)."""
     digest = sidecar_word(key, "")
-    words = [w for w in metadata.get(SIDECAR_METADATA, "").split() if not w.startswith(digest)]
+    words = [w for w in metadata.get(field, "").split() if not w.startswith(digest)]
     words.append(sidecar_word(key, etag))
-    return {**metadata, SIDECAR_METADATA: " ".join(words[-MAX_LISTED_SIDECARS:])}
+    return {**metadata, field: " ".join(words[-MAX_LISTED_SIDECARS:])}
+
+
+def list_sidecars(store: ObjectStore, config: Config, video_key: str) -> list[ObjectInfo]:
+    """The sidecar captions of ``video_key`` in the input bucket now (``talk.vtt``, ``talk.en.srt``, ...)."""
+    stem = video_key[: video_key.rfind(".")] if "." in video_key else video_key
+    return [
+        listed
+        for listed in store.list(config.input_bucket, f"{stem}.")
+        if config.matches_caption(listed.key) and sidecar_language(listed.key, video_key) is not None
+    ]
+
+
+def hand_back_late_sidecars(svc: Services, rendition: Rendition, video_key: str, job_log: JobLog) -> int:
+    """After a video's job is recorded done: send the event of each of its sidecars that its output neither
+    carries nor refused (uploaded while it converted) to ``rendition``'s queue; return how many."""
+    marker = svc.store.head(rendition.output_bucket, output_key(video_key, marker_name(rendition)))
+    if marker is None:
+        return 0
+    taken = set(marker.metadata.get(SIDECAR_METADATA, "").split())
+    taken |= set(marker.metadata.get(REFUSED_METADATA, "").split())
+    late = [s for s in list_sidecars(svc.store, svc.config, video_key) if sidecar_word(s.key, s.etag) not in taken]
+    for sidecar in late:
+        event = ObjectCreated(sidecar.bucket, sidecar.key, sidecar.size, sidecar.etag, new_sequencer())
+        svc.broker.send(rendition.queue, json.dumps(object_created_event(event)))
+        svc.jobs.enqueue(JobId(sidecar.key, sidecar.etag, rendition.name), event.sequencer)
+        job_log.info(f"caption {_name(sidecar.key)} arrived during the conversion: queued to be added")
+    return len(late)
 
 
 def gather_sidecars(store: ObjectStore, config: Config, video_key: str, workdir: Path, job_log: JobLog) -> Gathered:
     """Download and check the sidecars of ``video_key`` in the input bucket. A refused one is logged and noted;
     it never fails the video."""
-    stem = video_key[: video_key.rfind(".")] if "." in video_key else video_key
     captions: list[Caption] = []
     refused: list[str] = []
     metadata: dict[str, str] = {}
-    for listed in store.list(config.input_bucket, f"{stem}."):
-        if not config.matches_caption(listed.key) or sidecar_language(listed.key, video_key) is None:
-            continue
+    for listed in list_sidecars(store, config, video_key):
         try:
             data, etag = _download(store, listed, workdir)
             directory = workdir / f"sidecar-{len(captions) + len(refused)}"
@@ -107,6 +139,7 @@ def gather_sidecars(store: ObjectStore, config: Config, video_key: str, workdir:
         except CaptionError as exc:
             refused.append(f"caption {_name(listed.key)} refused: {exc.message}")
             job_log.warning(refused[-1])
+            metadata = with_sidecar(metadata, listed.key, listed.etag, REFUSED_METADATA)
             continue
         except SourceMissingError:
             continue  # deleted since the listing: nothing to add
@@ -116,8 +149,8 @@ def gather_sidecars(store: ObjectStore, config: Config, video_key: str, workdir:
 
 
 def add_sidecar(job: SidecarJob, record: ObjectCreated) -> Added:
-    """Add the sidecar of ``record`` to the output of each video it belongs to. Raises VideoNotReadyError
-    (transient) while such a video's job is queued or running, and CaptionError (permanent) for a bad file."""
+    """Add the sidecar of ``record`` to the output of each video it belongs to (none while that video's job is
+    queued or running: see the module's docstring). Raises CaptionError (permanent) for a bad file."""
     videos = _videos(job, record.key)
     if not videos:
         job.job_log.info(NO_VIDEO_NOTE)
@@ -154,9 +187,8 @@ def _add_to_video(job: SidecarJob, record: ObjectCreated, data: bytes, video: Ob
     rendition, store = job.rendition, job.store
     video_job = job.jobs.get(JobId(video.key, video.etag, rendition.name))
     if video_job is None or not video_job.state.terminal:
-        # The video's job may have listed the sidecars before this one arrived: add it once that job is done.
         state = video_job.state.value if video_job else "not recorded yet"
-        raise VideoNotReadyError(f"the job of {video.key} for {rendition.name} is {state}; retrying later")
+        return Added("", f"the job of {video.key} is {state}: it takes this caption in, or queues it once done")
     marker_key = output_key(video.key, marker_name(rendition))
     url = store.url(rendition.output_bucket, marker_key)
     marker = store.head(rendition.output_bucket, marker_key)

@@ -58,7 +58,7 @@ from videoconverter.publish import output_size, previous_version, publish, remov
 from videoconverter.recovery.journal import broker_fingerprint
 from videoconverter.recovery.workspace import Workspace
 from videoconverter.renditions import Rendition
-from videoconverter.sidecars import Gathered, SidecarJob, add_sidecar, gather_sidecars
+from videoconverter.sidecars import Gathered, SidecarJob, add_sidecar, gather_sidecars, hand_back_late_sidecars
 from videoconverter.storage.base import ObjectInfo
 from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.captions import Caption
@@ -222,7 +222,17 @@ class Worker:
             f"done: {outcome.output_url or 'nothing written'}" + (f" ({outcome.note})" if outcome.note else "")
         )
         job_log.info(done.timeline.summary())
+        if self.config.matches_input(record.key) and takes_captions(self.rendition):
+            self._hand_back_sidecars(record.key, job_log)
         return None
+
+    def _hand_back_sidecars(self, video_key: str, job_log: JobLog) -> None:
+        """Queue the sidecars that arrived while the video converted (after its job is recorded done, so that
+        a sidecar's own job either sees it done or is queued here); never fails the finished job."""
+        try:
+            hand_back_late_sidecars(self.svc, self.rendition, video_key, job_log)
+        except Exception:
+            log.exception("could not queue late sidecar captions", extra={"key": video_key})
 
     def _transient_failure(
         self, job: JobId, job_log: JobLog, delivery: Delivery, exc: Exception, timeline: Timeline

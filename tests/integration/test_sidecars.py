@@ -14,7 +14,7 @@ from videoconverter.config import load_config
 from videoconverter.events import ObjectCreated, new_sequencer
 from videoconverter.jobs.base import JobId, JobState
 from videoconverter.pipeline import Services, open_services, provision
-from videoconverter.sidecars import NO_VIDEO_NOTE
+from videoconverter.sidecars import NO_VIDEO_NOTE, Gathered
 from videoconverter.worker import Worker
 
 pytestmark = pytest.mark.ffmpeg
@@ -31,7 +31,7 @@ def caption_svc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serv
     toml = (
         f'data_dir = "{tmp_path / "data"}"\n[queues]\nreceive_wait_seconds = 1\nretry_base_delay_seconds = 0\n'
         '[[renditions]]\nname = "hls"\nkind = "hls"\nladder = [120]\npreset = "ultrafast"\n'
-        "segment_seconds = 1\nkeyframe_interval_seconds = 1\n"
+        "segment_seconds = 2\nkeyframe_interval_seconds = 1\n"
         '[[renditions]]\nname = "small"\nshort_side = 90\nx264_preset = "ultrafast"\n'
         '[[renditions]]\nname = "thumbs"\nkind = "thumbnails"\nthumbnail_interval_seconds = 1\nthumbnail_width = 64\n'
     )
@@ -100,19 +100,45 @@ def test_a_sidecar_before_the_video_joins_its_package(
     assert vtt.startswith("WEBVTT") and "Hello sidecar" in vtt and "00:00:00.500 --> 00:00:01.500" in vtt
 
 
-def test_sidecars_uploaded_with_the_video_wait_for_its_job_and_are_added_once(
+def test_a_sidecar_uploaded_with_the_video_is_added_once(
     caption_svc: Services, sample_clip: Callable[..., Path], tmp_path: Path
 ) -> None:
-    """Both events are queued at once: the sidecar's job waits (transient) while the video's job runs; the
-    video's job took the sidecar in, so the sidecar's retry writes nothing."""
+    """Both events are queued at once, handled in either order (SQS keeps none): the video's job takes the
+    sidecar in, and the sidecar's job writes nothing, whether it ran before or after the video's."""
     svc = caption_svc
     caption_etag = put(svc, "a.fr.vtt", VTT, tmp_path)
     svc.store.put_file(INPUT, "a.mp4", sample_clip(width=320, height=180, seconds=2))
     convert(svc, "hls")
     caption_job = svc.jobs.get(JobId("a.fr.vtt", caption_etag, "hls"))
     assert caption_job is not None and caption_job.state is JobState.DONE
-    assert caption_job.note == "a.mp4 already carries this caption (event delivered again)"
+    assert caption_job.note in {
+        "a.mp4 already carries this caption (event delivered again)",
+        "the job of a.mp4 is queued: it takes this caption in, or queues it once done",
+    }
     assert [s["language"] for s in package(svc, "a.mp4")["subtitles"]] == ["fr"]  # type: ignore[attr-defined]
+
+
+def test_the_video_job_queues_a_sidecar_its_listing_missed(
+    caption_svc: Services, sample_clip: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sidecar's job ran while the video's was running (done at once), and the video's job listed the
+    sidecars before this one arrived: once done, the video's job sends the sidecar's event again."""
+    import videoconverter.worker
+
+    svc = caption_svc
+    caption_etag = put(svc, "late.en.srt", SRT, tmp_path)
+    for delivery in svc.broker.receive("videoconverter_hls", max_messages=10, wait_seconds=2):
+        svc.broker.ack(delivery)  # its job was done before the video's ended
+    monkeypatch.setattr(videoconverter.worker, "gather_sidecars", lambda *args: Gathered())  # listed too early
+    video = svc.store.put_file(INPUT, "late.mp4", sample_clip(width=320, height=180, seconds=2))
+    convert(svc, "hls")
+    assert svc.jobs.get(JobId("late.mp4", video.etag, "hls")).state is JobState.DONE  # type: ignore[union-attr]
+    lines = [line.message for line in svc.jobs.logs("late.mp4") if line.rendition == "hls"]
+    assert "caption late.en.srt arrived during the conversion: queued to be added" in lines
+    caption_job = svc.jobs.get(JobId("late.en.srt", caption_etag, "hls"))
+    assert caption_job is not None and caption_job.state is JobState.DONE
+    assert caption_job.note == "caption added to late.mp4"
+    assert 'LANGUAGE="en"' in text(svc, HLS, "late.mp4/master.m3u8")
 
 
 def test_a_sidecar_after_the_video_writes_only_text_files_and_manifests(
