@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.cloudformation import load_template
 from videoconverter.config import Config, load_config
 from videoconverter.errors import ConfigError
 from videoconverter.events import ObjectCreated
 from videoconverter.ingest import Ingest
 from videoconverter.jobs.base import JobId
 from videoconverter.jobs.sqlite import SQLiteJobStore
+from videoconverter.pipeline import provision_plan
 from videoconverter.sidecars import SIDECAR_METADATA, sidecar_word, with_sidecar
 
 RENDITIONS = (
@@ -95,3 +97,17 @@ def test_the_marker_lists_each_sidecar_once_at_its_latest_etag() -> None:
     assert metadata[SIDECAR_METADATA].split() == [sidecar_word("a b.en.srt", "e2"), sidecar_word("a b.srt", "e3")]
     assert metadata["source-etag"] == "v"
     assert sidecar_word("a.srt", "e1") != sidecar_word("b.srt", "e1")
+
+
+def test_s3_notifies_the_topic_of_caption_uploads_too() -> None:
+    aws = load_config(environ={"VIDEOCONVERTER_STORAGE": "s3://", "VIDEOCONVERTER_BROKER": "aws://"})
+    [step] = [s for s in provision_plan(aws) if s.startswith("notification: s3:ObjectCreated:*")]
+    assert "keys ending .mp4, .vtt, .srt" in step
+
+
+def test_the_cloudformation_template_notifies_caption_uploads_in_both_cases() -> None:
+    notifications = load_template()["Resources"]["InputBucket"]["Properties"]["NotificationConfiguration"]
+    for kind in ("TopicConfigurations", "LambdaConfigurations"):
+        configurations = notifications[kind]["Fn::If"][1]
+        values = {c["Filter"]["S3Key"]["Rules"][0]["Value"] for c in configurations}
+        assert values == {".mp4", ".MP4", ".vtt", ".VTT", ".srt", ".SRT"}, kind
