@@ -198,6 +198,8 @@ def _add_to_video(job: SidecarJob, record: ObjectCreated, data: bytes, video: Ob
         return Added(url, f"{video.key} already carries this caption (event delivered again)")
     metadata = with_sidecar(marker.metadata, record.key, record.etag)
     if rendition.kind == "hls":
+        if store.head(rendition.output_bucket, output_key(video.key, package_name(marker))) is None:
+            return Added("", f"the output of {video.key} predates package.json: convert it again to add captions")
         written = _add_to_package(job, video.key, marker, caption, metadata, workdir)
     else:
         written = _add_to_mp4(job, marker, caption, metadata, workdir)
@@ -211,13 +213,18 @@ def _add_to_package(
     """Write the caption's files, package.json, the manifests and files.json; the marker last."""
     store, bucket = job.store, job.rendition.output_bucket
     version = previous_version(marker.metadata) or ""
-    package = read_package(_read_text(store, bucket, output_key(video_key, f"{version}/{PACKAGE_JSON}"), workdir))
+    package = read_package(_read_text(store, bucket, output_key(video_key, package_name(marker)), workdir))
     files = _package_files(package, caption, workdir / "out")
     manifest = _extended_manifest(store, bucket, video_key, version, files[:-1], workdir)
     job.before_write()
     for file in [*files[:-1], OutputFile(manifest_name(version), manifest)]:
         store.put_file(bucket, output_key(video_key, file.name), file.path)
     return store.put_file(bucket, marker.key, files[-1].path, metadata=metadata)
+
+
+def package_name(marker: ObjectInfo) -> str:
+    """Where the package description of the output whose marker is ``marker`` lies, relative to its key."""
+    return f"{previous_version(marker.metadata) or ''}/{PACKAGE_JSON}"
 
 
 def _package_files(package: Package, caption: Caption, out: Path) -> list[OutputFile]:
