@@ -168,10 +168,11 @@ def add_sidecar(job: SidecarJob, record: ObjectCreated) -> Added:
 
 
 def _videos(job: SidecarJob, sidecar_key: str) -> list[ObjectInfo]:
-    """The uploads this sidecar belongs to: its stem with each input suffix, as they exist now."""
-    stem, videos = video_stems(sidecar_key), []
-    for suffix in job.config.input_suffixes:
-        video_key = stem + suffix
+    """The uploads this sidecar belongs to: its stem with each input suffix, as they exist now. The whole name
+    before the suffix is tried too: ``talk.en.srt`` may be the sidecar of ``talk.en.mp4`` (language und)."""
+    stems = dict.fromkeys((video_stems(sidecar_key), sidecar_key[: sidecar_key.rfind(".")]))
+    videos = []
+    for video_key in (stem + suffix for stem in stems for suffix in job.config.input_suffixes):
         if sidecar_language(sidecar_key, video_key) is None:
             continue
         info = job.store.head(job.config.input_bucket, video_key)

@@ -15,6 +15,7 @@ from videoconverter.events import ObjectCreated, new_sequencer
 from videoconverter.jobs.base import JobId, JobState
 from videoconverter.pipeline import Services, open_services, provision
 from videoconverter.sidecars import NO_VIDEO_NOTE, Gathered
+from videoconverter.transcode.captions import MAX_CAPTION_BYTES
 from videoconverter.worker import Worker
 
 pytestmark = pytest.mark.ffmpeg
@@ -189,12 +190,14 @@ def test_a_bad_sidecar_before_the_video_is_refused_in_its_log_and_the_video_is_d
 ) -> None:
     svc = caption_svc
     put(svc, "c.de.srt", NOT_UTF8, tmp_path)
+    put(svc, "c.fr.vtt", b"WEBVTT\n\n" + b"x" * MAX_CAPTION_BYTES, tmp_path)
     put(svc, "c.en.srt", SRT, tmp_path)
     video = svc.store.put_file(INPUT, "c.mp4", sample_clip(width=320, height=180, seconds=2))
     convert(svc, "hls")
     job = svc.jobs.get(JobId("c.mp4", video.etag, "hls"))
     assert job is not None and job.state is JobState.DONE
     assert "caption c.de.srt refused: not UTF-8" in job.note
+    assert f"caption c.fr.vtt refused: {MAX_CAPTION_BYTES + 8} bytes; a caption file may have" in job.note
     lines = [line.message for line in svc.jobs.logs("c.mp4") if line.rendition == "hls"]
     assert any(m.startswith("caption c.de.srt refused: not UTF-8") for m in lines)
     assert [s["language"] for s in package(svc, "c.mp4")["subtitles"]] == ["en"]  # type: ignore[attr-defined]
