@@ -89,10 +89,6 @@ class TruncatedSourceError(PermanentError):
     """The upload is truncated: its data stops before the end its header promises (an interrupted transfer)."""
 
 
-class CaptionError(PermanentError):
-    """The caption file cannot be used (not UTF-8, broken timestamps, too large, not SRT or WebVTT)."""
-
-
 class TransientError(VideoConverterError):
     """A temporary failure; the job will be retried."""
 
