@@ -56,6 +56,7 @@ ENVIRONMENT = {
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # + "-dlq" stays within SQS's 80 characters
+CAPTION_KINDS = ("mp4", "hls")  # the kinds whose output a sidecar caption joins
 _TOP_LEVEL = {
     "data_dir", "storage", "broker", "jobs", "log_level",
     "input", "queues", "ffmpeg", "limits", "renditions", "notifications", "web", "aws", "chunking",
@@ -104,6 +105,9 @@ class Config:
     jobs_url: str = ""
     input_bucket: str = "videoconverter-input"
     input_suffixes: tuple[str, ...] = (".mp4",)
+    #: Sidecar captions (``talk.vtt``, ``talk.en.srt`` next to ``talk.mp4``): their uploads are events too, for the
+    #: renditions that carry captions (:data:`CAPTION_KINDS`), which add them to the video's output.
+    caption_suffixes: tuple[str, ...] = (".vtt", ".srt")
     topic: str = "videoconverter-topic"
     renditions: tuple[Rendition, ...] = ()
     message_retention_seconds: int = MAX_RETENTION_SECONDS
@@ -137,10 +141,37 @@ class Config:
         """Whether an upload under ``key`` should be converted (suffixes match case-insensitively)."""
         return key.lower().endswith(tuple(s.lower() for s in self.input_suffixes))
 
+    def matches_caption(self, key: str) -> bool:
+        """Whether ``key`` names a sidecar caption file (suffixes match case-insensitively)."""
+        return key.lower().endswith(tuple(s.lower() for s in self.caption_suffixes))
+
+    @property
+    def event_suffixes(self) -> tuple[str, ...]:
+        """The suffixes whose uploads are announced: videos and their sidecar captions."""
+        return (*self.input_suffixes, *self.caption_suffixes)
+
+    def accepts(self, bucket: str, key: str) -> bool:
+        """Whether an object created at ``bucket``/``key`` starts jobs: a video upload or a sidecar caption."""
+        return bucket == self.input_bucket and (self.matches_input(key) or self.matches_caption(key))
+
+    def renditions_for(self, key: str) -> tuple[Rendition, ...]:
+        """The renditions an upload of ``key`` starts a job for: every one for a video; for a sidecar caption,
+        those that carry captions (thumbnails have none to add it to)."""
+        if self.matches_input(key):
+            return self.renditions
+        if self.matches_caption(key):
+            return tuple(r for r in self.renditions if takes_captions(r))
+        return ()
+
     def is_input(self, bucket: str, key: str) -> bool:
         """Whether an object created at ``bucket``/``key`` is an upload this pipeline converts: one in the input
         bucket whose key has an input suffix."""
         return bucket == self.input_bucket and self.matches_input(key)
+
+
+def takes_captions(rendition: Rendition) -> bool:
+    """Whether ``rendition``'s output carries captions, so a sidecar caption upload has a job there."""
+    return rendition.kind in CAPTION_KINDS and rendition.captions
 
 
 def load_config(environ: Mapping[str, str] | None = None, path: Path | None = None) -> Config:
@@ -175,7 +206,7 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
     data_dir = Path(_overridden(data, "data_dir", env, "VIDEOCONVERTER_DATA_DIR") or "vc-data")
     inp = _table(data, "input")
     queues = _table(data, "queues")
-    _reject_unknown("input.", inp, {"bucket", "suffixes", "topic"})
+    _reject_unknown("input.", inp, {"bucket", "suffixes", "caption_suffixes", "topic"})
     _reject_unknown("queues.", queues, set(_QUEUE_VALUES))
     log_level = _overridden(data, "log_level", env, "VIDEOCONVERTER_LOG_LEVEL") or "INFO"
     jobs_url, retention_days = _jobs(data, env, f"sqlite://{data_dir}/jobs.sqlite3")
@@ -187,6 +218,9 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
         job_retention_days=retention_days,
         input_bucket=_typed(inp, "bucket", str, "input.bucket", Config.input_bucket),
         input_suffixes=tuple(_typed(inp, "suffixes", list, "input.suffixes", list(Config.input_suffixes))),
+        caption_suffixes=tuple(
+            _typed(inp, "caption_suffixes", list, "input.caption_suffixes", list(Config.caption_suffixes))
+        ),
         topic=_typed(inp, "topic", str, "input.topic", Config.topic),
         renditions=parse_renditions(data.get("renditions")),
         **check_table(queues, _QUEUE_VALUES, "queues."),
@@ -300,6 +334,11 @@ def _validate(config: Config) -> Config:
         raise ConfigError(f"input.bucket: {config.input_bucket!r} is not a valid bucket name")
     if not config.input_suffixes or not all(isinstance(s, str) and s for s in config.input_suffixes):
         raise ConfigError('input.suffixes: expected a non-empty list of suffixes such as [".mp4"]')
+    if not all(isinstance(s, str) and s for s in config.caption_suffixes):
+        raise ConfigError('input.caption_suffixes: expected a list of suffixes such as [".vtt", ".srt"] (or [])')
+    both = {s.lower() for s in config.input_suffixes} & {s.lower() for s in config.caption_suffixes}
+    if both:
+        raise ConfigError(f"input.caption_suffixes: {', '.join(sorted(both))} cannot be a video and a caption")
     if not _NAME_RE.match(config.topic):
         raise ConfigError(f"input.topic: {config.topic!r} is not a valid topic name (letters, digits, _ and -)")
     if config.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:

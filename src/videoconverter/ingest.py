@@ -34,8 +34,10 @@ class Ingest:
 
     def record_queued(self, event: ObjectCreated) -> None:
         """Record a queued job per rendition, without publishing: where S3 itself publishes the event (S3 with
-        SNS), the process that uploaded still shows its jobs at once."""
-        for rendition in self.config.renditions:
+        SNS), the process that uploaded still shows its jobs at once. A sidecar caption has jobs only where
+        the output carries captions."""
+        renditions = self.config.renditions_for(event.key)
+        for rendition in renditions:
             self.jobs.enqueue(JobId(event.key, event.etag, rendition.name), event.sequencer)
             self.jobs.append_log(
                 event.key,
@@ -46,17 +48,19 @@ class Ingest:
         log.info(
             "queued %s for %s",
             event.key,
-            ", ".join(r.name for r in self.config.renditions),
+            ", ".join(r.name for r in renditions),
             extra={"key": event.key, "source_etag": event.etag},
         )
 
     def reconcile(self, store: ObjectStore) -> int:
-        """Publish an event for every input object that lacks a job for some rendition; return how many."""
+        """Publish an event for every input object (a video or a sidecar caption) that lacks a job for some
+        rendition; return how many."""
         published = 0
         for info in store.list(self.config.input_bucket):
-            if not self.config.is_input(info.bucket, info.key):
+            if not self.config.accepts(info.bucket, info.key):
                 continue
-            missing = [r for r in self.config.renditions if self.jobs.get(JobId(info.key, info.etag, r.name)) is None]
+            renditions = self.config.renditions_for(info.key)
+            missing = [r for r in renditions if self.jobs.get(JobId(info.key, info.etag, r.name)) is None]
             if missing:
                 self.on_object_created(ObjectCreated(info.bucket, info.key, info.size, info.etag, new_sequencer()))
                 published += 1

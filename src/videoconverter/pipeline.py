@@ -94,7 +94,7 @@ def open_services(config: Config) -> Services:
     # Where the bucket notifies the topic itself (wired by provision), the uploading process only records the
     # queued jobs; with any other pairing (the embedded store, an S3-compatible store with RabbitMQ) it publishes.
     listener = ingest.record_queued if server_side_notifications(config) else ingest.on_object_created
-    notification = Notification(config.input_bucket, config.input_suffixes, listener)
+    notification = Notification(config.input_bucket, config.event_suffixes, listener)
     store = storage.open_store(config.storage_url, (notification,))
     return Services(config, store, broker, jobs, ingest)
 
@@ -114,7 +114,7 @@ def provision_plan(config: Config) -> list[str]:
     steps.extend(brokers.BACKENDS.backend_class(config.broker_url).describe(topology(config)))
     if server_side_notifications(config):
         store_class = storage.BACKENDS.backend_class(config.storage_url)
-        steps.extend(store_class.describe_notifications(config.input_bucket, config.input_suffixes, config.topic))
+        steps.extend(store_class.describe_notifications(config.input_bucket, config.event_suffixes, config.topic))
     events = notifications_topology(config)
     steps.append(f"topic {events.topic} (job events) -> queue {', '.join(q.name for q in events.queues)}")
     settings = config.aws
@@ -143,7 +143,7 @@ def provision(svc: Services) -> list[str]:
         svc.store.create_bucket(bucket)
     if server_side_notifications(config):
         topic_address = svc.broker.allow_bucket(config.topic, config.input_bucket)
-        svc.store.notify_topic(config.input_bucket, config.input_suffixes, topic_address)
+        svc.store.notify_topic(config.input_bucket, config.event_suffixes, topic_address)
     settings = config.aws
     svc.broker.log_deliveries(
         _logged_topics(config), settings.delivery_status_role_arn, settings.delivery_status_success_sample_rate

@@ -24,6 +24,7 @@ from videoconverter.chunking.messages import chunk_message
 from videoconverter.chunking.plan import applies
 from videoconverter.chunking.start import split_job
 from videoconverter.chunking.steps import Steps
+from videoconverter.config import takes_captions
 from videoconverter.consumer import (
     ABANDONED,
     ACKED,
@@ -45,6 +46,7 @@ from videoconverter.errors import (
     SourceMissingError,
     StaleReceiptError,
     TranscodeError,
+    TransientError,
 )
 from videoconverter.events import ObjectCreated, parse_event
 from videoconverter.heartbeat import Heartbeat
@@ -56,8 +58,10 @@ from videoconverter.publish import output_size, previous_version, publish, remov
 from videoconverter.recovery.journal import broker_fingerprint
 from videoconverter.recovery.workspace import Workspace
 from videoconverter.renditions import Rendition
+from videoconverter.sidecars import Gathered, SidecarJob, add_sidecar, gather_sidecars, hand_back_late_sidecars
 from videoconverter.storage.base import ObjectInfo
 from videoconverter.storage.keys import validate_key
+from videoconverter.transcode.captions import Caption
 from videoconverter.transcode.probe import MediaInfo, probe
 from videoconverter.transcode.produce import marker_name, output_key, output_version, produce
 from videoconverter.transcode.products import Conversion, Produced, Runner
@@ -160,11 +164,20 @@ class Worker:
     def _handle_record(self, record: ObjectCreated, delivery: Delivery, stamps: TimelineRecorder) -> Settlement | None:
         """Convert one upload of the message; None when done (the next record follows), else how to settle the
         message now."""
-        if not self.config.is_input(record.bucket, record.key):
+        if not self.config.accepts(record.bucket, record.key):
             log.info(
                 "ignoring event for s3://%s/%s: not an input of this pipeline",
                 record.bucket,
                 record.key,
+                extra={"key": record.key, "rendition": self.rendition.name},
+            )
+            return None
+        if self.config.matches_caption(record.key) and not takes_captions(self.rendition):
+            log.info(
+                "ignoring caption s3://%s/%s: %s carries no captions",
+                record.bucket,
+                record.key,
+                self.rendition.name,
                 extra={"key": record.key, "rendition": self.rendition.name},
             )
             return None
@@ -209,14 +222,24 @@ class Worker:
             f"done: {outcome.output_url or 'nothing written'}" + (f" ({outcome.note})" if outcome.note else "")
         )
         job_log.info(done.timeline.summary())
+        if self.config.matches_input(record.key) and takes_captions(self.rendition):
+            self._hand_back_sidecars(record.key, job_log)
         return None
+
+    def _hand_back_sidecars(self, video_key: str, job_log: JobLog) -> None:
+        """Queue the sidecars that arrived while the video converted (after its job is recorded done, so that
+        a sidecar's own job either sees it done or is queued here); never fails the finished job."""
+        try:
+            hand_back_late_sidecars(self.svc, self.rendition, video_key, job_log)
+        except Exception:
+            log.exception("could not queue late sidecar captions", extra={"key": video_key})
 
     def _transient_failure(
         self, job: JobId, job_log: JobLog, delivery: Delivery, exc: Exception, timeline: Timeline
     ) -> Settlement:
-        message = exc.message if isinstance(exc, TranscodeError) else f"{type(exc).__name__}: {exc}"
+        message = exc.message if isinstance(exc, TransientError) else f"{type(exc).__name__}: {exc}"
         stderr = exc.stderr_tail if isinstance(exc, TranscodeError) else ""
-        if not isinstance(exc, TranscodeError):
+        if not isinstance(exc, TransientError):
             log.exception("unexpected error", extra={"key": job.key, "rendition": job.rendition})
         if delivery.attempt >= self.config.max_receive_count:
             reason = f"gave up after {delivery.attempt} attempts: {message}"
@@ -236,6 +259,8 @@ class Worker:
             validate_key(record.key)
         except InvalidKeyError as exc:
             raise InvalidEventError(exc.message) from exc
+        if config.matches_caption(record.key):
+            return self._add_sidecar(record, delivery, job_log, workdir)
         marker_key = output_key(record.key, marker_name(rendition))
         existing = store.head(rendition.output_bucket, marker_key)
         skip = self._already_handled(record, existing.metadata if existing else None, marker_key)
@@ -268,16 +293,31 @@ class Worker:
         if applies(chunking.enabled, chunking.min_source_seconds, rendition.kind, info.duration_seconds):
             steps = self.chunks.steps
             return Outcome("", split_job(steps, record, info, source_path, workdir, delivery, job_log), pending=True)
-        produced = self._produce(info, source_path, workdir, delivery, record, stamps)
+        sidecars = Gathered()
+        if takes_captions(rendition):
+            sidecars = gather_sidecars(store, config, record.key, workdir, job_log)
+        produced = self._produce(info, source_path, workdir, delivery, record, stamps, sidecars.captions)
         job_log.info(f"FFmpeg finished in {produced.elapsed_seconds:.1f} s ({len(produced.files)} file(s) to write)")
         if produced.quality is not None:
             job_log.info(produced.quality.log_line())
         self._check_lease(delivery)  # a worker that lost its lease must not write
         with Heartbeat(self.svc, delivery, config.visibility_timeout_seconds):  # a ladder is many files
-            written = self._publish(record, produced, job_log, workdir)
+            written = self._publish(record, produced, job_log, workdir, sidecars.metadata)
         stamps.stamp("written")
         quality = json.dumps(produced.quality.as_dict()) if produced.quality is not None else ""
-        return Outcome(store.url(rendition.output_bucket, marker_key), produced.note, quality, written.size)
+        note = "; ".join(n for n in (produced.note, sidecars.note) if n)
+        return Outcome(store.url(rendition.output_bucket, marker_key), note, quality, written.size)
+
+    def _add_sidecar(self, record: ObjectCreated, delivery: Delivery, job_log: JobLog, workdir: Path) -> Outcome:
+        """A sidecar caption's own job: add it to its video's output (sidecars.py)."""
+        with Heartbeat(self.svc, delivery, self.config.visibility_timeout_seconds) as heartbeat:
+            run = self._runner(workdir, record, heartbeat, TimelineRecorder(Timeline()))
+            job = SidecarJob(
+                self.svc.store, self.svc.jobs, self.config, self.rendition, self.ffmpeg, run, workdir, job_log,
+                lambda: self._check_lease(delivery),
+            )  # fmt: skip
+            added = add_sidecar(job, record)
+        return Outcome(added.output_url, added.note, output_size=added.output_size)
 
     def _produce(
         self,
@@ -287,6 +327,7 @@ class Worker:
         delivery: Delivery,
         record: ObjectCreated,
         stamps: TimelineRecorder,
+        captions: tuple[Caption, ...] = (),
     ) -> Produced:
         started = time.monotonic()
         with Heartbeat(self.svc, delivery, self.config.visibility_timeout_seconds) as heartbeat:
@@ -295,7 +336,7 @@ class Worker:
                 config = self.config
                 job = Conversion(
                     self.ffmpeg, source_path, info, workdir, config.limits, run, output_version(record.etag),
-                    config.ffmpeg_threads,
+                    config.ffmpeg_threads, captions,
                 )  # fmt: skip
                 produced = produce(self.rendition, job)
             except ShutdownRequested:
@@ -304,13 +345,26 @@ class Worker:
                 raise
         return dataclasses.replace(produced, elapsed_seconds=time.monotonic() - started)
 
-    def _publish(self, record: ObjectCreated, produced: Produced, job_log: JobLog, workdir: Path) -> ObjectInfo:
-        """Write every file, the marker last with the source's identity; then remove the files of the version
-        the previous marker named (multi-file outputs only), and nothing else under the key."""
+    def _publish(
+        self,
+        record: ObjectCreated,
+        produced: Produced,
+        job_log: JobLog,
+        workdir: Path,
+        extra_metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Write every file, the marker last with the source's identity (and ``extra_metadata``: the sidecars
+        it carries); then remove the files of the version the previous marker named (multi-file outputs only),
+        and nothing else under the key."""
         store, bucket = self.svc.store, self.rendition.output_bucket
         marker_key = output_key(record.key, produced.marker.name)
         previous = store.head(bucket, marker_key) if produced.marker.name else None
-        metadata = {"source-etag": record.etag, "source-sequencer": record.sequencer, "rendition": self.rendition.name}
+        metadata = {
+            **(extra_metadata or {}),
+            "source-etag": record.etag,
+            "source-sequencer": record.sequencer,
+            "rendition": self.rendition.name,
+        }
         version = output_version(record.etag)
         size = sum(f.path.stat().st_size for f in produced.files)
         written = publish(store, bucket, record.key, produced, metadata, version, workdir)

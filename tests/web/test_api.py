@@ -287,3 +287,19 @@ def test_detail_of_a_ladder_and_of_thumbnails_points_at_their_marker_and_poster(
             assert poster.status_code == 200 and poster.content[:2] == b"\xff\xd8"
     finally:
         svc.close()
+
+
+def test_a_sidecar_caption_upload_is_stored_and_queued_without_a_video_signature(client: Any, auth: dict) -> None:
+    caption = b"1\n00:00:00,500 --> 00:00:01,500\nHello\n"  # text: never "like a video"
+    reply = client.put("/api/uploads/talk.en.srt", content=caption, headers=auth)
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["key"] == "talk.en.srt" and reply.json()["size"] == len(caption)
+    assert {job["rendition"] for job in reply.json()["jobs"]} == {"small", "smaller"}
+
+
+def test_a_sidecar_caption_over_the_caption_limit_is_refused(client: Any, auth: dict) -> None:
+    from videoconverter.transcode.captions import MAX_CAPTION_BYTES
+
+    reply = client.put("/api/uploads/talk.vtt", content=b"WEBVTT\n" + b"x" * MAX_CAPTION_BYTES, headers=auth)
+    assert reply.status_code == 413 and reply.json()["error"]["code"] == "too_large", reply.text
+    assert list(client.svc.store.list("videoconverter-input")) == []

@@ -82,7 +82,7 @@ def publish_uploads(svc: Services, event: Mapping[str, Any]) -> dict[str, int]:
         return {"published": 0}
     published = 0
     for record in records:
-        if svc.config.is_input(record.bucket, record.key):
+        if svc.config.accepts(record.bucket, record.key):
             svc.ingest.on_object_created(record)
             published += 1
     return {"published": published}

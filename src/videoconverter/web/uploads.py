@@ -16,11 +16,13 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from starlette.requests import ClientDisconnect
 
+from videoconverter.config import Config
 from videoconverter.jobs.base import JobRecord
 from videoconverter.pipeline import Services, prepare_upload
 from videoconverter.progress import human_bytes
 from videoconverter.storage.base import ObjectInfo
 from videoconverter.storage.keys import upload_key
+from videoconverter.transcode.captions import MAX_CAPTION_BYTES
 from videoconverter.web.errors import ApiError
 from videoconverter.web.limits import UploadSlots
 from videoconverter.web.live import job_json
@@ -84,6 +86,13 @@ def looks_like_video(head: bytes) -> bool:
     return len(head) >= 8 and head[4:8] in {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"}
 
 
+def upload_limit(config: Config, key: str) -> int:
+    """The most bytes an upload under ``key`` may have: a sidecar caption is small text (its parser's limit)."""
+    if config.matches_caption(key):
+        return min(config.web.max_upload_bytes, MAX_CAPTION_BYTES)
+    return config.web.max_upload_bytes
+
+
 def services(request: Request) -> Services:
     svc: Services = request.app.state.svc
     return svc
@@ -98,13 +107,13 @@ async def upload(key: str, request: Request, svc: Annotated[Services, Depends(se
     """
     config = svc.config
     key = upload_key(key)  # NFC, no invisible characters, segments that fit a file name: before any byte is read
-    if not config.matches_input(key):
+    if not config.matches_input(key) and not config.matches_caption(key):
         raise ApiError(
             415,
             "unsupported_type",
-            f"{key!r} does not end with {' or '.join(config.input_suffixes)}: only those uploads are converted",
+            f"{key!r} does not end with {' or '.join(config.event_suffixes)}: only videos and their captions",
         )
-    limit = config.web.max_upload_bytes
+    limit = upload_limit(config, key)
     declared = _content_length(request)
     if declared is not None and declared > limit:
         raise ApiError(413, "too_large", f"the upload is {human_bytes(declared)}; the limit is {human_bytes(limit)}")
@@ -123,7 +132,8 @@ async def _store(
     """Stream the body through a :class:`ChunkPipe` into the store; nothing is stored unless all of it arrives.
     Its threads come from ``threads``, so uploads never take those of the rest of the API."""
     config = svc.config
-    limit = config.web.max_upload_bytes
+    limit = upload_limit(config, key)
+    caption = config.matches_caption(key)  # sidecar text: no video signature to check
     pipe = ChunkPipe()
     writer: asyncio.Task[ObjectInfo] | None = None
     received = 0
@@ -140,7 +150,7 @@ async def _store(
 
     async def start_writer() -> None:
         nonlocal writer
-        if config.web.check_content and not looks_like_video(bytes(batch[:SIGNATURE_BYTES])):
+        if config.web.check_content and not caption and not looks_like_video(bytes(batch[:SIGNATURE_BYTES])):
             raise ApiError(
                 415, "not_a_video", "the file does not start like an MP4, MOV, MKV or WebM video: nothing was stored"
             )
