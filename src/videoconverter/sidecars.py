@@ -30,8 +30,6 @@ from videoconverter.publish import MANIFEST_NAME, manifest_name, previous_versio
 from videoconverter.renditions import Rendition
 from videoconverter.storage.base import ObjectInfo, ObjectStore
 from videoconverter.transcode.captions import (
-    MAX_CAPTION_BYTES,
-    Caption,
     embed_captions,
     prepare_sidecar,
     sidecar_language,
@@ -42,6 +40,7 @@ from videoconverter.transcode.packaging import add_captions, media_start_mpegts,
 from videoconverter.transcode.playlists import timestamped_vtt
 from videoconverter.transcode.produce import marker_name, output_key
 from videoconverter.transcode.products import OutputFile, Runner
+from videoconverter.transcode.subtitles_text import MAX_CAPTION_BYTES, Caption
 
 #: On a marker: the sidecars its output carries, as ``DIGEST:ETAG`` words (DIGEST: of the sidecar's key).
 SIDECAR_METADATA = "sidecar-captions"
@@ -263,7 +262,7 @@ def _add_to_mp4(
     """Remux the MP4 with the caption as one more text track (audio and video copied), written back in place."""
     mp4 = workdir / "output.mp4"
     job.store.get_file(job.rendition.output_bucket, marker.key, mp4)
-    remuxed = embed_captions(job.run, workdir, job.ffmpeg, mp4, [caption])
+    remuxed = embed_captions(job.run, workdir, job.ffmpeg, mp4, (caption,))
     if remuxed.stat().st_size > job.config.limits.max_output_bytes:
         raise CaptionError(f"the MP4 with this caption would exceed {job.config.limits.max_output_bytes} bytes")
     job.before_write()

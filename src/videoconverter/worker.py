@@ -61,11 +61,11 @@ from videoconverter.renditions import Rendition
 from videoconverter.sidecars import Gathered, SidecarJob, add_sidecar, gather_sidecars, hand_back_late_sidecars
 from videoconverter.storage.base import ObjectInfo
 from videoconverter.storage.keys import validate_key
-from videoconverter.transcode.captions import Caption
 from videoconverter.transcode.probe import MediaInfo, probe
 from videoconverter.transcode.produce import marker_name, output_key, output_version, produce
 from videoconverter.transcode.products import Conversion, Produced, Runner
 from videoconverter.transcode.runner import RunResult, ffmpeg_executable, run_ffmpeg
+from videoconverter.transcode.subtitles_text import Caption
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 1.0

@@ -22,7 +22,7 @@ from videoconverter.pipeline import Services, prepare_upload
 from videoconverter.progress import human_bytes
 from videoconverter.storage.base import ObjectInfo
 from videoconverter.storage.keys import upload_key
-from videoconverter.transcode.captions import MAX_CAPTION_BYTES
+from videoconverter.transcode.subtitles_text import MAX_CAPTION_BYTES
 from videoconverter.web.errors import ApiError
 from videoconverter.web.limits import UploadSlots
 from videoconverter.web.live import job_json
