@@ -129,7 +129,7 @@ def prepare_sidecar(data: bytes, key: str, video_key: str, workdir: Path) -> Cap
     try:
         cues = parse_captions(data, fmt)
     except CaptionError as exc:
-        raise CaptionError(f"caption file {key}: {exc.reason}") from None
+        raise CaptionError(exc.reason) from None  # the caller names the file
     language = sidecar_language(key, video_key) or "und"
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     path = workdir / f"caption-sidecar-{digest}.vtt"
