@@ -180,3 +180,16 @@ def test_a_package_takes_the_sidecar_captions_unless_captions_are_off(tmp_path: 
     job = Conversion("ffmpeg", tmp_path / "s", media_info(), tmp_path, Limits(), run, "v1", captions=(sidecar,))
     assert conversion_captions(HLS, job) == ((sidecar,), "")
     assert conversion_captions(dataclasses.replace(HLS, captions=False), job) == ((), "")
+
+
+def test_audio_renditions_are_named_by_title_else_by_language_uniquely() -> None:
+    from videoconverter.transcode.ladder import _titles
+
+    tracks = [
+        AudioTrack(0, "eng", 2),
+        AudioTrack(1, "fra", 2),
+        AudioTrack(2, "eng", 2, 'Director\'s "cut"\n'),
+        AudioTrack(3, "und", 2),
+        AudioTrack(4, "eng", 2),
+    ]
+    assert _titles(tracks) == ["English 1", "French", "Director's cut", "Audio", "English 2"]

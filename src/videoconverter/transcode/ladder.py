@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videoconverter.renditions import Limits, Rendition
-from videoconverter.transcode.captions import embedded_captions
+from videoconverter.transcode.captions import embedded_captions, language_name, menu_name
 from videoconverter.transcode.command import (
     audio_args,
     frame_rate,
@@ -289,6 +289,6 @@ def _files(version: str, directory: Path, name: str, names: list[str]) -> list[O
 
 def _titles(tracks: list[AudioTrack]) -> list[str]:
     """What players show for each audio track (NAME must be unique in its group): its title, else its
-    language, numbered where two would read the same."""
-    base = [t.title or (t.language if t.language != "und" else "Audio") for t in tracks]
+    language's name ("English" for eng), numbered where two would read the same."""
+    base = [menu_name(t.title) or (language_name(t.language) if t.language != "und" else "Audio") for t in tracks]
     return [f"{b} {base[:i].count(b) + 1}" if base.count(b) > 1 else b for i, b in enumerate(base)]
