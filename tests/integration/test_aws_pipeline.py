@@ -70,9 +70,11 @@ def test_provision_sets_up_the_original_topology_and_is_idempotent(config_path: 
 
     s3, sqs, sns = boto3.client("s3"), boto3.client("sqs"), boto3.client("sns")
     notification = s3.get_bucket_notification_configuration(Bucket=config.input_bucket)["TopicConfigurations"]
-    # One configuration per case of the suffix (S3's filters are case-sensitive), not added again by the second run.
+    # One configuration per case of each suffix (S3's filters are case-sensitive), videos' and sidecar
+    # captions', not added again by the second run.
     rules = [r for c in notification for r in c["Filter"]["Key"]["FilterRules"]]
-    assert sorted((r["Name"].lower(), r["Value"]) for r in rules) == [("suffix", ".MP4"), ("suffix", ".mp4")]
+    expected = [".MP4", ".SRT", ".VTT", ".mp4", ".srt", ".vtt"]
+    assert sorted((r["Name"].lower(), r["Value"]) for r in rules) == [("suffix", v) for v in expected]
     assert all(c["Events"] == ["s3:ObjectCreated:*"] for c in notification)
     topic_arn = notification[0]["TopicArn"]
     assert topic_arn.endswith(f":{config.topic}")
