@@ -1,5 +1,6 @@
 """Multi-file outputs with real FFmpeg. HLS ladders: valid playlists, segments cut on the same keyframes in
-every rung, the master playlist published last; thumbnails' index last; both through the pipeline."""
+every rung (video only; the audio its own rendition), the master playlist published last; thumbnails' index
+last; both through the pipeline."""
 
 from __future__ import annotations
 
@@ -162,15 +163,20 @@ def test_the_pipeline_publishes_a_ladder_and_replaces_it_whole(
     master = svc.store.head(bucket, "trip/day 1.mp4/master.m3u8")
     assert master is not None and master.metadata["source-etag"] == first.etag
     first_keys = {o.key for o in svc.store.list(bucket, "trip/day 1.mp4/")}
-    assert len(first_keys) == 2 + 2 * (1 + 2 + 1)  # master, manifest + per rung: init, 2 segments, playlist
+    # master.m3u8, manifest.mpd, VERSION/files.json and package.json; per rung: init, 2 segments, playlist and
+    # I-frame playlist; the audio: init, 2 segments, playlist
+    assert len(first_keys) == 4 + 2 * (1 + 2 + 2) + (1 + 2 + 1)
 
     second = svc.store.put_file("videoconverter-input", "trip/day 1.mp4", sample_clip(width=320, height=180, seconds=5))
     Worker(svc, rendition).run(exit_when_idle=True)
     keys = {o.key for o in svc.store.list(bucket, "trip/day 1.mp4/")}
-    assert keys.isdisjoint(first_keys - {"trip/day 1.mp4/master.m3u8"}), "the earlier version's files are gone"
-    assert len(keys) == 2 + 2 * (1 + 3 + 1)
+    manifests = {"trip/day 1.mp4/master.m3u8", "trip/day 1.mp4/manifest.mpd"}  # replaced in place
+    assert keys.isdisjoint(first_keys - manifests), "the earlier version's files are gone"
+    assert len(keys) == 4 + 2 * (1 + 3 + 2) + (1 + 3 + 1)
     text = b"".join(svc.store.read_range(bucket, "trip/day 1.mp4/master.m3u8", 0, 10_000)).decode()
     for _attributes, uri in master_entries(text):
+        assert f"trip/day 1.mp4/{uri}" in keys
+    for uri in re.findall(r'URI="([^"]+)"', text):  # the audio rendition and the I-frame playlists
         assert f"trip/day 1.mp4/{uri}" in keys
     head = svc.store.head(bucket, "trip/day 1.mp4/master.m3u8")
     assert head is not None and head.metadata["source-etag"] == second.etag

@@ -1,9 +1,9 @@
-"""HLS ladder planning, FFmpeg argument lists (one decode or one process per rung), playlists, codec flags."""
+"""HLS ladder planning: video-only rungs and audio renditions, FFmpeg argument lists (one decode or one process
+per rung), media playlists, codec flags."""
 
 from __future__ import annotations
 
 import dataclasses
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -12,14 +12,10 @@ from tests.unit.test_command import media_info, value_of, values_of
 from videoconverter.errors import TranscodeError
 from videoconverter.renditions import Limits, default_rendition
 from videoconverter.transcode.codecs import encoder_args
-from videoconverter.transcode.ladder import one_decode_command, plan_ladder, rung_command
-from videoconverter.transcode.playlists import (
-    Variant,
-    avc_codec,
-    bitrates,
-    master_playlist,
-    parse_media_playlist,
-)
+from videoconverter.transcode.command import audio_args
+from videoconverter.transcode.ladder import audio_command, one_decode_command, plan_audio, plan_ladder, rung_command
+from videoconverter.transcode.playlists import avc_codec, bitrates, parse_media_playlist
+from videoconverter.transcode.probe import AudioTrack
 
 HLS = default_rendition(1080, kind="hls")
 WORK = Path("/tmp/vc-job")
@@ -64,19 +60,57 @@ def test_one_decode_is_the_default() -> None:
     assert HLS.ladder_mode == "one-decode"
 
 
-def test_one_decode_reads_the_source_once_and_writes_every_rung() -> None:
-    info = media_info()
+TWO_TRACKS = (AudioTrack(0, "eng", 6, "Main"), AudioTrack(1, "fra", 2))
+
+
+def test_one_decode_reads_the_source_once_and_writes_video_only_rungs_and_each_audio_track() -> None:
+    info = media_info(audio_tracks=TWO_TRACKS)
     rungs, _ = plan_ladder(info, HLS, WORK)
-    args = one_decode_command("ffmpeg", WORK / "source", info, rungs, HLS, Limits(), threads=0)
+    audio = plan_audio(info, HLS, WORK)
+    args = one_decode_command("ffmpeg", WORK / "source", info, rungs, HLS, Limits(), 0, audio)
     assert args.count("-i") == 1 and "-nostdin" in args and value_of(args, "-protocol_whitelist") == "file"
     graph = value_of(args, "-filter_complex")
     assert graph.startswith("[0:v]fps=30,split=4[s0][s1][s2][s3];")  # one frame-rate conversion for all
-    assert values_of(args, "-map") == ["[v0]", "0:a:0", "[v1]", "0:a:0", "[v2]", "0:a:0", "[v3]", "0:a:0"]
+    assert values_of(args, "-map") == ["[v0]", "[v1]", "[v2]", "[v3]", "0:a:0", "0:a:1"]
     playlists = [a for a in args if a.endswith("index.m3u8")]
-    assert playlists == [f"file:{WORK}/hls/{side}p/index.m3u8" for side in (360, 480, 720, 1080)]
-    assert values_of(args, "-hls_time") == ["4"] * 4 and values_of(args, "-hls_segment_type") == ["fmp4"] * 4
+    assert playlists == [f"file:{WORK}/hls/{side}p/index.m3u8" for side in (360, 480, 720, 1080)] + [
+        f"file:{WORK}/hls/audio/a0-eng/index.m3u8", f"file:{WORK}/hls/audio/a1-fra/index.m3u8"
+    ]  # fmt: skip
+    assert values_of(args, "-hls_time") == ["4"] * 6 and values_of(args, "-hls_segment_type") == ["fmp4"] * 6
     assert values_of(args, "-g") == ["60"] * 4 and values_of(args, "-sc_threshold") == ["0"] * 4
     assert values_of(args, "-maxrate") == ["490k", "960k", "1870k", "4320k"]
+    assert values_of(args, "-c:a") == ["aac", "aac"] and values_of(args, "-ac") == ["2", "2"]
+    first_audio = args.index("0:a:0")
+    assert "-c:a" not in args[:first_audio], "no rung carries audio"
+
+
+def test_audio_renditions_are_the_first_tracks_up_to_the_limit() -> None:
+    three = (*TWO_TRACKS, AudioTrack(2, "", 2))
+    info = media_info(audio_tracks=three)
+    assert [a.name for a in plan_audio(info, HLS, WORK)] == ["a0-eng", "a1-fra", "a2-und"]
+    limited = dataclasses.replace(HLS, max_audio_tracks=2)
+    assert [a.directory for a in plan_audio(info, limited, WORK)] == [
+        WORK / "hls/audio/a0-eng",
+        WORK / "hls/audio/a1-fra",
+    ]
+    assert plan_audio(media_info(has_audio=False), HLS, WORK) == []
+    untracked = plan_audio(media_info(), HLS, WORK)  # a probe without the track list: the first, untagged
+    assert [(a.track.index, a.name) for a in untracked] == [(0, "a0-und")]
+
+
+def test_per_rung_mode_encodes_the_audio_in_a_process_of_its_own() -> None:
+    info = media_info(audio_tracks=TWO_TRACKS)
+    audio = plan_audio(info, HLS, WORK)
+    args = audio_command("ffmpeg", WORK / "source", info, audio, HLS, Limits(), threads=1)
+    assert values_of(args, "-map") == ["0:a:0", "0:a:1"] and "-filter_complex" not in args and "-vf" not in args
+    assert "-c:v" not in args and values_of(args, "-threads") == ["1", "1"]
+    assert args[-1] == f"file:{WORK}/hls/audio/a1-fra/index.m3u8"
+
+
+def test_an_audio_filter_runs_before_the_resampler_and_mp4_is_unchanged() -> None:
+    info = media_info()
+    assert value_of(audio_args(info, HLS), "-af") == "aresample=async=1"
+    assert value_of(audio_args(info, HLS, "volume=2.5dB"), "-af") == "volume=2.5dB,aresample=async=1"
 
 
 def test_a_rung_process_decodes_on_its_own_with_the_same_keyframes() -> None:
@@ -112,20 +146,6 @@ def test_avc_codec_name_comes_from_the_init_section() -> None:
         avc_codec(b"no configuration here")
 
 
-def test_master_playlist_lists_rungs_lowest_first_with_what_players_need() -> None:
-    high = Variant("v/720p/index.m3u8", 1280, 720, Fraction(30000, 1001), 2_600_000, 2_000_000, "avc1.64001f")
-    low = Variant("v/360p/index.m3u8", 640, 360, Fraction(30000, 1001), 700_000, 500_000, "avc1.64001e")
-    text = master_playlist([high, low], has_audio=True)
-    lines = text.splitlines()
-    assert lines[:3] == ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    assert lines[3] == (
-        "#EXT-X-STREAM-INF:BANDWIDTH=700000,AVERAGE-BANDWIDTH=500000,RESOLUTION=640x360,"
-        'FRAME-RATE=29.970,CODECS="avc1.64001e,mp4a.40.2"'
-    )
-    assert lines[4] == "v/360p/index.m3u8" and lines[6] == "v/720p/index.m3u8"
-    assert 'CODECS="avc1.64001f"' in master_playlist([high], has_audio=False)
-
-
 @pytest.mark.parametrize(
     ("codec", "encoder", "expected"),
     [
@@ -145,3 +165,18 @@ def test_every_codec_is_quality_targeted_capped_and_keyframed(codec: str, encode
     for flag, value in zip(expected[::2], expected[1::2], strict=True):
         assert value_of(args, flag) == value
     assert value_of(encoder_args(rendition, 48, 2.0, ten_bit=True), "-pix_fmt") == "yuv420p10le"
+
+
+def test_a_package_takes_the_sidecar_captions_unless_captions_are_off(tmp_path: Path) -> None:
+    from videoconverter.transcode.captions import Caption
+    from videoconverter.transcode.ladder import conversion_captions
+    from videoconverter.transcode.products import Conversion
+    from videoconverter.transcode.runner import RunResult
+
+    def run(_args: list[str], _duration: float | None) -> RunResult:
+        raise AssertionError("no FFmpeg for captions that are already WebVTT")
+
+    sidecar = Caption("en", "English", tmp_path / "talk.vtt", "talk.en.srt")
+    job = Conversion("ffmpeg", tmp_path / "s", media_info(), tmp_path, Limits(), run, "v1", captions=(sidecar,))
+    assert conversion_captions(HLS, job) == ((sidecar,), "")
+    assert conversion_captions(dataclasses.replace(HLS, captions=False), job) == ((), "")

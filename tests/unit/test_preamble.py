@@ -45,9 +45,11 @@ def test_a_generated_input_is_a_lavfi_graph_and_takes_no_path() -> None:
 def _hls() -> list[list[str]]:
     rendition = dataclasses.replace(default_rendition(720, kind="hls"), ladder=(360, 720))
     rungs, _ = ladder.plan_ladder(INFO, rendition, WORK)
+    audio = ladder.plan_audio(INFO, rendition, WORK)
     return [
-        ladder.one_decode_command(FFMPEG, SOURCE, INFO, rungs, rendition, LIMITS, 0),
+        ladder.one_decode_command(FFMPEG, SOURCE, INFO, rungs, rendition, LIMITS, 0, audio),
         ladder.rung_command(FFMPEG, SOURCE, INFO, rungs[0], rendition, LIMITS, 0),
+        ladder.audio_command(FFMPEG, SOURCE, INFO, audio, rendition, LIMITS, 0),
     ]
 
 

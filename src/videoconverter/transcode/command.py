@@ -132,11 +132,12 @@ def video_args(info: MediaInfo, rendition: Rendition) -> list[str]:
     return args + (hdr_tags(info.color_transfer) if hdr else sdr_tags())
 
 
-def audio_args(info: MediaInfo, rendition: Rendition) -> list[str]:
+def audio_args(info: MediaInfo, rendition: Rendition, audio_filter: str = "") -> list[str]:
     """AAC-LC stereo at the rendition's bitrate; gaps and drift of a variable-rate recording are filled so
-    audio stays in step with the video's timestamps."""
+    audio stays in step with the video's timestamps. ``audio_filter`` (a loudness gain, say) runs first."""
     if not info.has_audio:
         return []
     rate = info.audio_sample_rate if info.audio_sample_rate in AAC_SAMPLE_RATES else 48000
-    return ["-af", "aresample=async=1", "-c:a", "aac", "-b:a", f"{rendition.audio_bitrate_kbps}k", "-ac", "2",
+    chain = f"{audio_filter},aresample=async=1" if audio_filter else "aresample=async=1"
+    return ["-af", chain, "-c:a", "aac", "-b:a", f"{rendition.audio_bitrate_kbps}k", "-ac", "2",
             "-ar", str(rate)]  # fmt: skip
