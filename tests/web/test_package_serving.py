@@ -146,3 +146,27 @@ def test_relative_urls_in_the_master_resolve_under_the_output_route(package_clie
         assert playlist.status_code == 200 and playlist.text.startswith("#EXTM3U"), uri
     segment = package_client.get(urljoin(urljoin(master_url, "v1/180p/index.m3u8"), "seg_00000.m4s"), headers=GZIP)
     assert segment.status_code == 200 and segment.content == FILES["v1/180p/seg_00000.m4s"]
+
+
+def test_the_dashboard_loads_its_players_from_the_package_under_its_policy(client: Any) -> None:
+    from videoconverter.web.guard import CONTENT_SECURITY_POLICY
+    from videoconverter.web.streaming import DASH_JS_VERSION, HLS_JS_VERSION
+
+    page = client.get("/")
+    assert '<script src="/static/player.js"></script>' in page.text
+    player = client.get("/static/player.js").text
+    for asset in ("/static/players/hls.min.js", "/static/players/dash.mediaplayer.min.js"):
+        assert f'"{asset}"' in player
+        reply = client.get(asset)
+        assert reply.status_code == 200 and "javascript" in reply.headers["content-type"], asset
+    assert f'"{HLS_JS_VERSION}"' in client.get("/static/players/hls.min.js").text
+    assert f'"{DASH_JS_VERSION}"' in client.get("/static/players/dash.mediaplayer.min.js").text
+    notes = client.get("/static/players/README.md").text
+    assert f"hls.js {HLS_JS_VERSION} and dash.js {DASH_JS_VERSION}" in notes
+    assert "Apache-2.0" in notes and "BSD-3-Clause" in notes
+    for licence in ("hls.js-LICENSE", "dash.js-LICENSE.md"):
+        assert client.get(f"/static/players/{licence}").status_code == 200
+    # MSE players hand the <video> a blob: URL; scripts stay this server's own.
+    assert "media-src 'self' blob:;" in CONTENT_SECURITY_POLICY and "script-src 'self';" in CONTENT_SECURITY_POLICY
+    assert "worker-src" not in CONTENT_SECURITY_POLICY
+    assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY

@@ -30,8 +30,10 @@ from videoconverter.web.limits import timed_receive
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WRITE_HEADER = "x-requested-with"
 #: The dashboard's policy, sent with every response that has none of its own (the API docs have theirs).
+#: ``media-src blob:``: hls.js and dash.js hand the <video> a blob: URL of their MediaSource (no blob: scripts:
+#: the player runs hls.js without its worker).
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = (
