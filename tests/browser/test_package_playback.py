@@ -127,7 +127,10 @@ def open_player(browser: Any, server: str) -> tuple[Any, list[str]]:  # noqa: F8
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    body = '<!doctype html><html><head><script src="/static/player.js"></script></head><body><div id="player"></div>'
+    body = (
+        '<!doctype html><html><head><link rel="icon" href="data:,"><script src="/static/player.js"></script>'
+        '</head><body><div id="player"></div>'
+    )
     headers = {"Content-Security-Policy": CONTENT_SECURITY_POLICY}
     page.route(server + PAGE_PATH, lambda route: route.fulfill(body=body, content_type="text/html", headers=headers))
     page.goto(server + PAGE_PATH)
@@ -270,3 +273,42 @@ def test_dash_js_plays_the_package_with_audio_text_and_every_rung(
         plays_rung(page, DASH_FORCE, height)
     assert errors == []
     page.close()
+
+
+@pytest.mark.ffmpeg
+@pytest.mark.slow
+def test_the_job_page_plays_an_hls_output_with_its_menus(
+    browser: Any,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    """Through the dashboard itself: a worker's package of an upload, on its job page, plays in the player."""
+    from tests.browser.test_hls_playback import finished_job, upload
+    from tests.conftest import wait_until
+    from videoconverter.transcode.samples import make_clip
+
+    with serving(tmp_path, CONFIG) as url:
+        upload(url, make_clip(tmp_path / KEY, width=320, height=180, seconds=4, frame_rate=30))
+        job = wait_until(lambda: finished_job(url), 60, 0.1, "the HLS job")
+        assert isinstance(job, dict) and job["state"] == "done", job
+        assert job["output_object"]["dash_url"] == PREFIX + "manifest.mpd"
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.fill("#token", TOKEN)
+        page.click("#signin-form button")
+        page.wait_for_selector("#signin", state="hidden")
+        page.goto(f"{url}/#/job/{KEY}")
+        wait_for(page, f"() => {VIDEO} && {VIDEO}.streamPlayer && {VIDEO}.streamPlayer.kind === 'hls'", "the player")
+        assert menu(page, "select.engine") == ["HLS", "DASH"]
+        assert page.is_hidden("select.captions") and page.is_hidden("select.audio")  # no captions, one audio track
+        page.evaluate(f"{VIDEO}.play()")
+        wait_for(page, PLAYING_PAST, "HLS playback on the job page", 0.5)
+        page.select_option("select.engine", "dash")
+        wait_for(page, f"() => {VIDEO}.streamPlayer && {VIDEO}.streamPlayer.kind === 'dash'", "dash.js")
+        page.evaluate(f"{VIDEO}.play()")
+        wait_for(page, PLAYING_PAST, "DASH playback on the job page", 0.5)
+        assert page.locator(".stream-player").count() == 1
+        assert errors == []
+        page.close()

@@ -49,7 +49,7 @@ function trackLabel(name, lang, index) {
 // hls.js over master.m3u8. Text tracks become the <video>'s own TextTracks (hls.js renders them natively).
 function startHls(video, url, menus) {
   // No worker: the dashboard's policy runs scripts from this server only, and hls.js's worker is a blob: URL.
-  const hls = new window.Hls({ enableWorker: false, capLevelToPlayerSize: true, subtitleDisplay: false });
+  const hls = new window.Hls({ enableWorker: false, capLevelToPlayerSize: true });
   const H = window.Hls.Events;
   hls.on(H.SUBTITLE_TRACKS_UPDATED, (_, data) => menus.captions(data.subtitleTracks.map((t, i) =>
     ({ id: i, label: trackLabel(t.name, t.lang, i) })), -1));
