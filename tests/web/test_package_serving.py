@@ -166,7 +166,7 @@ def test_the_dashboard_loads_its_players_from_the_package_under_its_policy(clien
     assert "Apache-2.0" in notes and "BSD-3-Clause" in notes
     for licence in ("hls.js-LICENSE", "dash.js-LICENSE.md"):
         assert client.get(f"/static/players/{licence}").status_code == 200
-    # MSE players hand the <video> a blob: URL; scripts stay this server's own.
-    assert "media-src 'self' blob:;" in CONTENT_SECURITY_POLICY and "script-src 'self';" in CONTENT_SECURITY_POLICY
+    # MSE players hand the <video> a blob: URL (hls.js its <track> a data: one); scripts stay this server's own.
+    assert "media-src 'self' blob: data:;" in CONTENT_SECURITY_POLICY and "script-src 'self';" in CONTENT_SECURITY_POLICY
     assert "worker-src" not in CONTENT_SECURITY_POLICY
     assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
