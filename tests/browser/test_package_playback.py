@@ -321,3 +321,20 @@ def test_the_job_page_plays_an_hls_output_with_its_menus(
         assert page.locator(".stream-player").count() == 1
         assert errors == []
         page.close()
+
+
+@pytest.mark.parametrize(
+    ("vendored", "installed"),
+    [
+        ("hls.min.js", "hls.js/dist/hls.min.js"),
+        ("dash.mediaplayer.min.js", "dashjs/dist/modern/umd/dash.mediaplayer.min.js"),
+    ],
+)
+def test_the_vendored_players_are_the_pinned_npm_builds(vendored: str, installed: str) -> None:
+    """static/players holds, byte for byte, the builds package-lock.json pins (installed by `make test`)."""
+    from tests.conftest import require_service
+
+    modules = Path(__file__).resolve().parent / "node_modules"
+    require_service((modules / installed).is_file(), f"no {installed} (needs npm): run `npm ci --prefix tests/browser`")
+    static = Path(__file__).resolve().parents[2] / "src" / "videoconverter" / "web" / "static" / "players"
+    assert (static / vendored).read_bytes() == (modules / installed).read_bytes()
