@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -32,6 +33,15 @@ PACKAGE = dataclasses.replace(
 CUES = "WEBVTT\n\n00:00:01.000 --> 00:00:02.500\nHello\n"
 
 
+def published(produced: Produced, key_dir: Path) -> Path:
+    """Each file copied to its name under ``key_dir``, as the worker writes them under ``KEY/``: what a player
+    fetches (the workdir's own layout has no VERSION directory)."""
+    for file in produced.files:
+        (key_dir / file.name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(file.path, key_dir / file.name)
+    return key_dir
+
+
 def package_of(
     source: Path, workdir: Path, rendition: Rendition = PACKAGE, captions: tuple[Caption, ...] = ()
 ) -> Produced:
@@ -39,6 +49,7 @@ def package_of(
     from videoconverter.transcode.ladder import produce_ladder
     from videoconverter.transcode.runner import ffmpeg_executable
 
+    workdir.mkdir(parents=True, exist_ok=True)
     limits = Limits()
     info = probe(source, limits)
     run: Runner = lambda args, _duration: run_ffmpeg(args, workdir=workdir, timeout_seconds=120)  # noqa: E731
@@ -105,11 +116,10 @@ def test_the_package_has_separate_audio_iframes_and_both_manifests_over_one_set_
     sample_clip: Callable[..., Path], tmp_path: Path
 ) -> None:
     source = sample_clip(width=640, height=360, seconds=5, frame_rate=30)
-    produced = package_of(source, tmp_path)
-    root = produced.marker.path.parent
+    produced = package_of(source, tmp_path / "work")
     names = [f.name for f in produced.files]
-    assert names[-2:] == [MANIFEST_MPD, MASTER] and "v1/package.json" in names
-    assert all((root / name).is_file() for name in names)
+    assert names[-2:] == [MANIFEST_MPD, MASTER] and "v1/package.json" in names and len(set(names)) == len(names)
+    root = published(produced, tmp_path / "key")
     master = m3u8.loads(read(root, MASTER))
     (audio,) = [m for m in master.media if m.type == "AUDIO"]
     assert (audio.group_id, audio.default, audio.autoselect, audio.channels) == ("aac", "YES", "YES", "2")
@@ -136,7 +146,7 @@ def test_iframe_playlists_are_byte_ranges_from_a_moof_through_a_keyframe(
     sample_clip: Callable[..., Path], tmp_path: Path
 ) -> None:
     source = sample_clip(width=640, height=360, seconds=5, frame_rate=30)
-    root = package_of(source, tmp_path).marker.path.parent
+    root = published(package_of(source, tmp_path / "work"), tmp_path / "key")
     master = m3u8.loads(read(root, MASTER))
     assert len(master.iframe_playlists) == 2
     for stream in master.iframe_playlists:
@@ -153,8 +163,8 @@ def test_iframe_playlists_are_byte_ranges_from_a_moof_through_a_keyframe(
                 assert packet.is_keyframe
                 # FFmpeg's demuxer finds the key sample ending exactly where the range ends
                 assert packet.pos is not None and packet.pos + packet.size == len(init) + length
-                stream = container.streams.video[0]
-                frames = [*stream.codec_context.decode(packet), *stream.codec_context.decode(None)]
+                video = container.streams.video[0]
+                frames = [*video.codec_context.decode(packet), *video.codec_context.decode(None)]
                 assert len(frames) == 1, "the whole key sample is inside the range, and it decodes alone"
             rates.append(length * 8 / segment.duration)
         assert stream.iframe_stream_info.bandwidth == pytest.approx(max(rates), rel=0.01)
@@ -162,7 +172,7 @@ def test_iframe_playlists_are_byte_ranges_from_a_moof_through_a_keyframe(
 
 
 def test_two_audio_tracks_become_two_renditions_with_their_languages(two_languages: Path, tmp_path: Path) -> None:
-    root = package_of(two_languages, tmp_path).marker.path.parent
+    root = published(package_of(two_languages, tmp_path / "work"), tmp_path / "key")
     master = m3u8.loads(read(root, MASTER))
     audio = [m for m in master.media if m.type == "AUDIO"]
     assert [(m.language, m.default, m.uri) for m in audio] == [
@@ -175,12 +185,12 @@ def test_two_audio_tracks_become_two_renditions_with_their_languages(two_languag
     langs = [(a.lang, a.roles[0].value) for a in mpd.periods[0].adaptation_sets if a.mime_type == "audio/mp4"]
     assert langs == [("eng", "main"), ("fra", "alternate")]
     one = package_of(two_languages, tmp_path / "one", dataclasses.replace(PACKAGE, max_audio_tracks=1))
-    assert [m.language for m in m3u8.loads(read(one.marker.path.parent, MASTER)).media] == ["eng"]
+    assert [m.language for m in m3u8.loads(one.marker.path.read_text(encoding="utf-8")).media] == ["eng"]
 
 
 def test_a_source_without_audio_has_no_audio_group(sample_clip: Callable[..., Path], tmp_path: Path) -> None:
     source = sample_clip(width=640, height=360, seconds=4, frame_rate=30, audio=False)
-    root = package_of(source, tmp_path).marker.path.parent
+    root = published(package_of(source, tmp_path / "work"), tmp_path / "key")
     master = m3u8.loads(read(root, MASTER))
     assert not master.media and all(v.stream_info.audio is None for v in master.playlists)
     assert all("mp4a" not in v.stream_info.codecs for v in master.playlists)
@@ -192,10 +202,8 @@ def test_a_caption_appears_in_both_manifests(sample_clip: Callable[..., Path], t
     source = sample_clip(width=640, height=360, seconds=4, frame_rate=30)
     vtt = tmp_path / "talk.en.vtt"
     vtt.write_text(CUES, encoding="utf-8")
-    work = tmp_path / "work"
-    work.mkdir()
-    produced = package_of(source, work, captions=(Caption("en", "English", vtt, "talk.en.srt"),))
-    root = produced.marker.path.parent
+    produced = package_of(source, tmp_path / "work", captions=(Caption("en", "English", vtt, "talk.en.srt"),))
+    root = published(produced, tmp_path / "key")
     master = m3u8.loads(read(root, MASTER))
     (subs,) = [m for m in master.media if m.type == "SUBTITLES"]
     assert (subs.language, subs.name, subs.group_id) == ("en", "English", "subs")
@@ -209,7 +217,7 @@ def test_a_caption_appears_in_both_manifests(sample_clip: Callable[..., Path], t
     (text_set,) = [a for a in mpd.periods[0].adaptation_sets if a.mime_type == "text/vtt"]
     assert text_set.lang == "en"
     assert root / text_set.representations[0].base_urls[0].base_url_value == directory / segment.uri
-    described = read_package(read(root, "package.json"))
+    described = read_package(read(root, "v1/package.json"))
     assert [(s.name, s.origin) for s in described.subtitles] == [("s0-en", "talk.en.srt")]
 
 
@@ -218,5 +226,6 @@ def test_without_dash_no_mpd_is_written(sample_clip: Callable[..., Path], tmp_pa
     produced = package_of(source, tmp_path, dataclasses.replace(PACKAGE, ladder=(180,), dash=False))
     assert MANIFEST_MPD not in [f.name for f in produced.files] and not (tmp_path / "hls" / MANIFEST_MPD).exists()
     assert produced.marker.name == MASTER
-    assert not read_package(read(tmp_path / "hls", "package.json")).dash
+    root = published(produced, tmp_path / "key")
+    assert not read_package(read(root, "v1/package.json")).dash
     assert PurePosixPath(produced.files[0].name).parts[:2] == ("v1", "180p")
