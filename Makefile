@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_INSTALLED := $(VENV)/.installed-demo
 DEV_INSTALLED := $(VENV)/.installed-dev
-# hls.js for the HLS playback test (tests/browser/package-lock.json), installed when npm exists; the stamp keeps
+# hls.js and dashjs for the playback tests (tests/browser/package-lock.json), installed when npm exists; the stamp keeps
 # a second `make test` from reinstalling it. Without npm the test skips (and fails under CI=true).
 NPM := $(shell command -v npm 2>/dev/null)
 BROWSER_JS := tests/browser/node_modules/.installed

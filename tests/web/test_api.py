@@ -279,6 +279,8 @@ def test_detail_of_a_ladder_and_of_thumbnails_points_at_their_marker_and_poster(
             jobs = {j["rendition"]: j for j in client.get("/api/jobs/clip.mp4").json()["jobs"]}
             ladder, pictures = jobs["hls"]["output_object"], jobs["thumbnails"]["output_object"]
             assert (ladder["kind"], ladder["url"]) == ("hls", "/api/outputs/hls/clip.mp4/master.m3u8")
+            assert ladder["dash_url"] == "/api/outputs/hls/clip.mp4/manifest.mpd"
+            assert client.get(ladder["dash_url"]).headers["content-type"] == "application/dash+xml"
             master = client.get(ladder["url"])
             assert master.headers["content-type"] == "application/vnd.apple.mpegurl"
             assert master.text.startswith("#EXTM3U") and len(master.content) == ladder["size"]

@@ -30,8 +30,11 @@ from videoconverter.web.limits import timed_receive
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WRITE_HEADER = "x-requested-with"
 #: The dashboard's policy, sent with every response that has none of its own (the API docs have theirs).
+#: ``media-src blob: data:``: hls.js and dash.js hand the <video> a blob: URL of their MediaSource, and hls.js
+#: gives each caption's <track> an empty ``data:,WEBVTT`` source before it adds the cues itself. No blob: scripts:
+#: the player runs hls.js without its worker.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob: data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = (

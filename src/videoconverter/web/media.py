@@ -4,7 +4,6 @@ probe summary of each output."""
 from __future__ import annotations
 
 import collections
-import mimetypes
 import re
 import tempfile
 import threading
@@ -25,6 +24,7 @@ from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.poster import preview_args
 from videoconverter.transcode.probe import probe
 from videoconverter.transcode.runner import ffmpeg_executable, run_ffmpeg
+from videoconverter.web import streaming
 from videoconverter.web.errors import ApiError
 from videoconverter.web.uploads import services
 
@@ -95,7 +95,8 @@ OUTPUT_PATH = "/api/outputs/{rendition}/{key:path}"
 async def output(
     rendition: str, key: str, request: Request, svc: Annotated[Services, Depends(services)], download: bool = False
 ) -> Response:
-    """The output's bytes; ``Range: bytes=A-B`` answers 206 with that part, 416 when unsatisfiable."""
+    """The output's bytes; ``Range: bytes=A-B`` answers 206 with that part, 416 when unsatisfiable. Manifests,
+    playlists, captions and JSON go gzip-compressed when ``Accept-Encoding`` allows it and no range is asked."""
     where, info = await run_in_threadpool(_located, svc, rendition, key)
     wanted = parse_range(request.headers.get("range"), info.size)
     part = wanted or ByteRange(0, info.size)
@@ -105,16 +106,38 @@ async def output(
         "ETag": f'"{info.etag}"',
         "Cache-Control": "private, max-age=0",
     }
-    if wanted is not None:
-        headers["Content-Range"] = f"bytes {part.start}-{part.start + part.length - 1}/{info.size}"
     if download:
         headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(Path(key).name, safe='')}"
-    media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    media_type = streaming.media_type(key, packaged=where.kind == "hls")
+    if streaming.compressible(key, info.size):
+        headers["Vary"] = "Accept-Encoding"
+        if wanted is None and streaming.accepts_gzip(request.headers.get("accept-encoding")):
+            return await _compressed(svc, where.output_bucket, info, headers, media_type, request.method)
+    if wanted is not None:
+        headers["Content-Range"] = f"bytes {part.start}-{part.start + part.length - 1}/{info.size}"
     status = 206 if wanted is not None else 200
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=media_type)
     chunks = await run_in_threadpool(svc.store.read_range, where.output_bucket, key, part.start, part.length)
     return StreamingResponse(chunks, status_code=status, headers=headers, media_type=media_type)
+
+
+async def _compressed(
+    svc: Services, bucket: str, info: ObjectInfo, headers: dict[str, str], media_type: str, method: str
+) -> Response:
+    """The whole object gzip-compressed; HEAD compresses it too, so its ``Content-Length`` is the GET's. The
+    compressed body is another representation: its own ETag, and no ranges into it."""
+    body = streaming.gzipped(await run_in_threadpool(_read_all, svc, bucket, info))
+    headers = {**headers, "Content-Encoding": "gzip", "Content-Length": str(len(body)), "ETag": f'"{info.etag}-gz"'}
+    del headers["Accept-Ranges"]
+    return Response(b"" if method == "HEAD" else body, headers=headers, media_type=media_type)
+
+
+def _read_all(svc: Services, bucket: str, info: ObjectInfo) -> bytes:
+    try:
+        return b"".join(svc.store.read_range(bucket, info.key, 0, info.size))
+    except ObjectNotFoundError as exc:
+        raise ApiError(404, "not_found", f"the output {info.key!r} vanished") from exc
 
 
 @router.get("/api/posters/{rendition}/{key:path}")

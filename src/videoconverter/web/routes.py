@@ -17,6 +17,7 @@ from videoconverter.jobs.base import DEFAULT_PAGE_SIZE, JobFilter, JobPage, JobS
 from videoconverter.jobs.paging import parse_limit, parse_states
 from videoconverter.pipeline import Services
 from videoconverter.storage.keys import validate_key
+from videoconverter.transcode.package import MANIFEST_MPD
 from videoconverter.transcode.produce import marker_name, output_key
 from videoconverter.web.auth import TOKEN_COOKIE, is_authorized, token_matches
 from videoconverter.web.errors import ApiError
@@ -110,8 +111,9 @@ async def job_detail(key: str, request: Request, svc: Svc) -> dict[str, Any]:
 def _output_object(
     svc: Services, inspector: OutputInspector, rendition_name: str, key: str, source_etag: str
 ) -> dict[str, Any] | None:
-    """What the job page shows of a finished output: an MP4 to play, an HLS master playlist, or a poster and
-    the thumbnails' index; None when it is gone or belongs to another upload of the key."""
+    """What the job page shows of a finished output: an MP4 to play, a streaming package (its HLS master
+    playlist, and its DASH manifest as ``dash_url`` when it has one), or a poster and the thumbnails' index; None
+    when it is gone or belongs to another upload of the key."""
     rendition = svc.config.rendition(rendition_name)
     marker_key = output_key(key, marker_name(rendition))
     info = svc.store.head(rendition.output_bucket, marker_key)
@@ -125,6 +127,10 @@ def _output_object(
         "poster_url": None,
         "probe": None,
     }
+    if rendition.kind == "hls":
+        mpd_key = output_key(key, MANIFEST_MPD)
+        has_dash = svc.store.head(rendition.output_bucket, mpd_key) is not None
+        found["dash_url"] = f"/api/outputs/{rendition_name}/{mpd_key}" if has_dash else None
     if rendition.kind == "mp4":
         found["poster_url"] = f"/api/posters/{rendition_name}/{key}"
         found["probe"] = inspector.summary(rendition.output_bucket, info)

@@ -241,15 +241,20 @@ async function renderJobPage(fresh = true) {
         el("strong", {}, job.explanation), el("div", { class: "muted" }, job.error)) : null,
       job.note ? el("p", { class: "facts" }, job.note) : null,
       job.stderr_tail ? el("details", {}, el("summary", {}, "FFmpeg's last words"), el("pre", {}, job.stderr_tail)) : null);
-    if (out && out.kind !== "mp4") {
-      // An HLS ladder plays where the browser has HLS built in (Safari, iOS, Android); elsewhere, hls.js or a
-      // native player takes the master playlist's URL. Thumbnails show their poster.
-      const native = out.kind === "hls" && document.createElement("video").canPlayType("application/vnd.apple.mpegurl");
+    if (out && out.kind === "hls") {
+      // A streaming package: player.js plays it (hls.js, the browser's own HLS, or dash.js), with menus.
+      const current = page.querySelector(`.stream-player video[data-rendition="${job.rendition}"]`);
+      card.append(current && current.dataset.etag === out.etag ? current.closest(".stream-player") :
+        window.streamPlayer(out, job.rendition),
+      el("p", { class: "facts" }, `streaming package · HLS${out.dash_url ? " and DASH" : ""} · ${bytes(out.size)}`),
+      el("a", { href: out.url }, "master.m3u8"), out.dash_url ? " · " : null,
+      out.dash_url ? el("a", { href: out.dash_url }, "manifest.mpd") : null);
+    } else if (out && out.kind !== "mp4") {
+      // Thumbnails show their poster.
       card.append(
-        native ? el("video", { controls: "", preload: "metadata", playsinline: "", muted: "", src: out.url }) : null,
         out.poster_url ? el("img", { src: out.poster_url, alt: `poster of ${key}`, class: "poster" }) : null,
-        el("p", { class: "facts" }, `${out.kind === "hls" ? "HLS master playlist" : "thumbnail index"} · ${bytes(out.size)}`),
-        el("a", { href: out.url }, out.kind === "hls" ? "master.m3u8" : "index.json"));
+        el("p", { class: "facts" }, `thumbnail index · ${bytes(out.size)}`),
+        el("a", { href: out.url }, "index.json"));
     } else if (out) {
       const video = existing && existing.dataset.etag === out.etag ? existing :
         el("video", { controls: "", preload: "metadata", playsinline: "", muted: "", src: out.url, poster: out.poster_url,
@@ -265,6 +270,10 @@ async function renderJobPage(fresh = true) {
   }
   const timeline = el("ul", { class: "timeline" }, ...detail.logs.map((line) => el("li", { class: line.level },
     el("time", {}, new Date(line.time * 1000).toLocaleTimeString()), `${line.rendition}: ${line.message}`)));
+  const kept = new Set(players.flatMap((card) => Array.from(card.querySelectorAll(".stream-player video"))));
+  for (const video of page.querySelectorAll(".stream-player video")) {  // a player left behind stops loading
+    if (!kept.has(video) && video.streamPlayer) video.streamPlayer.destroy();
+  }
   page.replaceChildren(el("p", {}, el("a", { href: "#/" }, "← all jobs")), el("h2", {}, key),
     el("div", { class: "players" }, ...players), el("h2", {}, "Timeline"), el("div", { class: "card" }, timeline));
 }
