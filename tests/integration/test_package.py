@@ -229,3 +229,34 @@ def test_without_dash_no_mpd_is_written(sample_clip: Callable[..., Path], tmp_pa
     root = published(produced, tmp_path / "key")
     assert not read_package(read(root, "v1/package.json")).dash
     assert PurePosixPath(produced.files[0].name).parts[:2] == ("v1", "180p")
+
+
+def test_each_audio_rendition_is_normalised_to_the_target_loudness(ffmpeg_exe: str, tmp_path: Path) -> None:
+    """A quiet and a loud track of one upload each reach -16 LUFS (within 1 LU) as their own audio rendition,
+    under the true-peak ceiling, measured by ebur128 over the rendition's init section and segments."""
+    from videoconverter.transcode.loudness import ebur128_args, parse_ebur128
+
+    source = tmp_path / "levels.mp4"
+    subprocess.run(
+        [ffmpeg_exe, "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30:duration=5",
+         "-f", "lavfi", "-i", "sine=frequency=440:duration=5,volume=0.03",
+         "-f", "lavfi", "-i", "anoisesrc=color=pink:duration=5:amplitude=0.9",
+         "-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+         "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra", str(source)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    produced = package_of(source, tmp_path / "work", dataclasses.replace(PACKAGE, loudness_lufs=-16.0))
+    root = published(produced, tmp_path / "key")
+    before = []
+    for name in ("a0-eng", "a1-fra"):
+        directory = root / "v1" / "audio" / name
+        playlist = m3u8.loads(read(directory, "index.m3u8"))
+        whole = tmp_path / f"{name}.mp4"
+        whole.write_bytes(b"".join((directory / n).read_bytes() for n in ["init.mp4", *playlist.files]))
+        log = subprocess.run(ebur128_args(ffmpeg_exe, whole), capture_output=True, text=True, check=True).stderr
+        lufs, peak = parse_ebur128(log)
+        assert abs(lufs - -16.0) <= 1.0, (name, lufs)
+        assert peak <= -1.0 + 0.1, (name, peak)
+        before.append(f"{name}: loudness ")
+    assert all(part in produced.note for part in before), produced.note  # each track's before and after
