@@ -14,9 +14,13 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+from videoconverter import telemetry
 from videoconverter.errors import InvalidKeyError, ObjectNotFoundError
+from videoconverter.events import ObjectCreated
+from videoconverter.jobs.log import JobLog
 from videoconverter.storage.base import ObjectInfo, ObjectStore
 from videoconverter.storage.keys import split_s3_url, validate_key
 from videoconverter.transcode.produce import output_key, output_version
@@ -149,3 +153,49 @@ def _legacy_names(
         if not any(is_other_upload(folder) for folder in folders):
             names.append(relative)
     return names
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a rendition's outputs go, and which keys of its bucket are other uploads' (never removed)."""
+
+    store: ObjectStore
+    bucket: str
+    rendition: str
+    is_upload_key: Callable[[str], bool]
+
+
+def publish_output(
+    target: Target,
+    record: ObjectCreated,
+    produced: Produced,
+    job_log: JobLog,
+    workdir: Path,
+    extra_metadata: Mapping[str, str] | None = None,
+) -> ObjectInfo:
+    """Write every file, the marker last with the source's identity (and ``extra_metadata``: the sidecars it
+    carries); then remove the files of the version the previous marker named (multi-file outputs only), and
+    nothing else under the key."""
+    store, bucket = target.store, target.bucket
+    marker_key = output_key(record.key, produced.marker.name)
+    previous = store.head(bucket, marker_key) if produced.marker.name else None
+    metadata = {
+        **(extra_metadata or {}),
+        "source-etag": record.etag,
+        "source-sequencer": record.sequencer,
+        "rendition": target.rendition,
+    }
+    version = output_version(record.etag)
+    size = sum(f.path.stat().st_size for f in produced.files)
+    written = publish(store, bucket, record.key, produced, metadata, version, workdir)
+    telemetry.bytes_out(target.rendition, size)
+    job_log.info(
+        f"wrote {store.url(bucket, marker_key)} ({written.size} bytes"
+        + (f", after {len(produced.files) - 1} other files)" if len(produced.files) > 1 else ")")
+    )
+    old_version = previous_version(previous.metadata if previous else None)
+    if old_version and old_version != version:
+        removed = remove_version(store, bucket, record.key, old_version, workdir, target.is_upload_key)
+        if removed:
+            job_log.info(f"removed {removed} files of an earlier version of this upload")
+    return written

@@ -49,12 +49,12 @@ from videoconverter.errors import (
     TransientError,
 )
 from videoconverter.events import ObjectCreated, parse_event
-from videoconverter.heartbeat import Heartbeat
+from videoconverter.heartbeat import Heartbeat, job_runner
 from videoconverter.jobs.base import JobId
 from videoconverter.jobs.log import JobLog
 from videoconverter.jobs.timeline import Timeline, TimelineRecorder, parse_iso_time
 from videoconverter.pipeline import Services
-from videoconverter.publish import output_size, previous_version, publish, remove_version
+from videoconverter.publish import Target, output_size, publish_output
 from videoconverter.recovery.journal import broker_fingerprint
 from videoconverter.recovery.workspace import Workspace
 from videoconverter.renditions import Rendition
@@ -64,11 +64,10 @@ from videoconverter.storage.keys import validate_key
 from videoconverter.transcode.probe import MediaInfo, probe
 from videoconverter.transcode.produce import marker_name, output_key, output_version, produce
 from videoconverter.transcode.products import Conversion, Produced, Runner
-from videoconverter.transcode.runner import RunResult, ffmpeg_executable, run_ffmpeg
+from videoconverter.transcode.runner import ffmpeg_executable
 from videoconverter.transcode.subtitles_text import Caption
 
 log = logging.getLogger(__name__)
-PROGRESS_INTERVAL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -353,32 +352,8 @@ class Worker:
         workdir: Path,
         extra_metadata: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
-        """Write every file, the marker last with the source's identity (and ``extra_metadata``: the sidecars
-        it carries); then remove the files of the version the previous marker named (multi-file outputs only),
-        and nothing else under the key."""
-        store, bucket = self.svc.store, self.rendition.output_bucket
-        marker_key = output_key(record.key, produced.marker.name)
-        previous = store.head(bucket, marker_key) if produced.marker.name else None
-        metadata = {
-            **(extra_metadata or {}),
-            "source-etag": record.etag,
-            "source-sequencer": record.sequencer,
-            "rendition": self.rendition.name,
-        }
-        version = output_version(record.etag)
-        size = sum(f.path.stat().st_size for f in produced.files)
-        written = publish(store, bucket, record.key, produced, metadata, version, workdir)
-        telemetry.bytes_out(self.rendition.name, size)
-        job_log.info(
-            f"wrote {store.url(bucket, marker_key)} ({written.size} bytes"
-            + (f", after {len(produced.files) - 1} other files)" if len(produced.files) > 1 else ")")
-        )
-        old_version = previous_version(previous.metadata if previous else None)
-        if old_version and old_version != version:
-            removed = remove_version(store, bucket, record.key, old_version, workdir, self.config.matches_input)
-            if removed:
-                job_log.info(f"removed {removed} files of an earlier version of this upload")
-        return written
+        target = Target(self.svc.store, self.rendition.output_bucket, self.rendition.name, self.config.matches_input)
+        return publish_output(target, record, produced, job_log, workdir, extra_metadata)
 
     def _already_handled(
         self, record: ObjectCreated, output_metadata: Mapping[str, str] | None, marker_key: str
@@ -401,34 +376,9 @@ class Worker:
 
     def _runner(self, workdir: Path, record: ObjectCreated, heartbeat: Heartbeat, stamps: TimelineRecorder) -> Runner:
         job = JobId(record.key, record.etag, self.rendition.name)
-        last_report = 0.0
-        lock = threading.Lock()  # a ladder's rungs may run side by side
-
-        def on_progress(percent: float) -> None:
-            nonlocal last_report
-            with lock:
-                if time.monotonic() - last_report < PROGRESS_INTERVAL_SECONDS:
-                    return
-                last_report = time.monotonic()
-            self.svc.jobs.progress(job, percent)
-
-        def run(args: list[str], duration_seconds: float | None) -> RunResult:
-            stamps.first("ffmpeg_started")  # the job's first run (a VMAF search or a ladder runs several)
-            try:
-                result = run_ffmpeg(
-                    args,
-                    workdir=workdir,
-                    timeout_seconds=self.config.limits.transcode_timeout_seconds,
-                    duration_seconds=duration_seconds,
-                    on_progress=on_progress,
-                    should_stop=lambda: self.stop.is_set() or heartbeat.lost.is_set(),
-                )
-            finally:
-                stamps.stamp("ffmpeg_finished")  # the latest run to end so far
-            telemetry.ffmpeg_ran(self.rendition.name, result.elapsed_seconds, result.frames)
-            return result
-
-        return run
+        timeout = self.config.limits.transcode_timeout_seconds
+        stopping = lambda: self.stop.is_set() or heartbeat.lost.is_set()  # noqa: E731
+        return job_runner(self.svc.jobs, job, workdir, timeout, stopping, stamps)
 
     def _check_lease(self, delivery: Delivery) -> None:
         try:
