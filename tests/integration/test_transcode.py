@@ -609,3 +609,38 @@ def test_an_output_cut_at_max_output_bytes_is_a_limit_not_a_truncated_upload(
     with pytest.raises(LimitExceededError) as caught:
         convert_file(source, tmp_path, TINY, limits=capped)
     assert "max_output_bytes (8000 bytes)" in caught.value.message
+
+
+def test_an_mp4_keeps_several_audio_tracks_when_told_each_normalised_with_its_language(
+    ffmpeg_exe: str, tmp_path: Path
+) -> None:
+    """By default an MP4 keeps the first audio track; max_audio_tracks = 2 keeps both, each with its language,
+    and loudness_lufs brings a quiet and a loud track to the target each on its own."""
+    from videoconverter.transcode.loudness import ebur128_args, parse_ebur128
+
+    source = tmp_path / "two.mp4"
+    subprocess.run(
+        [ffmpeg_exe, "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30:duration=4",
+         "-f", "lavfi", "-i", "sine=frequency=440:duration=4,volume=0.03",
+         "-f", "lavfi", "-i", "anoisesrc=color=pink:duration=4:amplitude=0.9",
+         "-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+         "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra", str(source)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    base = dataclasses.replace(default_rendition(180, per_title=False), preset="ultrafast")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first_only = convert_file(source, tmp_path / "one", base)
+    with av.open(str(first_only.marker.path)) as container:
+        assert len(container.streams.audio) == 1
+    both = convert_file(source, tmp_path / "two", dataclasses.replace(base, max_audio_tracks=2, loudness_lufs=-16.0))
+    with av.open(str(both.marker.path)) as container:
+        assert [s.metadata.get("language") for s in container.streams.audio] == ["eng", "fra"]
+    for stream in (0, 1):
+        log = subprocess.run(
+            ebur128_args(ffmpeg_exe, both.marker.path, stream), capture_output=True, text=True, check=True
+        ).stderr
+        lufs, _peak = parse_ebur128(log)
+        assert abs(lufs - -16.0) <= 1.0, (stream, lufs)
+    assert "audio 0: loudness" in both.note and "audio 1: loudness" in both.note

@@ -381,3 +381,21 @@ def test_hdr_kept_stays_10_bit_with_its_own_transfer() -> None:
 
 def test_audio_gaps_of_a_variable_rate_recording_are_filled() -> None:
     assert value_of(command(), "-af") == "aresample=async=1"
+
+
+def test_several_audio_tracks_are_kept_only_when_asked_each_with_its_filter_and_language() -> None:
+    from videoconverter.transcode.probe import AudioTrack
+
+    tracks = (AudioTrack(0, "eng", 2), AudioTrack(1, "fra", 6), AudioTrack(2, "deu", 2))
+    info = media_info(audio_tracks=tracks)
+    assert values_of(command(info), "-map") == ["0:v:0", "0:a:0"]  # the default: the first track, as before
+    assert command(info) == command(media_info())  # the tracks' list alone changes nothing
+    two = dataclasses.replace(R720, max_audio_tracks=2)
+    size = output_size(*info.display_size, two)
+    args = build_command(FFMPEG, SOURCE, DESTINATION, info, size, two, Limits(), track_filters=["volume=2", ""])
+    assert values_of(args, "-map") == ["0:v:0", "0:a:0", "0:a:1"]
+    assert values_of(args, "-filter:a:0") == ["volume=2,aresample=async=1"]
+    assert values_of(args, "-filter:a:1") == ["aresample=async=1"]
+    assert values_of(args, "-metadata:s:a:0") == ["language=eng"]
+    assert values_of(args, "-metadata:s:a:1") == ["language=fra"]
+    assert "-af" not in args

@@ -11,7 +11,7 @@ from videoconverter.transcode.codecs import encoder_args
 from videoconverter.transcode.color import hdr_tags, sdr_tags, tonemap_filters
 from videoconverter.transcode.framerate import fraction_text, frames_per_interval, output_frame_rate
 from videoconverter.transcode.geometry import OutputSize
-from videoconverter.transcode.probe import MediaInfo
+from videoconverter.transcode.probe import AudioTrack, MediaInfo
 
 AAC_SAMPLE_RATES = (44100, 48000)
 
@@ -27,18 +27,25 @@ def build_command(
     threads: int = 0,
     *,
     audio_filter: str = "",
+    track_filters: Sequence[str] = (),
 ) -> list[str]:
     """Arguments (``argv[0]`` included) that convert ``source`` into ``destination`` for ``rendition``;
-    ``audio_filter`` goes first in the audio chain (see :func:`audio_args`).
+    ``audio_filter`` goes first in the audio chain (see :func:`audio_args`). With ``max_audio_tracks`` above 1
+    the first tracks of the source are kept, each with its language, ``track_filters[i]`` first in track i's
+    chain (each track is normalised on its own).
 
     Hardening for hostile uploads: no stdin, only the ``file`` protocol, the demuxer the probe chose (and
     allowed) is forced, the decoder refuses pictures over the pixel limit, the output size is capped, and the
     paths are our own temp-file names prefixed with ``file:`` so nothing is read as an option or a protocol.
     Metadata and chapters are dropped (phones record GPS positions); rotation is applied to the pixels.
     """
-    args = [*input_args(ffmpeg, source, info, limits), *stream_maps(info)]
+    kept = kept_audio_tracks(info, rendition)
+    args = [*input_args(ffmpeg, source, info, limits), *stream_maps(info, len(kept))]
     args += ["-vf", video_filter(info, size, rendition), *video_args(info, rendition)]
-    args += audio_args(info, rendition, audio_filter=audio_filter)
+    if len(kept) <= 1:
+        args += audio_args(info, rendition, audio_filter=audio_filter)
+    else:
+        args += _several_audio_tracks(info, rendition, kept, track_filters or [audio_filter] * len(kept))
     if threads > 0:
         args += ["-threads", str(threads)]
     args += ["-movflags", "+faststart", "-fs", str(limits.max_output_bytes), "-progress", "pipe:1"]
@@ -84,10 +91,32 @@ def input_args(ffmpeg: str, source: Path, info: MediaInfo, limits: Limits, optio
     return [*preamble(ffmpeg), *upload_input(source, info, limits, options)]
 
 
-def stream_maps(info: MediaInfo) -> list[str]:
-    """The first video stream and, if any, the first audio stream; no metadata (GPS), no chapters."""
-    maps = ["-map", "0:v:0"] + (["-map", "0:a:0"] if info.has_audio else [])
+def stream_maps(info: MediaInfo, audio_tracks: int = 1) -> list[str]:
+    """The first video stream and, if any, the first ``audio_tracks`` audio streams; no metadata (GPS), no
+    chapters."""
+    count = min(audio_tracks, len(info.audio_tracks) or int(info.has_audio)) if info.has_audio else 0
+    maps = ["-map", "0:v:0"] + [arg for i in range(count) for arg in ("-map", f"0:a:{i}")]
     return [*maps, "-map_metadata", "-1", "-map_chapters", "-1"]
+
+
+def kept_audio_tracks(info: MediaInfo, rendition: Rendition) -> tuple[AudioTrack, ...]:
+    """The source's audio tracks an MP4 keeps: the first ``rendition.audio_track_limit`` (1 by default)."""
+    if not info.has_audio:
+        return ()
+    return (info.audio_tracks or (AudioTrack(0, "und", 2),))[: rendition.audio_track_limit]
+
+
+def _several_audio_tracks(
+    info: MediaInfo, rendition: Rendition, tracks: Sequence[AudioTrack], filters: Sequence[str]
+) -> list[str]:
+    """audio_args for each kept track as its own output stream: its own filter chain and its language (the
+    source's tags are dropped with the rest of its metadata)."""
+    shared = audio_args(info, rendition)[2:]  # the codec settings, without "-af CHAIN"
+    args: list[str] = []
+    for i, track in enumerate(tracks):
+        chain = audio_args(info, rendition, audio_filter=filters[i] if i < len(filters) else "")[1]
+        args += [f"-filter:a:{i}", chain, f"-metadata:s:a:{i}", f"language={track.language}"]
+    return args + shared
 
 
 def frame_rate(info: MediaInfo, rendition: Rendition) -> Fraction:

@@ -9,7 +9,7 @@ from pathlib import Path
 from videoconverter.errors import LimitExceededError
 from videoconverter.renditions import Limits, Rendition
 from videoconverter.transcode.captions import embed_captions, embedded_captions
-from videoconverter.transcode.command import build_command
+from videoconverter.transcode.command import build_command, kept_audio_tracks
 from videoconverter.transcode.geometry import output_size
 from videoconverter.transcode.loudness import LoudnessPlan, loudness_note, measure_output, plan_loudness
 from videoconverter.transcode.probe import probe
@@ -55,28 +55,31 @@ def produce(rendition: Rendition, job: Conversion) -> Produced:
     if search is not None:
         rendition = dataclasses.replace(rendition, crf=search.choices[0].crf)
     destination = job.workdir / "output.mp4"
-    loudness = plan_loudness(job, rendition)
-    audio_filter = loudness.filter if loudness else ""
+    plans = [plan_loudness(job, rendition, track.index) for track in kept_audio_tracks(info, rendition)]
+    filters = [plan.filter if plan else "" for plan in plans]
     args = build_command(
-        job.ffmpeg, job.source, destination, info, size, rendition, job.limits, job.threads, audio_filter=audio_filter
-    )
+        job.ffmpeg, job.source, destination, info, size, rendition, job.limits, job.threads,
+        audio_filter=filters[0] if filters else "", track_filters=filters,
+    )  # fmt: skip
     result = job.run(args, info.duration_seconds)
     check_output_size(destination, job.limits)  # before the length: a capped output is short too
     read = check_read(result.out_time_seconds, info.duration_seconds, job.limits)
     if search is not None and rendition.verify_vmaf:
         report = measure_with(job.run, job.workdir, job.ffmpeg, job.source, info, destination, job.limits, job.threads)
         search = search.with_measured({rendition.name: report.vmaf_mean})
-    loudness_after = _loudness_after(job, loudness, destination)
+    loudness_after = joined(*(_loudness_after(job, plan, destination, i, len(plans)) for i, plan in enumerate(plans)))
     destination, captions_note = with_captions(job, rendition, destination)
     note = joined(size.note, search.note() if search else skipped, read, loudness_after, captions_note)
     return Produced((OutputFile("", destination),), note, quality=search)
 
 
-def _loudness_after(job: Conversion, plan: LoudnessPlan | None, output: Path) -> str:
-    """The note on a normalised output: its loudness measured again (a silent track, left as it was, is not)."""
+def _loudness_after(job: Conversion, plan: LoudnessPlan | None, output: Path, stream: int, streams: int) -> str:
+    """The note on a normalised output: its loudness measured again (a silent track, left as it was, is not);
+    with several audio tracks, each named."""
     if plan is None:
         return ""
-    return loudness_note(plan, None if plan.measurement.silent else measure_output(job, output))
+    note = loudness_note(plan, None if plan.measurement.silent else measure_output(job, output, stream))
+    return f"audio {stream}: {note}" if streams > 1 else note
 
 
 def with_captions(job: Conversion, rendition: Rendition, mp4: Path) -> tuple[Path, str]:
