@@ -296,8 +296,13 @@ def test_up_restarts_a_dead_worker_and_its_workers_stop_with_it(env: dict[str, s
     command = [sys.executable, "-m", "videoconverter", "up", "--no-reconcile", "--pool", "2"]
     up = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: len(_children(up.pid)) == 2, 30, message="two worker processes")
-        assert all("worker --all" in _command_line(p) for p in _children(up.pid))  # each serves every rendition
+        # A child just forked still shows `up`'s command line until it execs: wait for both to be workers that
+        # each serve every rendition, and for nothing else to be there.
+        wait_until(
+            lambda: [("worker --all" in _command_line(p)) for p in _children(up.pid)] == [True, True],
+            30,
+            message="two worker processes, each serving every rendition",
+        )
         victim = min(_children(up.pid))
         os.kill(victim, signal.SIGKILL)
         wait_until(
