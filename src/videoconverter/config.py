@@ -349,16 +349,18 @@ def _validate(config: Config) -> Config:
 
 
 def _validate_chunking(config: Config) -> None:
-    """Pieces start on keyframes: a piece is a whole number of every split rendition's keyframe intervals (HLS
-    ladders are converted whole, so their segments do not constrain it)."""
+    """Pieces start on keyframes: a piece is a whole number of every split rendition's keyframe intervals, and
+    of an HLS ladder's segments (a piece is a run of whole segments of every rung)."""
     if not config.chunking.enabled:
         return
+    chunk = config.chunking.chunk_seconds
     for i, r in enumerate(config.renditions):
-        ratio = config.chunking.chunk_seconds / r.keyframe_interval_seconds
-        if r.kind == "mp4" and abs(ratio - round(ratio)) > 1e-6:
+        ladder = r.kind == "hls"
+        unit = r.segment_seconds if ladder else r.keyframe_interval_seconds
+        name = "segment_seconds" if ladder else "keyframe_interval_seconds"
+        if r.kind in ("mp4", "hls") and abs(chunk / unit - round(chunk / unit)) > 1e-6:
             raise ConfigError(
-                f"chunking.chunk_seconds: {config.chunking.chunk_seconds:g} is not a multiple of "
-                f"renditions[{i}].keyframe_interval_seconds ({r.keyframe_interval_seconds:g})"
+                f"chunking.chunk_seconds: {chunk:g} is not a multiple of renditions[{i}].{name} ({unit:g})"
             )
 
 

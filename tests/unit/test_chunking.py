@@ -3,23 +3,33 @@ work area's keys and the [chunking] settings."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from videoconverter.chunking.encode import join_command, pieces_list, readable_command, video_piece_command
-from videoconverter.chunking.handler import Encoded
+from videoconverter.chunking.encode import (
+    audio_piece_command,
+    join_command,
+    ladder_join_command,
+    ladder_piece_command,
+    pieces_list,
+    readable_command,
+    video_piece_command,
+)
+from videoconverter.chunking.handler import Encoded, piece_keys
+from videoconverter.chunking.layout import Layout, RungPlan
 from videoconverter.chunking.messages import ChunkMessage, Step, chunk_message
 from videoconverter.chunking.plan import Piece, applies, plan_pieces, seconds_text, with_preroll
 from videoconverter.chunking.work import work_area
 from videoconverter.config import load_config
 from videoconverter.errors import ConfigError, InvalidEventError
 from videoconverter.events import ObjectCreated, object_created_event
-from videoconverter.renditions import Limits, default_rendition
+from videoconverter.renditions import Limits, Rendition, default_rendition
 from videoconverter.transcode.geometry import OutputSize
-from videoconverter.transcode.probe import MediaInfo
+from videoconverter.transcode.probe import AudioTrack, MediaInfo
 
 
 @pytest.mark.parametrize(
@@ -51,7 +61,8 @@ def test_which_jobs_are_split() -> None:
     assert applies(True, 300, "mp4", 300.0)
     assert not applies(True, 300, "mp4", 299.9)
     assert not applies(False, 0, "mp4", 600.0)
-    assert not applies(True, 0, "hls", 600.0)  # ladders are converted whole
+    assert applies(True, 0, "hls", 600.0)  # a ladder's pieces are runs of segments of every rung
+    assert not applies(True, 0, "thumbnails", 600.0)  # a few stills: converted whole
     assert not applies(True, 0, "mp4", None)  # an unknown duration cannot be planned
 
 
@@ -102,7 +113,8 @@ def test_a_video_piece_seeks_its_range_and_stops_after_its_frames() -> None:
 def test_the_join_copies_the_pieces_and_the_audio_without_re_encoding() -> None:
     args = join_command("ffmpeg", Path("/w/pieces.txt"), Path("/w/audio.m4a"), Path("/w/out.mp4"), Limits())
     assert args[args.index("-f") + 1] == "concat" and args[args.index("-safe") + 1] == "1"
-    assert args[args.index("-c") + 1] == "copy" and "1:a:0" in args
+    assert args[args.index("-c") + 1] == "copy" and "1:a" in args  # every audio track of the audio piece
+    assert not [a for a in args if a.startswith("-metadata:s:a")]  # one track: untagged, as a whole encode
     assert pieces_list(["video-00000.mp4", "video-00001.mp4"], [Fraction(0), Fraction(60, Fraction(30000, 1001))]) == (
         "ffconcat version 1.0\nfile 'video-00000.mp4'\nfile 'video-00001.mp4'\ninpoint 2.002000\n"
     )  # the second piece's pre-roll dropped at its keyframe
@@ -169,12 +181,12 @@ def test_how_far_a_source_reads_is_measured_by_copying_its_video_to_nowhere() ->
 
 
 def test_a_piece_carries_its_frames_and_a_truncation_note_to_the_join() -> None:
-    assert Encoded(Path("p.mp4"), 60).metadata() == {"frames": "60"}
-    assert Encoded(Path("p.mp4"), 0, "the upload is truncated").metadata() == {
+    assert Encoded((Path("p.mp4"),), 60).metadata() == {"frames": "60"}
+    assert Encoded((Path("p.mp4"),), 0, "the upload is truncated").metadata() == {
         "frames": "0", "note": "the upload is truncated"
     }  # fmt: skip
-    assert Encoded(Path("a.m4a"), None).metadata() == {}  # the audio: no frames to count
-    assert Encoded(Path("p.mp4"), 60, "", 60).metadata() == {"frames": "60", "preroll-frames": "60"}
+    assert Encoded((Path("a.m4a"),), None).metadata() == {}  # the audio: no frames to count
+    assert Encoded((Path("p.mp4"),), 60, "", 60).metadata() == {"frames": "60", "preroll-frames": "60"}
 
 
 def test_jobs_shows_a_split_job_s_pieces_done_of_planned(capsys: pytest.CaptureFixture[str]) -> None:
@@ -188,3 +200,99 @@ def test_jobs_shows_a_split_job_s_pieces_done_of_planned(capsys: pytest.CaptureF
     header, first, second = capsys.readouterr().out.splitlines()
     assert header.split()[5] == "PIECES"
     assert first.split()[4:6] == ["50%", "2/4"] and second.split()[4:6] == ["0%", "-"]
+
+
+def ladder_rendition() -> Rendition:
+    return dataclasses.replace(default_rendition(360, per_title=False), name="hls", kind="hls", ladder=(120, 360))
+
+
+def test_a_ladder_piece_decodes_its_range_once_and_encodes_every_rung_from_it() -> None:
+    rendition = ladder_rendition()
+    layout = Layout((RungPlan(120, 23, 214, 120), RungPlan(360, 21, 640, 360)), ())
+    rungs = layout.ladder_rungs(rendition, Path("/w"))
+    assert [(r.rendition.name, r.rendition.crf, r.size.width) for r in rungs] == [("120p", 23, 214), ("360p", 21, 640)]
+    outputs = [(rung, Path(f"/w/piece-{rung.rendition.name}.mp4")) for rung in rungs]
+    args = ladder_piece_command(
+        "ffmpeg", Path("/w/source"), outputs, info(), rendition, Limits(), with_preroll(Piece(2, 120, 60), 60),
+        Fraction(30),
+    )  # fmt: skip
+    assert args.count("-i") == 1 and args[args.index("-ss") + 1] == "2.000000"  # one decode, from the pre-roll
+    graph = args[args.index("-filter_complex") + 1]
+    assert graph.startswith("[0:v]fps=30,split=2[s0][s1];") and "scale=640:360" in graph
+    assert args.count("-frames:v") == 2 and args[args.index("-frames:v") + 1] == "120"  # each rung: same frames
+    assert [a for a in args if a.startswith("file:/w/piece-")] == ["file:/w/piece-120p.mp4", "file:/w/piece-360p.mp4"]
+    crfs = [args[i + 1] for i, a in enumerate(args) if a == "-crf"]
+    assert crfs == ["23", "21"] and args.count("-an") == 2  # each rung's own CRF, no audio
+
+
+def test_a_ladder_join_copies_each_rung_s_pieces_and_each_audio_track_into_its_own_hls_muxer() -> None:
+    rendition = ladder_rendition()
+    layout = Layout((RungPlan(120, 23, 214, 120), RungPlan(360, 21, 640, 360)),
+                    (AudioTrack(0, "eng", 2), AudioTrack(1, "fra", 2, "Commentaire")))  # fmt: skip
+    rungs, audio = layout.ladder_rungs(rendition, Path("/w")), layout.audio_outputs(Path("/w"))
+    assert [a.name for a in audio] == ["a0-eng", "a1-fra"] and audio[1].directory == Path("/w/hls/audio/a1-fra")
+    lists = [(rung, Path(f"/w/pieces/{rung.rendition.name}/pieces.txt")) for rung in rungs]
+    args = ladder_join_command("ffmpeg", lists, Path("/w/audio.m4a"), audio, 4.0)
+    assert args.count("concat") == 2 and args.count("-i") == 3  # a concat input per rung, then the audio
+    maps = [args[i + 1] for i, a in enumerate(args) if a == "-map"]
+    assert maps == ["0:v:0", "1:v:0", "2:a:0", "2:a:1"]
+    assert args.count("copy") == 4 and "-crf" not in args  # nothing is encoded again
+    playlists = [a for a in args if a.endswith("/index.m3u8")]
+    assert playlists == ["file:/w/hls/120p/index.m3u8", "file:/w/hls/360p/index.m3u8",
+                         "file:/w/hls/audio/a0-eng/index.m3u8", "file:/w/hls/audio/a1-fra/index.m3u8"]  # fmt: skip
+    assert args[args.index("-hls_time") + 1] == "4"
+    silent = ladder_join_command("ffmpeg", lists, None, audio, 4.0)
+    assert silent.count("-i") == 2 and not [a for a in silent if "audio" in a]
+
+
+def test_the_audio_piece_keeps_every_track_a_whole_encode_keeps_each_with_its_language_and_gain() -> None:
+    tracks = [AudioTrack(0, "eng", 2), AudioTrack(1, "fra", 2)]
+    args = audio_piece_command("ffmpeg", Path("/w/source"), Path("/w/audio.m4a"), info(), default_rendition(120),
+                               Limits(), tracks=tracks, filters=["volume=2.0dB", ""])  # fmt: skip
+    assert [args[i + 1] for i, a in enumerate(args) if a == "-map"] == ["0:a:0", "0:a:1"] and "-vn" in args
+    assert args[args.index("-filter:a:0") + 1].startswith("volume=2.0dB,") and "-filter:a:1" in args
+    assert args[args.index("-metadata:s:a:1") + 1] == "language=fra"
+    joined_args = join_command("ffmpeg", Path("/w/p.txt"), Path("/w/audio.m4a"), Path("/w/o.mp4"), Limits(), tracks)
+    assert joined_args[joined_args.index("-metadata:s:a:1") + 1] == "language=fra"  # the join tags them again
+    one = audio_piece_command("ffmpeg", Path("/w/source"), Path("/w/a.m4a"), info(), default_rendition(120), Limits())
+    assert [one[i + 1] for i, a in enumerate(one) if a == "-map"] == ["0:a:0"] and "-af" in one
+
+
+def test_a_layout_travels_in_the_message_and_a_malformed_one_is_refused() -> None:
+    layout = Layout((RungPlan(120, -1, 214, 120),), (AudioTrack(0, "und", 2, "Director"),))
+    sent = dataclasses.replace(message(), layout=layout.to_json(), text_tracks=2)
+    read = chunk_message(sent.to_json())
+    assert read == sent and read is not None and read.plan() == layout
+    assert read.plan().ladder_rungs(ladder_rendition(), Path("/w"))[0].rendition.crf is None  # -1: the default
+    assert message().plan() == Layout()  # an MP4's older message: no layout
+    bad_layouts = [
+        '{"rungs": [[120]], "audio": []}',
+        '{"rungs": [], "audio": [[0, "e n", 2, ""]]}',
+        "[1]",
+        '{"rungs": [[0, 23, 214, 120]], "audio": []}',
+        '{"rungs": [], "audio": [[0, "eng", true, ""]]}',
+    ]
+    for bad in bad_layouts:
+        with pytest.raises(InvalidEventError, match="layout"):
+            chunk_message(dataclasses.replace(message(), layout=bad).to_json())
+
+
+def test_a_ladder_s_pieces_have_a_key_for_each_rung_written_last_to_last() -> None:
+    area = work_area("out", "hls", "a.mp4", "etag1")
+    ladder = dataclasses.replace(
+        message(), layout=Layout((RungPlan(120, 23, 214, 120), RungPlan(360, 21, 640, 360))).to_json()
+    )
+    assert piece_keys(area, ladder) == [area.video_key(1, "120p"), area.video_key(1, "360p")]
+    assert area.video_key(1, "360p") == f"{area.prefix}video-00001-360p.mp4"
+    assert piece_keys(area, message()) == [area.video_key(1)]
+    assert piece_keys(area, dataclasses.replace(message(), step=Step.AUDIO, index=3)) == [area.audio_key()]
+
+
+def test_a_ladder_s_pieces_are_whole_segments(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    ladder = '[[renditions]]\nname = "hls"\nkind = "hls"\nladder = [120]\n'
+    path.write_text(f"[chunking]\nchunk_seconds = 6\n{ladder}")
+    with pytest.raises(ConfigError, match=r"not a multiple of renditions\[0\].segment_seconds \(4\)"):
+        load_config(environ={}, path=path)
+    path.write_text(f"[chunking]\nchunk_seconds = 8\n{ladder}")
+    assert load_config(environ={}, path=path).chunking.chunk_seconds == 8.0

@@ -291,7 +291,7 @@ def test_an_mp4_without_loudness_has_the_arguments_it_always_had() -> None:
 def test_a_split_jobs_audio_takes_the_same_filter() -> None:
     info, rendition = media_info(), default_rendition(720)
     plain = audio_piece_command(FFMPEG, SOURCE, DESTINATION, info, rendition, Limits())
-    normalised = audio_piece_command(FFMPEG, SOURCE, DESTINATION, info, rendition, Limits(), audio_filter="volume=2")
+    normalised = audio_piece_command(FFMPEG, SOURCE, DESTINATION, info, rendition, Limits(), filters=["volume=2"])
     assert plain[plain.index("-af") + 1] == "aresample=async=1"
     at = normalised.index("-af")
     assert normalised[at + 1] == "volume=2,aresample=async=1"

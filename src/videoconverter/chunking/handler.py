@@ -13,36 +13,34 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 from videoconverter.brokers.base import Delivery
 from videoconverter.chunking.encode import (
     audio_piece_command,
-    join_command,
-    pieces_list,
+    ladder_piece_command,
     readable_command,
     video_piece_command,
 )
+from videoconverter.chunking.join import Joiner
 from videoconverter.chunking.messages import ChunkMessage, Step
 from videoconverter.chunking.plan import Piece, with_preroll
 from videoconverter.chunking.steps import Steps
 from videoconverter.chunking.watch import Superseded
+from videoconverter.chunking.work import WorkArea
 from videoconverter.consumer import ABANDONED, ACKED, Settlement, dead_lettered, released
-from videoconverter.errors import LeaseLost, PermanentError, ShutdownRequested, TranscodeError, TruncatedSourceError
+from videoconverter.errors import LeaseLost, PermanentError, ShutdownRequested, TranscodeError
 from videoconverter.jobs.log import JobLog
-from videoconverter.publish import output_size
 from videoconverter.renditions import Rendition
 from videoconverter.transcode.framerate import frames_per_interval
 from videoconverter.transcode.geometry import output_size as picture_size
 from videoconverter.transcode.loudness import loudness_note, measure_output, plan_loudness
-from videoconverter.transcode.probe import MediaInfo, probe
-from videoconverter.transcode.produce import check_output_size, marker_name, output_key
-from videoconverter.transcode.products import Conversion, OutputFile, Produced, Runner
+from videoconverter.transcode.probe import AudioTrack, MediaInfo, probe
+from videoconverter.transcode.produce import check_output_size
+from videoconverter.transcode.products import Conversion, Runner
 from videoconverter.transcode.runner import RunResult
-from videoconverter.transcode.truncation import check_read, is_truncated, joined
+from videoconverter.transcode.truncation import check_read, is_truncated
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,7 @@ log = logging.getLogger(__name__)
 class Encoded:
     """A piece encoded, before it is written to the work area (its metadata goes with it, for the join)."""
 
-    path: Path
+    paths: tuple[Path, ...]  # in the order of the piece's keys (:func:`piece_keys`): an HLS piece has one a rung
     frames: int | None  # the video frames it holds (0: it starts past the end of a truncated source); audio: None
     note: str = ""  # a truncated source accepted: what the job's note says of it
     preroll_frames: int = 0  # encoded before the piece's own first frame: the join drops them
@@ -69,6 +67,7 @@ class ChunkHandler:
 
     def __init__(self, steps: Steps) -> None:
         self.steps = steps
+        self.joiner = Joiner(steps)
 
     def handle(self, message: ChunkMessage, delivery: Delivery) -> Settlement:
         """Run the step ``message`` names; return how to settle ``delivery`` (never raises for the job)."""
@@ -81,7 +80,7 @@ class ChunkHandler:
         )
         try:
             if message.step is Step.JOIN:
-                self._join(message, delivery, job_log)
+                self.joiner.join(message, delivery, job_log)
             else:
                 self._piece(message, delivery, job_log)
         except PermanentError as exc:
@@ -123,8 +122,8 @@ class ChunkHandler:
             return
         steps.redelivered(message, delivery)
         area = steps.area_of(message)
-        key = area.audio_key() if message.step is Step.AUDIO else area.video_key(message.index)
-        if store.head(area.bucket, key) is not None:
+        keys = piece_keys(area, message)
+        if store.head(area.bucket, keys[-1]) is not None:  # the last is written last
             job_log.info(f"{_name(message)} is in the work area already (delivered again)")
         else:
             with tempfile.TemporaryDirectory(prefix="videoconverter-") as tmp:  # mode 0700: private
@@ -142,7 +141,8 @@ class ChunkHandler:
                 if newer:  # replaced while this piece was encoded: it writes nothing
                     steps.supersede(message, newer, job_log)
                     return
-                store.put_file(area.bucket, key, encoded.path, encoded.metadata())
+                for key, path in zip(keys, encoded.paths, strict=True):
+                    store.put_file(area.bucket, key, path, encoded.metadata())
         count = steps.svc.jobs.piece_done(steps.job_of(message), message.index)
         job_log.info(f"{_name(message)} done: {count.done} of {count.planned} pieces")
         if count.done == count.planned and (count.newly or delivery.attempt > 1):  # a redelivery may be the last
@@ -172,7 +172,8 @@ class ChunkHandler:
                 result, encoded = self._encode_video(message, info, rendition, source, destination, run)
                 if encoded.note:
                     job_log.warning(f"{_name(message)}: {encoded.note}")
-        check_output_size(destination, config.limits)
+        for path in encoded.paths:
+            check_output_size(path, config.limits)
         job_log.info(
             f"{_name(message)} encoded in {result.elapsed_seconds:.1f} s"
             + (f" ({encoded.frames} frames)" if encoded.frames is not None else "")
@@ -193,16 +194,19 @@ class ChunkHandler:
         does (:mod:`~videoconverter.transcode.loudness`); the job's log says the loudness before and after."""
         ffmpeg, config = self.steps.ffmpeg, self.steps.svc.config
         job = Conversion(ffmpeg, source, info, destination.parent, config.limits, run, "", config.ffmpeg_threads)
-        plan = plan_loudness(job, rendition)
+        tracks = message.plan().audio or (info.audio_tracks or (AudioTrack(0, "und", 2),))[:1]
+        plans = [plan_loudness(job, rendition, track.index) for track in tracks]
         args = audio_piece_command(
             ffmpeg, source, destination, info, rendition, config.limits, config.ffmpeg_threads,
-            audio_filter=plan.filter if plan else "",
+            tracks=tracks, filters=[plan.filter if plan else "" for plan in plans],
         )  # fmt: skip
         result = run(args, info.duration_seconds)
-        if plan is not None:
-            after = None if plan.measurement.silent else measure_output(job, destination)
-            job_log.info(f"{_name(message)}: {loudness_note(plan, after)}")
-        return result, Encoded(destination, None)
+        for stream, plan in enumerate(plans):
+            if plan is not None:
+                after = None if plan.measurement.silent else measure_output(job, destination, stream)
+                track = f"audio track {tracks[stream].index}: " if len(tracks) > 1 else ""
+                job_log.info(f"{_name(message)}: {track}{loudness_note(plan, after)}")
+        return result, Encoded((destination,), None)
 
     def _encode_video(
         self, message: ChunkMessage, info: MediaInfo, rendition: Rendition, source: Path, destination: Path, run: Runner
@@ -211,17 +215,27 @@ class ChunkHandler:
         config = self.steps.svc.config
         gop = frames_per_interval(message.rate, rendition.keyframe_interval_seconds)
         piece = with_preroll(Piece(message.index, message.start_frame, message.frames or None), gop)
-        size = picture_size(*info.display_size, rendition)
-        args = video_piece_command(
-            self.steps.ffmpeg, source, destination, info, size, rendition, config.limits, piece, message.rate,
-            config.ffmpeg_threads,
-        )  # fmt: skip
+        rungs = message.plan().ladder_rungs(rendition, destination.parent)
+        if rungs:  # an HLS ladder's piece: every rung from one decode
+            outputs = [(rung, destination.with_name(f"piece-{rung.rendition.name}.mp4")) for rung in rungs]
+            args = ladder_piece_command(
+                self.steps.ffmpeg, source, outputs, info, rendition, config.limits, piece, message.rate,
+                config.ffmpeg_threads,
+            )  # fmt: skip
+            paths = tuple(path for _, path in outputs)
+        else:
+            size = picture_size(*info.display_size, rendition)
+            args = video_piece_command(
+                self.steps.ffmpeg, source, destination, info, size, rendition, config.limits, piece, message.rate,
+                config.ffmpeg_threads,
+            )  # fmt: skip
+            paths = (destination,)
         preroll_seconds = piece.preroll_frames / float(message.rate)
         encoded_seconds = preroll_seconds + piece.duration_seconds(message.rate, _video_seconds(info))
         result = run(args, encoded_seconds)
         note = self._check_read(result, encoded_seconds, info, source, run)
         frames = max(0, result.frames - piece.preroll_frames)  # the piece's own: 0 past the end of a truncated source
-        return result, Encoded(destination, frames, note, piece.preroll_frames)
+        return result, Encoded(paths, frames, note, piece.preroll_frames)
 
     def _check_read(self, result: RunResult, encoded_seconds: float, info: MediaInfo, source: Path, run: Runner) -> str:
         """A truncated source, as a whole encode tells it: nothing ("") when the piece was read whole; when it
@@ -235,70 +249,6 @@ class ChunkHandler:
         readable = run(readable_command(self.steps.ffmpeg, source, info, limits), _video_seconds(info))
         return check_read(readable.out_time_seconds or 0.0, _video_seconds(info), limits)
 
-    # --- the join ---------------------------------------------------------------------------------------------
-
-    def _join(self, message: ChunkMessage, delivery: Delivery, job_log: JobLog) -> None:
-        steps = self.steps
-        store, config, bucket = steps.svc.store, steps.svc.config, steps.rendition.output_bucket
-        marker_key = output_key(message.key, marker_name(steps.rendition))
-        url = store.url(bucket, marker_key)
-        area = steps.area_of(message)
-        if steps.output_written(message):  # written by a join that died before it finished the job
-            heads = [store.head(area.bucket, area.video_key(i)) for i in range(message.video_pieces)]
-            self._finish(message, url, job_log, _note(message, [h.metadata for h in heads if h is not None]))
-            return
-        if not steps.still_wanted(message, job_log):
-            return
-        steps.redelivered(message, delivery)
-        with tempfile.TemporaryDirectory(prefix="videoconverter-") as tmp:
-            workdir = Path(tmp)
-            names, prerolls, note = self._fetch_pieces(message, workdir)
-            audio = workdir / "audio.m4a" if message.video_pieces < message.pieces else None
-            if audio is not None:
-                store.get_file(area.bucket, area.audio_key(), audio)
-            (workdir / "pieces.txt").write_text(pieces_list(names, prerolls))
-            output = workdir / "output.mp4"
-            with steps.beat(delivery) as heartbeat:
-                result = steps.runner(workdir, heartbeat)(
-                    join_command(steps.ffmpeg, workdir / "pieces.txt", audio, output, config.limits), None
-                )
-            check_output_size(output, config.limits)
-            steps.check_lease(delivery)
-            newer = steps.superseded(message)
-            if newer:
-                steps.supersede(message, newer, job_log)
-                return
-            job_log.info(f"joined {len(names)} pieces in {result.elapsed_seconds:.1f} s")
-            steps.publish(message.upload, Produced((OutputFile("", output),), note), job_log, workdir)
-        self._finish(message, url, job_log, note)
-
-    def _fetch_pieces(self, message: ChunkMessage, workdir: Path) -> tuple[list[str], list[Fraction], str]:
-        """Download the video pieces into ``workdir``: the files to concatenate, in order (a piece past the end
-        of a truncated source holds nothing and is left out), the pre-roll of each to drop, and the job's note."""
-        store, area = self.steps.svc.store, self.steps.area_of(message)
-        names: list[str] = []
-        prerolls: list[Fraction] = []
-        found: list[Mapping[str, str]] = []
-        for i in range(message.video_pieces):
-            name = f"video-{i:05d}.mp4"
-            found.append(metadata := store.get_file(area.bucket, area.video_key(i), workdir / name).metadata)
-            if metadata.get("frames") != "0":
-                names.append(name)
-                prerolls.append(Fraction(int(metadata.get("preroll-frames", "0"))) / message.rate)
-        if not names:
-            raise TruncatedSourceError("the upload is truncated: no video could be read")
-        return names, prerolls, _note(message, found)
-
-    def _finish(self, message: ChunkMessage, url: str, job_log: JobLog, note: str) -> None:
-        steps = self.steps
-        job = steps.job_of(message)
-        record = steps.svc.jobs.get(job)
-        if record is None or not record.state.terminal:
-            size = output_size(steps.svc.store, url)
-            steps.svc.jobs.finish(job, url, note, size, quality=message.quality)
-        removed = steps.area_of(message).clear(steps.svc.store)
-        job_log.info(f"done: {url}" + (f" ({note})" if note else "") + f"; {removed} pieces deleted")
-
 
 def _name(message: ChunkMessage) -> str:
     if message.step is Step.VIDEO:
@@ -306,10 +256,13 @@ def _name(message: ChunkMessage) -> str:
     return "the audio piece" if message.step is Step.AUDIO else "the join"
 
 
-def _note(message: ChunkMessage, pieces: list[Mapping[str, str]]) -> str:
-    """The job's note: the plan's (size kept, the search's result), then what the pieces found (a truncated
-    source accepted: every piece that fell short says the same)."""
-    return joined(message.note, next((p["note"] for p in pieces if p.get("note")), ""))
+def piece_keys(area: WorkArea, message: ChunkMessage) -> list[str]:
+    """The work area's keys of the piece ``message`` names, in write order: the audio's, a video piece's, or
+    one for each rung of a ladder's video piece."""
+    if message.step is Step.AUDIO:
+        return [area.audio_key()]
+    rungs = message.plan().rungs
+    return [area.video_key(message.index, r.name) for r in rungs] if rungs else [area.video_key(message.index)]
 
 
 def _video_seconds(info: MediaInfo) -> float:

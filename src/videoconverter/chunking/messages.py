@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
+from videoconverter.chunking.layout import Layout, parse_layout
 from videoconverter.errors import InvalidEventError
 from videoconverter.events import ObjectCreated
 
@@ -47,10 +48,16 @@ class ChunkMessage:
     crf: int = -1  # a VMAF target's choice, made once for every piece; -1: the rendition's own
     note: str = ""  # join: what the plan found (size kept, the search's result)
     quality: str = ""  # join: the VMAF search as JSON text, for the job store
+    layout: str = ""  # the rungs and audio tracks, as JSON text (chunking.layout); "": an MP4's first track
+    text_tracks: int = 0  # join: the source's subtitle streams (the join extracts them as captions)
 
     @property
     def upload(self) -> ObjectCreated:
         return ObjectCreated(self.bucket, self.key, self.size, self.etag, self.sequencer)
+
+    def plan(self) -> Layout:
+        """The rungs and audio tracks the split decided (checked when the message was read)."""
+        return parse_layout(self.layout)
 
     @property
     def rate(self) -> Fraction:
@@ -65,7 +72,7 @@ class ChunkMessage:
 _TYPES: dict[str, type] = {
     "bucket": str, "key": str, "size": int, "etag": str, "sequencer": str, "rendition": str, "index": int,
     "pieces": int, "video_pieces": int, "start_frame": int, "frames": int, "frame_rate": str, "crf": int,
-    "note": str, "quality": str,
+    "note": str, "quality": str, "layout": str, "text_tracks": int,
 }  # fmt: skip
 
 
@@ -101,6 +108,9 @@ def _checked(data: dict[str, Any]) -> ChunkMessage:
         raise InvalidEventError(f"chunk message: {exc}") from None
     if rate <= 0 or message.pieces < 1 or not 0 <= message.video_pieces <= message.pieces:
         raise InvalidEventError("chunk message: frame rate and counts must be positive")
-    if min(message.start_frame, message.frames, message.size) < 0 or message.index >= message.pieces:
+    if min(message.start_frame, message.frames, message.size, message.text_tracks) < 0 or (
+        message.index >= message.pieces
+    ):
         raise InvalidEventError("chunk message: frames, size and index out of range")
+    parse_layout(message.layout)
     return message

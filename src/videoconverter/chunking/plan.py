@@ -60,9 +60,11 @@ def with_preroll(piece: Piece, gop_frames: int) -> Piece:
 
 
 def applies(enabled: bool, min_source_seconds: float, kind: str, duration_seconds: float | None) -> bool:
-    """Whether a job is split: chunking on, an MP4 rendition, and a source of known duration at least
-    ``min_source_seconds`` long (HLS ladders and thumbnails are converted whole)."""
-    return enabled and kind == "mp4" and bool(duration_seconds) and (duration_seconds or 0) >= min_source_seconds
+    """Whether a job is split: chunking on, an MP4 rendition or an HLS ladder, and a source of known duration
+    at least ``min_source_seconds`` long (thumbnails are converted whole)."""
+    return (
+        enabled and kind in ("mp4", "hls") and bool(duration_seconds) and (duration_seconds or 0) >= min_source_seconds
+    )
 
 
 def plan_pieces(

@@ -5,7 +5,7 @@ a newer upload of its key)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -38,8 +38,9 @@ class Beating(Protocol):
 
 #: ``(services, delivery, visibility_timeout_seconds)`` -> a heartbeat to run FFmpeg in.
 HeartbeatFactory = Callable[[Services, Delivery, int], Beating]
-#: The worker's own write of an output (the marker last, with the source's identity).
-Publisher = Callable[[ObjectCreated, Produced, JobLog, Path], object]
+#: The worker's own write of an output (the marker last, with the source's identity and, last, metadata of its
+#: own for the marker: the sidecar captions it carries).
+Publisher = Callable[[ObjectCreated, Produced, JobLog, Path, Mapping[str, str] | None], object]
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ class WorkArea:
     bucket: str
     prefix: str  # ".chunks/DIGEST/"
 
-    def video_key(self, index: int) -> str:
-        return validate_key(f"{self.prefix}video-{index:05d}.mp4")
+    def video_key(self, index: int, rung: str = "") -> str:
+        """Video piece ``index`` (of an HLS ladder: of its rung ``rung``, "720p")."""
+        return validate_key(f"{self.prefix}video-{index:05d}{'-' + rung if rung else ''}.mp4")
 
     def audio_key(self) -> str:
         return validate_key(f"{self.prefix}audio.m4a")

@@ -45,7 +45,7 @@ def build_command(
     if len(kept) <= 1:
         args += audio_args(info, rendition, audio_filter=audio_filter)
     else:
-        args += _several_audio_tracks(info, rendition, kept, track_filters or [audio_filter] * len(kept))
+        args += several_audio_tracks(info, rendition, kept, track_filters or [audio_filter] * len(kept))
     if threads > 0:
         args += ["-threads", str(threads)]
     args += ["-movflags", "+faststart", "-fs", str(limits.max_output_bytes), "-progress", "pipe:1"]
@@ -106,7 +106,7 @@ def kept_audio_tracks(info: MediaInfo, rendition: Rendition) -> tuple[AudioTrack
     return (info.audio_tracks or (AudioTrack(0, "und", 2),))[: rendition.audio_track_limit]
 
 
-def _several_audio_tracks(
+def several_audio_tracks(
     info: MediaInfo, rendition: Rendition, tracks: Sequence[AudioTrack], filters: Sequence[str]
 ) -> list[str]:
     """audio_args for each kept track as its own output stream: its own filter chain and its language (the

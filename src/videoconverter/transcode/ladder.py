@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from videoconverter.renditions import Limits, Rendition
@@ -174,7 +175,7 @@ def produce_ladder(rendition: Rendition, job: Conversion) -> Produced:
     for directory in [r.directory for r in rungs] + [a.directory for a in audio]:
         directory.mkdir(parents=True)
     read = check_read(_encode(rendition, job, rungs, audio), info.duration_seconds, job.limits)
-    package, files = _collect(rendition, job, rungs, audio)
+    package, files = collect_package(rendition, job.version, frame_rate(job.info, rendition), rungs, audio)
     captions, captions_note = conversion_captions(rendition, job)
     root = job.workdir / "hls"  # as under KEY/, with VERSION's directories directly in it
     package, subtitle_files = write_subtitles(package, captions, root)
@@ -254,20 +255,20 @@ def _encode(rendition: Rendition, job: Conversion, rungs: list[Rung], audio: lis
     return min(ends) if ends else None
 
 
-def _collect(
-    rendition: Rendition, job: Conversion, rungs: list[Rung], audio: list[AudioOutput]
+def collect_package(
+    rendition: Rendition, version: str, frame: Fraction, rungs: list[Rung], audio: list[AudioOutput]
 ) -> tuple[Package, list[OutputFile]]:
-    """The package as the files describe it (read from their boxes), each rung's I-frame playlist written, and
-    the media files in write order (each directory's playlists after its segments)."""
+    """The package of ``version`` at frame rate ``frame`` as the files describe it (read from their boxes),
+    each rung's I-frame playlist written, and the media files in write order (each directory's playlists
+    after its segments)."""
     files: list[OutputFile] = []
     package_rungs = []
     for rung in rungs:
         track = read_track(rung.directory, rung.rendition.name)
         entries = iframes(rung.directory, track)
         (rung.directory / IFRAME_PLAYLIST).write_text(iframe_playlist(track.init, entries), encoding="utf-8")
-        files += _files(job.version, rung.directory, track.directory, [track.init, *(s.uri for s in track.segments),
+        files += _files(version, rung.directory, track.directory, [track.init, *(s.uri for s in track.segments),
                         MEDIA_PLAYLIST, IFRAME_PLAYLIST])  # fmt: skip
-        frame = frame_rate(job.info, rendition)
         package_rungs.append(
             PackageRung(rung.rendition.name, rung.size.width, rung.size.height, frame, track, entries,
                         iframe_bitrate(entries))
@@ -275,11 +276,11 @@ def _collect(
     renditions, titles = [], _titles([a.track for a in audio])
     for output, title in zip(audio, titles, strict=True):
         track = read_track(output.directory, f"audio/{output.name}", AAC_LC)
-        files += _files(job.version, output.directory, track.directory,
+        files += _files(version, output.directory, track.directory,
                         [track.init, *(s.uri for s in track.segments), MEDIA_PLAYLIST])  # fmt: skip
         renditions.append(AudioRendition(output.name, output.track.language, title, OUTPUT_CHANNELS, track))
     duration = sum(s.duration_seconds for s in package_rungs[0].track.segments)
-    package = Package(job.version, round(duration, 6), rendition.dash, tuple(package_rungs), tuple(renditions))
+    package = Package(version, round(duration, 6), rendition.dash, tuple(package_rungs), tuple(renditions))
     return package, files
 
 
