@@ -13,7 +13,8 @@ Modes (``all``: each in turn):
    ``--kill-rendition`` encode, the worker process running it (FFmpeg's parent) gets SIGKILL. Measured: kill to
    that FFmpeg line running again, and kill to the job done, for the embedded pipeline (``up`` restarts the
    worker; the message waits for its lease to end), the pipeline on RabbitMQ (the dead worker's connection
-   closes, RabbitMQ requeues) and Celery (the master replaces the pool process and, with ``acks_late`` and
+   closes, RabbitMQ requeues), with ``--sqs`` the pipeline on SQS (moto's server; ``up`` hands the dead worker's
+   leases back from its journal) and Celery (the master replaces the pool process and, with ``acks_late`` and
    ``task_reject_on_worker_lost``, requeues the task); median of ``--runs``.
 3. **single**: one upload of the batch clip, upload to every rendition done; median of ``--runs``, both systems.
 
@@ -33,6 +34,7 @@ Usage: ``.venv/bin/python bench/peer.py [batch|recovery|single|all] [--json]``; 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -47,7 +49,7 @@ from urllib.parse import urlsplit
 
 from ffmpeg_lines import normalised, rendition_lines, video_filter
 from peer_report import print_batch, print_recovery, print_single
-from peer_systems import CeleryPeer, Pipeline, System, bench_config, worker_processes
+from peer_systems import CeleryPeer, Pipeline, System, bench_config, moto_server, worker_processes
 from proctree import MIB, Reader, Sampler, python_cpu_seconds
 from videoconverter.config import Config
 from videoconverter.transcode.runner import ffmpeg_executable
@@ -72,6 +74,7 @@ class Bench:
         self.config: Config = bench_config(work / "lines")
         self.warmup_clip = make_clip(work / "warmup.mp4", width=160, height=90, seconds=0.5)
         self._clips: dict[float, Path] = {}
+        self.aws_endpoint = ""  # moto's server, with --sqs
 
     def clip(self, seconds: float) -> Path:
         """A 1920x1080 test clip of ``seconds`` (H.264/AAC, from the package's sample generator)."""
@@ -83,7 +86,8 @@ class Bench:
     def open(self, name: str) -> System:
         if name == "celery":
             return CeleryPeer(self.work, self.warmup_clip, self.config, self.args.redis_url, self.args.celery_processes)
-        return Pipeline(name, self.work, self.warmup_clip, self.args.amqp_url if name == "rabbitmq" else "")
+        amqp = self.args.amqp_url if name == "rabbitmq" else ""
+        return Pipeline(name, self.work, self.warmup_clip, amqp, self.aws_endpoint if name == "sqs" else "")
 
     def expected_lines(self, clip: Path) -> set[tuple[str, ...]]:
         lines = rendition_lines(ffmpeg_executable(), clip, self.config, lambda _: Path("output.mp4"))
@@ -263,6 +267,8 @@ def settings(bench: Bench) -> dict[str, str]:
         f"(visibility_timeout_seconds = {lease}) runs out, unless the supervisor hands it back",
         "rabbitmq": "`up` restarts the dead worker; RabbitMQ requeues the unacknowledged message when the dead "
         "worker's connection closes",
+        "sqs": "`up` restarts the dead worker and hands the leases its journal names back to SQS "
+        f"(ChangeMessageVisibility 0) at once, rather than after the visibility timeout ({lease} s)",
         "celery": "the master replaces the pool process; task_acks_late + task_reject_on_worker_lost requeue the "
         f"task at once (Redis visibility_timeout = {VISIBILITY_TIMEOUT_SECONDS} s only restores messages of a "
         "worker that vanished whole)",
@@ -316,6 +322,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rabbitmq", action="store_true", help="batch and single also run the pipeline on RabbitMQ (recovery always)"
     )
     p.add_argument("--no-rabbitmq", action="store_true", help="recovery without the pipeline on RabbitMQ")
+    p.add_argument(
+        "--sqs", action="store_true", help="recovery also on S3 + SNS/SQS + DynamoDB (a moto server, over HTTP)"
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     args = p.parse_args(argv)
     if min(args.clips, args.pairs, args.runs, args.celery_processes) < 1 or min(args.seconds, args.kill_after) <= 0:
@@ -324,6 +333,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--recovery-seconds must be longer than --kill-after")
     args.pipelines = ["embedded", "rabbitmq"] if args.rabbitmq else ["embedded"]
     args.recovery_pipelines = ["embedded"] if args.no_rabbitmq else ["embedded", "rabbitmq"]
+    if args.sqs:
+        args.recovery_pipelines.append("sqs")
     return args
 
 
@@ -358,8 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     if load > 0.5 * (os.cpu_count() or 1):
         say(f"note: load average {load:.1f} on {os.cpu_count()} CPUs: the figures are indicative only")
     modes = ["batch", "recovery", "single"] if args.mode == "all" else [args.mode]
-    with tempfile.TemporaryDirectory(prefix="vc-peer-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="vc-peer-") as tmp, contextlib.ExitStack() as stack:
         bench = Bench(args, Path(tmp))
+        if args.sqs and "recovery" in modes:
+            bench.aws_endpoint = stack.enter_context(moto_server(Path(tmp)))
         for mode in modes:
             results[mode] = {"batch": measure_batch, "recovery": measure_recovery, "single": measure_single}[mode](
                 bench

@@ -4,6 +4,7 @@
   RabbitMQ (topic and queues under a unique prefix, deleted afterwards; the job store stays SQLite). Uploads go
   through the Store API (``put_file``, as ``videoconverter cp`` does, without a CLI start per clip); the wait is
   ``videoconverter jobs [KEY] --wait --json``, and a job's end is its record's ``finished_at``.
+  With ``--sqs``, on S3 + SNS/SQS + DynamoDB at a moto server the benchmark starts (HTTP, as AWS is reached).
 * :class:`CeleryPeer`: a Celery worker (:mod:`celery_tasks`) of the prefork pool on Redis, consuming one queue
   per rendition; a submitted upload is one task per rendition with the FFmpeg line the pipeline's worker would
   build for it; a task's end is the ``time.time()`` it returns.
@@ -15,16 +16,19 @@ topology, Redis keys, processes).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +44,44 @@ BENCH = Path(__file__).resolve().parent
 START_TIMEOUT_SECONDS = 180.0  # up's provisioning and worker start on a loaded machine
 STOP_TIMEOUT_SECONDS = 60.0
 WARMUP_KEY = "warmup/tiny.mp4"
+AWS_REGION = "us-east-1"
+#: moto's fake credentials: the benchmark's own process and its children reach moto's server with them.
+FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": AWS_REGION}
+
+
+@contextlib.contextmanager
+def moto_server(work: Path) -> Iterator[str]:
+    """moto's server (``moto[server]``, from the dev extras) on a free local port, for the SQS pipeline; its
+    endpoint URL. The fake credentials are set in this process's environment while it runs."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = open(work / "moto.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **FAKE_AWS})  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {name: os.environ.get(name) for name in FAKE_AWS}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto's server did not start: see {work / 'moto.log'}") from None
+                time.sleep(0.1)
+        os.environ.update(FAKE_AWS)
+        yield endpoint
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
 
 
 @dataclass(frozen=True)
@@ -65,12 +107,20 @@ class System(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-def bench_toml(data_dir: Path, broker_url: str = "", prefix: str = "") -> str:
+def bench_toml(data_dir: Path, broker_url: str = "", prefix: str = "", aws_endpoint: str = "") -> str:
     """The configuration both systems run: the default renditions (names, sizes, codec settings) with a fixed
-    CRF (``target_vmaf = 0``), since a VMAF search's FFmpeg lines cannot be built ahead for the peer."""
+    CRF (``target_vmaf = 0``), since a VMAF search's FFmpeg lines cannot be built ahead for the peer. With
+    ``aws_endpoint`` (moto's server): S3, SNS/SQS and DynamoDB there."""
     text = [f"data_dir = {json.dumps(str(data_dir))}"]
     if broker_url:
         text.append(f"broker = {json.dumps(broker_url)}")
+    if aws_endpoint:
+        query = f"?endpoint_url={aws_endpoint}&region={AWS_REGION}"
+        text += [
+            f'storage = "s3://{query}"',
+            f'broker = "aws://{query}"',
+            f'jobs = "dynamodb://videoconverter-jobs{query}"',
+        ]
     if prefix:  # the shared RabbitMQ server outlives the run: names of our own, deleted afterwards
         text += ["", "[input]", f'topic = "{prefix}-topic"']
         text += ["", "[notifications]", f'topic = "{prefix}-notifications"', f'events_queue = "{prefix}-events"']
@@ -126,11 +176,13 @@ def _log_tail(path: Path) -> str:
 
 
 class Pipeline:
-    """``videoconverter up`` (real processes) on the embedded broker, or on RabbitMQ with ``amqp_url``."""
+    """``videoconverter up`` (real processes) on the embedded broker, on RabbitMQ with ``amqp_url``, or on
+    S3 + SNS/SQS + DynamoDB at moto's server ``aws_endpoint`` (reset first: every run starts empty)."""
 
-    def __init__(self, name: str, work: Path, warmup_clip: Path, amqp_url: str = "") -> None:
+    def __init__(self, name: str, work: Path, warmup_clip: Path, amqp_url: str = "", aws_endpoint: str = "") -> None:
         self.name = name
         self._work, self._warmup_clip, self._amqp_url = work, warmup_clip, amqp_url
+        self._aws_endpoint = aws_endpoint
         self._process: subprocess.Popen[bytes] | None = None
         self._svc: Services | None = None
 
@@ -143,8 +195,13 @@ class Pipeline:
         self.dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=self._work))
         prefix = f"vcpeer-{uuid.uuid4().hex[:10]}" if self._amqp_url else ""
         config_path = self.dir / "videoconverter.toml"
-        config_path.write_text(bench_toml(self.dir / "data", self._amqp_url, prefix), encoding="utf-8")
+        toml = bench_toml(self.dir / "data", self._amqp_url, prefix, self._aws_endpoint)
+        config_path.write_text(toml, encoding="utf-8")
         self.env = child_env(VIDEOCONVERTER_CONFIG=str(config_path))
+        if self._aws_endpoint:
+            self.env.update(FAKE_AWS)
+            reset = urllib.request.Request(f"{self._aws_endpoint}/moto-api/reset", method="POST")
+            urllib.request.urlopen(reset, timeout=10).close()
         self.config = load_config(environ=self.env)
         try:
             self._svc = open_services(self.config)
@@ -183,9 +240,25 @@ class Pipeline:
     def submit(self, keys: Sequence[str], clip: Path) -> float:
         """Upload ``clip`` under each key; return the ``time.time()`` just before the first upload."""
         assert self._svc is not None
+        if self._aws_endpoint:
+            return self._put_objects(keys, clip)
         started = time.time()
         for key in keys:
             self._svc.store.put_file(self.config.input_bucket, key, clip)
+        return started
+
+    def _put_objects(self, keys: Sequence[str], clip: Path) -> float:
+        """One PutObject a key, as an uploader's single PUT. Not the store's managed transfer: above 8 MiB that
+        is a multipart upload, for which moto's S3 sends two events (``ObjectCreated:Put`` and
+        ``ObjectCreated:CompleteMultipartUpload``; S3 sends the second only), and both copies would be converted
+        at once, measuring a duplicate's encode rather than the recovery."""
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=self._aws_endpoint, region_name=AWS_REGION)
+        body = clip.read_bytes()
+        started = time.time()
+        for key in keys:
+            s3.put_object(Bucket=self.config.input_bucket, Key=key, Body=body)
         return started
 
     def wait(self, keys: Sequence[str], timeout_seconds: float) -> Finished:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from videoconverter.errors import InvalidEventError
-from videoconverter.renditions import Rendition
-from videoconverter.transcode.geometry import OutputSize
-from videoconverter.transcode.ladder import AudioOutput, Rung
-from videoconverter.transcode.packaging import track_label
 from videoconverter.transcode.probe import AudioTrack
+
+if TYPE_CHECKING:  # the ladder's modules load when a ladder's piece is encoded: a message is read without them
+    from videoconverter.renditions import Rendition
+    from videoconverter.transcode.ladder import AudioOutput, Rung
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,9 @@ class Layout:
 
     def ladder_rungs(self, rendition: Rendition, workdir: Path) -> list[Rung]:
         """The rungs as :mod:`videoconverter.transcode.ladder` writes them, in ``workdir``."""
+        from videoconverter.transcode.geometry import OutputSize
+        from videoconverter.transcode.ladder import Rung
+
         rungs = []
         for r in self.rungs:
             settings = replace(rendition.rung(r.short_side), crf=r.crf if r.crf >= 0 else None)
@@ -57,6 +60,9 @@ class Layout:
 
     def audio_outputs(self, workdir: Path) -> list[AudioOutput]:
         """The audio renditions of a ladder, named as a whole encode names them ("a0-eng")."""
+        from videoconverter.transcode.ladder import AudioOutput
+        from videoconverter.transcode.packaging import track_label
+
         outputs = []
         for track in self.audio:
             name = f"a{track.index}-{track_label(track.language)}"
