@@ -14,9 +14,12 @@ over the whole video and next to each seam as the worker plans them (two frames 
 interval either side), with frame counts, durations, A/V offsets, sizes, and an alignment check (the frames
 before the first seam come from the same encoder state in both outputs: their VMAF must match).
 
+With ``--ladder`` the rendition is an HLS ladder (360p + 720p: each piece encodes both rungs from one decode;
+the join segments them): the times, and whether every rung has the whole encode's segments.
+
 Usage: ``.venv/bin/python bench/split.py [--seconds 120] [--chunk-seconds 60] [--workers 2] [--repeats 2]
-[--preset medium] [--json]``; ``--seconds 20 --repeats 1`` is a smoke run. Figures on a shared, loaded machine
-are indicative only.
+[--preset medium] [--ladder] [--json]``; ``--seconds 20 --repeats 1`` is a smoke run. Figures on a shared,
+loaded machine are indicative only.
 """
 
 from __future__ import annotations
@@ -48,12 +51,16 @@ IN = "videoconverter-input"
 KEY = "talk.mp4"
 
 
-def config_text(data_dir: Path, preset: str, chunking: bool, chunk_seconds: float) -> str:
+def config_text(data_dir: Path, preset: str, chunking: bool, chunk_seconds: float, ladder: bool = False) -> str:
+    rendition = (
+        f'[[renditions]]\nname = "720p"\nkind = "hls"\nladder = [360, 720]\npreset = "{preset}"\ntarget_vmaf = 0\n'
+        if ladder
+        else f'[[renditions]]\nname = "720p"\nshort_side = 720\npreset = "{preset}"\ntarget_vmaf = 0\n'
+    )
     return (
         f'data_dir = "{data_dir}"\n\n[queues]\nreceive_wait_seconds = 1\nvisibility_timeout_seconds = 30\n\n'
         f"[chunking]\nenabled = {'true' if chunking else 'false'}\nmin_source_seconds = 0\n"
-        f"chunk_seconds = {chunk_seconds}\n\n"
-        f'[[renditions]]\nname = "720p"\nshort_side = 720\npreset = "{preset}"\ntarget_vmaf = 0\n'
+        f"chunk_seconds = {chunk_seconds}\n\n" + rendition
     )
 
 
@@ -61,7 +68,7 @@ def run_setup(source: Path, workdir: Path, workers: int, chunking: bool, args: a
     """One upload through ``workers`` pinned worker processes; the time to done and the output."""
     data = workdir / "data"
     path = workdir / "videoconverter.toml"
-    path.write_text(config_text(data, args.preset, chunking, args.chunk_seconds))
+    path.write_text(config_text(data, args.preset, chunking, args.chunk_seconds, args.ladder))
     svc = open_services(load_config(environ={}, path=path))
     provision(svc)
     env = {**os.environ, "VIDEOCONVERTER_CONFIG": str(path), "VIDEOCONVERTER_FFMPEG_THREADS": "1"}
@@ -85,7 +92,14 @@ def run_setup(source: Path, workdir: Path, workers: int, chunking: bool, args: a
         if record.state is not JobState.DONE:
             raise SystemExit(f"the job failed: {record.error}")
         output = workdir / f"output-{workers}-{chunking}.mp4"
-        svc.store.get_file("videoconverter-output-720p", KEY, output)
+        if args.ladder:  # the package's playlists: the segments each rung was cut into
+            output = workdir / "package"
+            for listed in svc.store.list("videoconverter-output-720p", f"{KEY}/"):
+                if listed.key.endswith(".m3u8"):
+                    (output / listed.key).parent.mkdir(parents=True, exist_ok=True)
+                    svc.store.get_file("videoconverter-output-720p", listed.key, output / listed.key)
+        else:
+            svc.store.get_file("videoconverter-output-720p", KEY, output)
         return {"seconds": elapsed, "output": output, "pieces": record.pieces_planned}
     finally:
         for process in processes:
@@ -93,6 +107,16 @@ def run_setup(source: Path, workdir: Path, workers: int, chunking: bool, args: a
         for process in processes:
             process.wait(timeout=30)
         svc.close()
+
+
+def segments(package: Path) -> dict[str, list[float]]:
+    """Each rung's segment durations, from its media playlist (``#EXTINF``)."""
+    found = {}
+    for playlist in sorted(package.glob(f"{KEY}/*/*/index.m3u8")):
+        if playlist.parent.parent.name != "audio":
+            lines = playlist.read_text().splitlines()
+            found[playlist.parent.name] = [float(x[8:].split(",")[0]) for x in lines if x.startswith("#EXTINF:")]
+    return found
 
 
 def vmaf_frames(source: Path, output: Path, workdir: Path) -> list[float]:
@@ -171,6 +195,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--preset", default="medium")
+    parser.add_argument("--ladder", action="store_true", help="an HLS ladder (360p + 720p) instead of one MP4")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     setups = [("whole x1", 1, False), ("split x1", 1, True), (f"split x{args.workers}", args.workers, True)]
@@ -194,18 +219,27 @@ def main() -> None:
             "seconds_to_done": figures,
             "ratio_split_workers_to_whole": figures[split_n] / figures["whole x1"],
             "overhead_split_x1_to_whole": figures["split x1"] / figures["whole x1"],
-            "quality": quality(source, outputs["whole x1"], outputs[split_n], split_config, root),
             "cores": len(os.sched_getaffinity(0)),
         }
+        if args.ladder:
+            report["segments"] = {name: segments(outputs[name]) for name in (split_n, "whole x1")}
+        else:
+            report["quality"] = quality(source, outputs["whole x1"], outputs[split_n], split_config, root)
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{args.seconds:.0f} s 1080p -> 720p MP4, pieces of {args.chunk_seconds:g} s, FFmpeg threads 1, "
+    what = "a 360p + 720p HLS ladder" if args.ladder else "720p MP4"
+    print(f"{args.seconds:.0f} s 1080p -> {what}, pieces of {args.chunk_seconds:g} s, FFmpeg threads 1, "
           f"median of {args.repeats}, {report['cores']} cores")  # fmt: skip
     for name, value in figures.items():
         print(f"  {name:10} {value:7.1f} s to done")
     print(f"  ratio {split_n} / whole x1: {report['ratio_split_workers_to_whole']:.2f} (target <= 0.6 with 2)")
     print(f"  overhead split x1 / whole x1: {report['overhead_split_x1_to_whole']:.2f} (target <= 1.05)")
+    if args.ladder:
+        split, whole = report["segments"].values()
+        same = "the same" if split == whole else "DIFFERENT"
+        print(f"  segments per rung, split / whole: {same} ({', '.join(f'{r}: {len(d)}' for r, d in whole.items())})")
+        return
     q = report["quality"]
     print(f"  VMAF whole {q['vmaf_whole']:.2f}, split {q['vmaf_split']:.2f}; next to the {q['seams']} seams (2 "
           f"frames either side): whole {q['vmaf_seams_whole']:.2f}, split {q['vmaf_seams_split']:.2f}; a keyframe "
