@@ -7,6 +7,7 @@ The credentials are moto's fakes, set for this test session only.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -16,10 +17,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import free_port, require_service
+
+if TYPE_CHECKING:
+    from videoconverter.pipeline import Services
 
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {
@@ -138,3 +143,30 @@ def write_aws_config(path: Path, server: MotoServer, data_dir: Path, split: bool
         f'[input]\nbucket = "vc-{uid}-input"\ntopic = "t{uid}-topic"\n' + renditions
     )
     return path
+
+
+def pipeline_on(request: pytest.FixtureRequest, tmp_path: Path, toml: str) -> Services:
+    """``toml`` (a data_dir, settings, renditions) opened and provisioned on the backends ``request.param``
+    names: "sqlite" (the file store and SQLite) or "aws" (S3, SNS/SQS and DynamoDB at the session's moto
+    server, reset first: the default names), with S3's ``s3:TestEvent`` on subscription taken off every
+    rendition's queue. The caller closes it."""
+    from videoconverter.config import load_config
+    from videoconverter.pipeline import open_services, provision
+
+    if request.param == "aws":
+        server = request.getfixturevalue("moto_server")
+        server.reset()
+        toml = (
+            f'storage = "{server.url("s3")}"\nbroker = "{server.url("aws")}"\n'
+            f'jobs = "{server.url("dynamodb", "videoconverter-jobs")}"\n' + toml
+        )
+    path = tmp_path / "videoconverter.toml"
+    path.write_text(toml)
+    services = open_services(load_config(environ={}, path=path))
+    provision(services)
+    if request.param == "aws":
+        for rendition in services.config.renditions:
+            for delivery in services.broker.receive(rendition.queue, max_messages=10, wait_seconds=2):
+                assert json.loads(delivery.body).get("Event") == "s3:TestEvent"
+                services.broker.ack(delivery)
+    return services

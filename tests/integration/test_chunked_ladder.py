@@ -5,7 +5,6 @@ frames and keyframes, separate audio with its languages, captions, I-frame playl
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import m3u8
 import pytest
 from mpegdash.parser import MPEGDASHParser
 
+from tests.aws import pipeline_on
 from videoconverter.config import load_config
 from videoconverter.jobs.base import JobId, JobState
 from videoconverter.pipeline import Services, open_services, provision
@@ -63,21 +63,7 @@ def split_ladder(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ser
         f'data_dir = "{tmp_path / "data"}"\n[chunking]\nmin_source_seconds = 0\nchunk_seconds = 4\n'
         "[queues]\nvisibility_timeout_seconds = 10\nreceive_wait_seconds = 1\nretry_base_delay_seconds = 0\n" + LADDER
     )
-    if request.param == "aws":
-        server = request.getfixturevalue("moto_server")
-        server.reset()
-        toml = (
-            f'storage = "{server.url("s3")}"\nbroker = "{server.url("aws")}"\n'
-            f'jobs = "{server.url("dynamodb", "videoconverter-jobs")}"\n' + toml
-        )
-    path = tmp_path / "videoconverter.toml"
-    path.write_text(toml)
-    services = open_services(load_config(environ={}, path=path))
-    provision(services)
-    if request.param == "aws":  # S3's s3:TestEvent on subscription
-        for delivery in services.broker.receive("videoconverter_ladder", max_messages=10, wait_seconds=2):
-            assert json.loads(delivery.body).get("Event") == "s3:TestEvent"
-            services.broker.ack(delivery)
+    services = pipeline_on(request, tmp_path, toml)
     yield services
     services.close()
 

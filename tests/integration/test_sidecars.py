@@ -10,10 +10,10 @@ from pathlib import Path
 import av
 import pytest
 
-from videoconverter.config import load_config
+from tests.aws import pipeline_on
 from videoconverter.events import ObjectCreated, new_sequencer
 from videoconverter.jobs.base import JobId, JobState
-from videoconverter.pipeline import Services, open_services, provision
+from videoconverter.pipeline import Services
 from videoconverter.sidecars import NO_VIDEO_NOTE, Gathered
 from videoconverter.transcode.captions import MAX_CAPTION_BYTES
 from videoconverter.worker import Worker
@@ -36,22 +36,7 @@ def caption_svc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serv
         '[[renditions]]\nname = "small"\nshort_side = 90\nx264_preset = "ultrafast"\n'
         '[[renditions]]\nname = "thumbs"\nkind = "thumbnails"\nthumbnail_interval_seconds = 1\nthumbnail_width = 64\n'
     )
-    if request.param == "aws":
-        server = request.getfixturevalue("moto_server")
-        server.reset()
-        toml = (
-            f'storage = "{server.url("s3")}"\nbroker = "{server.url("aws")}"\n'
-            f'jobs = "{server.url("dynamodb", "videoconverter-jobs")}"\n' + toml
-        )
-    path = tmp_path / "videoconverter.toml"
-    path.write_text(toml)
-    services = open_services(load_config(environ={}, path=path))
-    provision(services)
-    if request.param == "aws":  # S3's s3:TestEvent on subscription
-        for rendition in services.config.renditions:
-            for delivery in services.broker.receive(rendition.queue, max_messages=10, wait_seconds=2):
-                assert json.loads(delivery.body).get("Event") == "s3:TestEvent"
-                services.broker.ack(delivery)
+    services = pipeline_on(request, tmp_path, toml)
     yield services
     services.close()
 

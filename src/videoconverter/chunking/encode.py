@@ -20,15 +20,13 @@ from videoconverter.renditions import Limits, Rendition
 from videoconverter.transcode.command import (
     audio_args,
     input_args,
-    picture_filters,
     preamble,
-    rate_filter,
     several_audio_tracks,
     video_args,
     video_filter,
 )
 from videoconverter.transcode.geometry import OutputSize
-from videoconverter.transcode.ladder import AudioOutput, Rung, hls_output_args
+from videoconverter.transcode.ladder import AudioOutput, Rung, hls_output_args, split_graph
 from videoconverter.transcode.probe import AudioTrack, MediaInfo
 
 NO_METADATA = ["-map_metadata", "-1", "-map_chapters", "-1"]  # as a whole encode: no GPS, no chapters
@@ -68,11 +66,8 @@ def ladder_piece_command(
     """Arguments that encode ``piece`` of an HLS ladder: one decode of its range, split to every rung's scaler
     and encoder as a whole ladder's one-decode FFmpeg does, each rung into its own MP4 (the join segments it)."""
     seek, frames = _piece_range(piece, rate)
-    labels = [f"s{i}" for i in range(len(outputs))]
-    graph = [f"[0:v]{rate_filter(info, rendition)},split={len(outputs)}" + "".join(f"[{s}]" for s in labels)]
-    for i, (rung, _) in enumerate(outputs):
-        graph.append(f"[{labels[i]}]{picture_filters(info, rung.size, rung.rendition)}[v{i}]")
-    args = [*input_args(ffmpeg, source, info, limits, seek), "-filter_complex", ";".join(graph)]
+    graph = split_graph(info, [rung for rung, _ in outputs], rendition)
+    args = [*input_args(ffmpeg, source, info, limits, seek), "-filter_complex", graph]
     args += ["-progress", "pipe:1"]
     for i, (rung, destination) in enumerate(outputs):
         args += ["-map", f"[v{i}]", *NO_METADATA, *video_args(info, rung.rendition), "-an", *frames]

@@ -33,10 +33,11 @@ from videoconverter.consumer import ABANDONED, ACKED, Settlement, dead_lettered,
 from videoconverter.errors import LeaseLost, PermanentError, ShutdownRequested, TranscodeError
 from videoconverter.jobs.log import JobLog
 from videoconverter.renditions import Rendition
+from videoconverter.transcode.command import kept_audio_tracks
 from videoconverter.transcode.framerate import frames_per_interval
 from videoconverter.transcode.geometry import output_size as picture_size
 from videoconverter.transcode.loudness import loudness_note, measure_output, plan_loudness
-from videoconverter.transcode.probe import AudioTrack, MediaInfo, probe
+from videoconverter.transcode.probe import MediaInfo, probe
 from videoconverter.transcode.produce import check_output_size
 from videoconverter.transcode.products import Conversion, Runner
 from videoconverter.transcode.runner import RunResult
@@ -194,7 +195,7 @@ class ChunkHandler:
         does (:mod:`~videoconverter.transcode.loudness`); the job's log says the loudness before and after."""
         ffmpeg, config = self.steps.ffmpeg, self.steps.svc.config
         job = Conversion(ffmpeg, source, info, destination.parent, config.limits, run, "", config.ffmpeg_threads)
-        tracks = message.plan().audio or (info.audio_tracks or (AudioTrack(0, "und", 2),))[:1]
+        tracks = message.plan().audio or kept_audio_tracks(info, rendition)  # an older message: as the split would
         plans = [plan_loudness(job, rendition, track.index) for track in tracks]
         args = audio_piece_command(
             ffmpeg, source, destination, info, rendition, config.limits, config.ffmpeg_threads,

@@ -60,14 +60,9 @@ class Layout:
 
     def audio_outputs(self, workdir: Path) -> list[AudioOutput]:
         """The audio renditions of a ladder, named as a whole encode names them ("a0-eng")."""
-        from videoconverter.transcode.ladder import AudioOutput
-        from videoconverter.transcode.packaging import track_label
+        from videoconverter.transcode.ladder import audio_output
 
-        outputs = []
-        for track in self.audio:
-            name = f"a{track.index}-{track_label(track.language)}"
-            outputs.append(AudioOutput(track, name, workdir / "hls" / "audio" / name))
-        return outputs
+        return [audio_output(track, workdir) for track in self.audio]
 
 
 def layout_of(rungs: list[Rung], audio: tuple[AudioTrack, ...]) -> Layout:

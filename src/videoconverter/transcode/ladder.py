@@ -13,6 +13,7 @@ The audio renditions are encoded in the same process (one decode) or in one proc
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +25,7 @@ from videoconverter.transcode.command import (
     audio_args,
     frame_rate,
     input_args,
+    kept_audio_tracks,
     picture_filters,
     rate_filter,
     video_args,
@@ -84,12 +86,13 @@ def plan_ladder(info: MediaInfo, rendition: Rendition, workdir: Path) -> tuple[l
 
 def plan_audio(info: MediaInfo, rendition: Rendition, workdir: Path) -> list[AudioOutput]:
     """The first ``rendition.audio_track_limit`` audio tracks of the source, each its own rendition."""
-    tracks = info.audio_tracks or ((AudioTrack(0, "und", 2),) if info.has_audio else ())
-    outputs = []
-    for track in tracks[: rendition.audio_track_limit]:
-        name = f"a{track.index}-{track_label(track.language)}"
-        outputs.append(AudioOutput(track, name, workdir / "hls" / "audio" / name))
-    return outputs
+    return [audio_output(track, workdir) for track in kept_audio_tracks(info, rendition)]
+
+
+def audio_output(track: AudioTrack, workdir: Path) -> AudioOutput:
+    """Source track ``track``'s rendition, named by its index and language ("a0-eng")."""
+    name = f"a{track.index}-{track_label(track.language)}"
+    return AudioOutput(track, name, workdir / "hls" / "audio" / name)
 
 
 def hls_output_args(directory: Path, segment_seconds: float) -> list[str]:
@@ -133,15 +136,21 @@ def one_decode_command(
 ) -> list[str]:
     """One FFmpeg: decode once, constant frame rate once, ``split`` to each rung's scaler and encoder; the
     audio renditions are outputs of the same process."""
-    labels = [f"s{i}" for i in range(len(rungs))]
-    graph = [f"[0:v]{rate_filter(info, rendition)},split={len(rungs)}" + "".join(f"[{s}]" for s in labels)]
-    for i, rung in enumerate(rungs):
-        graph.append(f"[{labels[i]}]{picture_filters(info, rung.size, rung.rendition)}[v{i}]")
-    args = [*input_args(ffmpeg, source, info, limits), "-filter_complex", ";".join(graph)]
+    args = [*input_args(ffmpeg, source, info, limits), "-filter_complex", split_graph(info, rungs, rendition)]
     args += ["-map_metadata", "-1", "-map_chapters", "-1", "-progress", "pipe:1"]
     for i, rung in enumerate(rungs):
         args += ["-map", f"[v{i}]", *_rung_output(info, rung, rendition.segment_seconds, threads)]
     return args + _audio_outputs(info, audio or [], rendition, threads)
+
+
+def split_graph(info: MediaInfo, rungs: Sequence[Rung], rendition: Rendition) -> str:
+    """The filter graph of one decode: constant frame rate once, ``split`` to each rung's picture filters; rung
+    ``i``'s frames come out as ``[vi]``."""
+    labels = [f"s{i}" for i in range(len(rungs))]
+    graph = [f"[0:v]{rate_filter(info, rendition)},split={len(rungs)}" + "".join(f"[{s}]" for s in labels)]
+    for i, rung in enumerate(rungs):
+        graph.append(f"[{labels[i]}]{picture_filters(info, rung.size, rung.rendition)}[v{i}]")
+    return ";".join(graph)
 
 
 def rung_command(
