@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,13 +19,33 @@ def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _use_wal(conn)
         # FULL: a committed ack or publish survives power loss, not only a process crash.
         conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot open SQLite database {path}: {exc}") from exc
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch a new database to WAL, waiting for the other processes that open it at the same moment.
+
+    The switch needs an exclusive lock, and SQLite answers "database is locked" at once, without its busy handler,
+    when another connection is opening the file too (`up` and a `ls` on a fresh data directory; CI saw `up` die so).
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    pause_seconds = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() > deadline:
+                raise
+        time.sleep(pause_seconds)  # a lock retry, as SQLite's own busy handler does
+        pause_seconds = min(pause_seconds * 2, 0.1)
 
 
 @contextlib.contextmanager

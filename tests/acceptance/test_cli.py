@@ -40,13 +40,17 @@ def env(tiny_config_path: Path) -> dict[str, str]:
 
 
 def test_the_readme_workflow(env: dict[str, str], small_clip: Path, tmp_path: Path) -> None:
-    up = subprocess.Popen([sys.executable, "-m", "videoconverter", "up"], env=env, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "up.log"  # a file, not a pipe: nobody reads a pipe while the test runs, and it could fill
+    with log.open("w") as sink:
+        up = subprocess.Popen([sys.executable, "-m", "videoconverter", "up"], env=env, stderr=sink)
+
+    def provisioned() -> bool:
+        if up.poll() is not None:
+            pytest.fail(f"`up` exited {up.returncode} before provisioning the buckets: {log.read_text()}")
+        return run(env, "ls", "s3://videoconverter-input", check=False).returncode == 0
+
     try:
-        wait_until(
-            lambda: run(env, "ls", "s3://videoconverter-input", check=False).returncode == 0,
-            90,  # a loaded 2-core machine starts `up` (web server included) slowly
-            message="`up` to provision the buckets",
-        )
+        wait_until(provisioned, 90, message="`up` to provision the buckets")  # a loaded 2-core machine is slow
         copied = json.loads(run(env, "cp", str(small_clip), "s3://videoconverter-input/", "--json").stdout)
         assert copied["key"] == "small.mp4" and copied["size"] == small_clip.stat().st_size
         waited = run(env, "jobs", "--wait", "120", "--json")
@@ -69,7 +73,9 @@ def test_the_readme_workflow(env: dict[str, str], small_clip: Path, tmp_path: Pa
         assert "small.mp4" in table and "done" in table
     finally:
         up.send_signal(signal.SIGTERM)
-        _, stderr = up.communicate(timeout=60)
+        up.wait(timeout=60)
+        stderr = log.read_text()
+        print(f"`up` wrote:\n{stderr}")  # shown when the test fails
     assert up.returncode == 0, stderr
     assert "Traceback" not in stderr
     cores = len(os.sched_getaffinity(0))  # the default pool: one worker per core, each serving every rendition

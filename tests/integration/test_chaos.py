@@ -22,8 +22,9 @@ def test_killing_workers_at_random_loses_and_duplicates_nothing(broker: str) -> 
     if broker == "rabbitmq":
         require_service(reachable(RABBITMQ_URL), "no RabbitMQ server")
         extra += ["--broker-url", RABBITMQ_URL]
-    # A pool (what `up` runs) of 4: as many processes as 2 dedicated workers for each of the 2 renditions, so
-    # that each lives as long between kills (2 s on average) and a job is rarely killed max_receive_count times.
+    # A pool (what `up` runs) of 4: as many processes as 2 dedicated workers for each of the 2 renditions. Each lives
+    # 4 s between kills on average, so that a job that a loaded CI machine slows to a few seconds is still rarely
+    # killed max_receive_count (25) times: at a kill every 0.5 s, CI once saw a job killed 10 times in a row.
     result = subprocess.run(
         [
             sys.executable,
@@ -31,11 +32,11 @@ def test_killing_workers_at_random_loses_and_duplicates_nothing(broker: str) -> 
             "--uploads",
             "12",
             "--kill-every",
-            "0.5",
+            "1",
             "--pool",
             "4",
             "--timeout",
-            "200",
+            "150",  # with its start (30 s at most) and its shutdown (60 s), under the 280 s below
             "--json",
             *extra,
         ],

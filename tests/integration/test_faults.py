@@ -168,7 +168,10 @@ def _run_then_kill(script: str, db: Path, lines_before_kill: int) -> list[str]:
     assert process.stdout is not None
     seen = [process.stdout.readline().strip() for _ in range(lines_before_kill)]
     process.send_signal(signal.SIGKILL)
-    rest, _ = process.communicate(timeout=30)
+    # Read the rest through the same buffered file: communicate(timeout=...) reads the raw pipe and would drop the
+    # lines readline() had already buffered (CI lost two of them so).
+    rest = process.stdout.read()
+    process.wait(timeout=30)
     return seen + rest.split()
 
 
