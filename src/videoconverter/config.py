@@ -22,7 +22,7 @@ from videoconverter.logs import url_secrets
 from videoconverter.notifications.settings import ENVIRONMENT as NOTIFICATION_ENVIRONMENT
 from videoconverter.notifications.settings import NotificationSettings, notification_settings
 from videoconverter.renditions import Limits, Rendition, parse_limits, parse_renditions
-from videoconverter.validation import PORT, Real, Whole, check_table, check_url
+from videoconverter.validation import PORT, Real, Whole, check_table, check_url, reject_unknown, table_of, typed
 
 MIN_RETENTION_SECONDS = 60
 MAX_RETENTION_SECONDS = 1_209_600  # 14 days, as on SQS
@@ -202,12 +202,12 @@ def _config_path(env: Mapping[str, str]) -> Path | None:
 
 
 def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
-    _reject_unknown("", data, _TOP_LEVEL)
+    reject_unknown("", data, _TOP_LEVEL)
     data_dir = Path(_overridden(data, "data_dir", env, "VIDEOCONVERTER_DATA_DIR") or "vc-data")
-    inp = _table(data, "input")
-    queues = _table(data, "queues")
-    _reject_unknown("input.", inp, {"bucket", "suffixes", "caption_suffixes", "topic"})
-    _reject_unknown("queues.", queues, set(_QUEUE_VALUES))
+    inp = table_of(data, "input")
+    queues = table_of(data, "queues")
+    reject_unknown("input.", inp, {"bucket", "suffixes", "caption_suffixes", "topic"})
+    reject_unknown("queues.", queues, set(_QUEUE_VALUES))
     log_level = _overridden(data, "log_level", env, "VIDEOCONVERTER_LOG_LEVEL") or "INFO"
     jobs_url, retention_days = _jobs(data, env, f"sqlite://{data_dir}/jobs.sqlite3")
     return Config(
@@ -216,28 +216,28 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
         broker_url=_backend_url(data, "broker", env, f"sqlite://{data_dir}/broker.sqlite3"),
         jobs_url=jobs_url,
         job_retention_days=retention_days,
-        input_bucket=_typed(inp, "bucket", str, "input.bucket", Config.input_bucket),
-        input_suffixes=tuple(_typed(inp, "suffixes", list, "input.suffixes", list(Config.input_suffixes))),
+        input_bucket=typed(inp, "bucket", str, "input.bucket", Config.input_bucket),
+        input_suffixes=tuple(typed(inp, "suffixes", list, "input.suffixes", list(Config.input_suffixes))),
         caption_suffixes=tuple(
-            _typed(inp, "caption_suffixes", list, "input.caption_suffixes", list(Config.caption_suffixes))
+            typed(inp, "caption_suffixes", list, "input.caption_suffixes", list(Config.caption_suffixes))
         ),
-        topic=_typed(inp, "topic", str, "input.topic", Config.topic),
+        topic=typed(inp, "topic", str, "input.topic", Config.topic),
         renditions=parse_renditions(data.get("renditions")),
         **check_table(queues, _QUEUE_VALUES, "queues."),
-        ffmpeg_threads=_ffmpeg_threads(env, _table(data, "ffmpeg")),
+        ffmpeg_threads=_ffmpeg_threads(env, table_of(data, "ffmpeg")),
         log_level=log_level.upper(),
-        limits=parse_limits(_table(data, "limits")),
-        web=_web(_table(data, "web"), env),
-        notifications=notification_settings(_table(data, "notifications"), env),
-        aws=aws_settings(_table(data, "aws")),
-        chunking=_chunking(_table(data, "chunking"), env),
+        limits=parse_limits(table_of(data, "limits")),
+        web=_web(table_of(data, "web"), env),
+        notifications=notification_settings(table_of(data, "notifications"), env),
+        aws=aws_settings(table_of(data, "aws")),
+        chunking=_chunking(table_of(data, "chunking"), env),
     )
 
 
 def _overridden(data: dict[str, Any], key: str, env: Mapping[str, str], variable: str) -> str:
     """A top-level string setting, or the environment variable that overrides it; the file's value is checked
     either way (an override does not make a wrong file right)."""
-    value: str = _typed(data, key, str, key, "")
+    value: str = typed(data, key, str, key, "")
     return env.get(variable) or value
 
 
@@ -247,7 +247,7 @@ def _backend_url(
     """``data[key]`` (named ``where`` in errors, else ``key``), checked, unless ``VIDEOCONVERTER_<FAMILY>`` (the
     family: ``key`` unless given) overrides it; the file's value is checked either way."""
     variable = f"VIDEOCONVERTER_{(family or key).upper()}"
-    from_file: str = _typed(data, key, str, where or key, "")
+    from_file: str = typed(data, key, str, where or key, "")
     if from_file:
         check_url(from_file, where or key)
     if env.get(variable):
@@ -261,20 +261,20 @@ def _jobs(data: dict[str, Any], env: Mapping[str, str], default: str) -> tuple[s
     table = data.get("jobs")
     if not isinstance(table, dict):
         return _backend_url(data, "jobs", env, default), 0
-    _reject_unknown("jobs.", table, {"url", "retention_days"})
+    reject_unknown("jobs.", table, {"url", "retention_days"})
     days = JOB_RETENTION_DAYS.check(table.get("retention_days", 0), "jobs.retention_days")
     return _backend_url(table, "url", env, default, "jobs.url", "jobs"), days
 
 
 def _ffmpeg_threads(env: Mapping[str, str], table: dict[str, Any]) -> int:
-    _reject_unknown("ffmpeg.", table, {"threads"})
+    reject_unknown("ffmpeg.", table, {"threads"})
     threads = FFMPEG_THREADS.check(table.get("threads", 0), "ffmpeg.threads")
     text = env.get("VIDEOCONVERTER_FFMPEG_THREADS")
     return threads if text is None else FFMPEG_THREADS.parse(text, "VIDEOCONVERTER_FFMPEG_THREADS")
 
 
 def _chunking(table: dict[str, Any], env: Mapping[str, str]) -> ChunkingSettings:
-    _reject_unknown("chunking.", table, set(ChunkingSettings.__dataclass_fields__))
+    reject_unknown("chunking.", table, set(ChunkingSettings.__dataclass_fields__))
     enabled = table.get("enabled", ChunkingSettings.enabled)
     if not isinstance(enabled, bool):
         raise ConfigError(f"chunking.enabled: expected true or false, got {enabled!r}")
@@ -287,16 +287,16 @@ def _chunking(table: dict[str, Any], env: Mapping[str, str]) -> ChunkingSettings
 
 
 def _web(table: dict[str, Any], env: Mapping[str, str]) -> WebSettings:
-    _reject_unknown("web.", table, set(WebSettings.__dataclass_fields__))
+    reject_unknown("web.", table, set(WebSettings.__dataclass_fields__))
     port = PORT.check(table.get("port", WebSettings.port), "web.port")
     if env.get("VIDEOCONVERTER_PORT"):
         port = PORT.parse(env["VIDEOCONVERTER_PORT"], "VIDEOCONVERTER_PORT")
-    token: str = _typed(table, "api_token", str, "web.api_token", "")
+    token: str = typed(table, "api_token", str, "web.api_token", "")
     upload_bytes = UPLOAD_BYTES.check(
         table.get("max_upload_bytes", WebSettings.max_upload_bytes), "web.max_upload_bytes"
     )
     settings = WebSettings(
-        host=_typed(table, "host", str, "web.host", WebSettings.host),
+        host=typed(table, "host", str, "web.host", WebSettings.host),
         port=port,
         api_token=env.get("VIDEOCONVERTER_API_TOKEN") or token,
         max_upload_bytes=upload_bytes,
@@ -308,7 +308,7 @@ def _web(table: dict[str, Any], env: Mapping[str, str]) -> WebSettings:
             table.get("read_timeout_seconds", WebSettings.read_timeout_seconds), "web.read_timeout_seconds"
         ),
         metrics_token=env.get("VIDEOCONVERTER_METRICS_TOKEN")
-        or _typed(table, "metrics_token", str, "web.metrics_token", ""),
+        or typed(table, "metrics_token", str, "web.metrics_token", ""),
     )
     _check_web(settings)
     return settings
@@ -401,25 +401,3 @@ def _secrets(config: Config) -> frozenset[str]:
 def _valid_bucket(name: str) -> bool:
     # S3 also refuses adjacent periods, as does storage.keys.validate_bucket.
     return bool(_BUCKET_RE.match(name)) and ".." not in name
-
-
-def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
-    value = data.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"{name}: expected a table ([{name}])")
-    return value
-
-
-def _typed(table: dict[str, Any], key: str, kind: Any, where: str, default: Any) -> Any:
-    if key not in table:
-        return default
-    value = table[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise ConfigError(f"{where}: wrong type {type(value).__name__} ({value!r})")
-    return value
-
-
-def _reject_unknown(prefix: str, table: dict[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(f"{prefix}{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from videoconverter.errors import ConfigError
-from videoconverter.validation import Real, Whole
+from videoconverter.validation import Real, Whole, reject_unknown
 
 KINDS = ("mp4", "hls", "thumbnails")
 PER_TITLE_KINDS = ("mp4", "hls")  # the kinds a VMAF target applies to
@@ -84,10 +84,7 @@ LIMIT_VALUES: dict[str, Whole | Real] = {
 
 def parse_limits(table: dict[str, Any]) -> Limits:
     """The ``[limits]`` table: every number checked against :data:`LIMIT_VALUES`, the formats a list of names."""
-    known = set(Limits.__dataclass_fields__)
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(f"limits.{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})")
+    reject_unknown("limits.", table, set(Limits.__dataclass_fields__))
     values: dict[str, Any] = {}
     for name, value in table.items():
         if name in LIMIT_VALUES:
@@ -236,10 +233,7 @@ def parse_renditions(raw: Any) -> tuple[Rendition, ...]:
 def _parse_one(item: Any, where: str) -> Rendition:
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: expected a table")
-    unknown = sorted(set(item) - set(_TYPES) - set(NUMBERS))
-    if unknown:
-        known = ", ".join(sorted({*_TYPES, *NUMBERS}))
-        raise ConfigError(f"{where}.{unknown[0]}: unknown setting (known: {known})")
+    reject_unknown(f"{where}.", item, {*_TYPES, *NUMBERS})
     kind = item.get("kind", "mp4")
     if kind not in KINDS:
         raise ConfigError(f"{where}.kind: expected one of {', '.join(KINDS)}, got {kind!r}")

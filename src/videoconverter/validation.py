@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -142,3 +142,28 @@ def check_url(url: str, where: str) -> str:
     if scheme in _HOST_REQUIRED and not parts.hostname:
         raise ConfigError(f"{where}: {redact(url)!r} names no host, e.g. {scheme}://USER:PASSWORD@HOST:PORT/")
     return url
+
+
+def table_of(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """The TOML table ``[name]`` of ``data`` ({} when absent); anything else under that name is an error."""
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: expected a table ([{name}])")
+    return value
+
+
+def typed(table: dict[str, Any], key: str, kind: Any, where: str, default: Any) -> Any:
+    """``table[key]`` if it is a ``kind`` (never a boolean for a number), ``default`` when absent."""
+    if key not in table:
+        return default
+    value = table[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ConfigError(f"{where}: wrong type {type(value).__name__} ({value!r})")
+    return value
+
+
+def reject_unknown(prefix: str, table: Mapping[str, Any], known: set[str]) -> None:
+    """Refuse the first (in sorted order) of ``table``'s keys that is not ``known``, naming the known ones."""
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from videoconverter.errors import ConfigError
+from videoconverter.validation import reject_unknown
 
 MAX_SAMPLE_RATE_PERCENT = 100
 #: An IAM role ARN in any partition (aws, aws-cn, aws-us-gov), path allowed.
@@ -25,9 +26,7 @@ class AwsSettings:
 
 def aws_settings(table: Mapping[str, Any]) -> AwsSettings:
     """Parse and validate the ``[aws]`` table."""
-    unknown = sorted(set(table) - _KNOWN)
-    if unknown:
-        raise ConfigError(f"aws.{unknown[0]}: unknown setting (known: {', '.join(sorted(_KNOWN))})")
+    reject_unknown("aws.", table, _KNOWN)
     role_arn = table.get("delivery_status_role_arn", "")
     if not isinstance(role_arn, str) or (role_arn and not _ROLE_ARN_RE.match(role_arn)):
         raise ConfigError(
