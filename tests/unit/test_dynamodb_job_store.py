@@ -153,6 +153,18 @@ def test_finish_without_a_record_raises_lookup_error(table_url: str) -> None:
     store.close()
 
 
+def test_an_item_with_no_state_yet_is_no_job(table_url: str, client: Any) -> None:
+    """moto's server lets a read see the item an Update is creating before its attributes are set (CI met one)."""
+    store = DynamoDBJobStore.from_url(table_url)
+    name = AwsLocation.from_url(table_url).name
+    client.put_item(TableName=name, Item={"pk": {"S": JOB.key}, "sk": {"S": f"job#{JOB.rendition}#{JOB.source_etag}"}})
+    assert store.get(JOB) is None and store.find(JOB.key) == [] and store.page(ALL_JOBS).records == []
+    assert store.start(JOB, attempt=1).state is JobState.RUNNING
+    assert [r.state for r in store.find(JOB.key)] == [JobState.RUNNING]
+    assert store.stats().jobs[("720p", JobState.RUNNING)] == 1
+    store.close()
+
+
 def test_an_unreachable_endpoint_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
     from botocore.config import Config

@@ -49,7 +49,7 @@ from videoconverter.jobs.dynamodb_items import (
     log_line,
     n,
     place,
-    record,
+    records,
     s,
 )
 from videoconverter.jobs.dynamodb_pieces import DynamoDBPieces
@@ -168,14 +168,15 @@ class DynamoDBJobStore(DynamoDBPieces):
     def get(self, job_id: JobId) -> JobRecord | None:
         """The job's record (a strongly consistent read), or None."""
         item = self._db.call("get_item", Key=job_key(job_id), ConsistentRead=True).get("Item")
-        return record(item) if item else None
+        found = records([item] if item else [])
+        return found[0] if found else None
 
     def find(self, key: str | None = None, states: Sequence[JobState] = ()) -> list[JobRecord]:
         """Jobs, newest first: a key's are one Query of its partition; without a key, a walk of the indexes."""
         if key is None:
             found = list(self._walk(tuple(states)))
         else:
-            found = [r for r in map(record, self._db.partition(key, JOB_PREFIX)) if not states or r.state in states]
+            found = [r for r in records(self._db.partition(key, JOB_PREFIX)) if not states or r.state in states]
         ordered = sorted(found, key=lambda r: (r.id.key, r.id.rendition))
         return sorted(ordered, key=lambda r: r.created_at, reverse=True)
 
@@ -300,7 +301,7 @@ class DynamoDBJobStore(DynamoDBPieces):
             update = f"SET #state = :state, {change.set_clause}, created_at = :created, "
             update += ", ".join(f"{name} = :i_{name}" for name in index)
             update += f" REMOVE {change.remove}" if change.remove else ""
-            guard = "attribute_not_exists(pk)"
+            guard = "attribute_not_exists(#state)"  # no item, or one with no job in it yet (see records)
             if before is not None:
                 guard = "#state = :was AND attempts = :was_attempts"
                 values |= {"was": before.state, "was_attempts": before.attempts}

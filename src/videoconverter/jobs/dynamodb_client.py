@@ -22,7 +22,7 @@ from videoconverter.jobs.dynamodb_items import (
     job_id_of,
     job_key,
     n,
-    record,
+    records,
     s,
 )
 from videoconverter.jobs.dynamodb_table import INDEXES
@@ -183,7 +183,7 @@ class Table:
             request: dict[str, Any] = {self.name: {"Keys": keys, "ConsistentRead": True}}
             while request:
                 reply = self.call("batch_get_item", RequestItems=request)
-                found.update((r.id, r) for r in map(record, reply.get("Responses", {}).get(self.name, [])))
+                found.update((r.id, r) for r in records(reply.get("Responses", {}).get(self.name, [])))
                 request = reply.get("UnprocessedKeys") or {}
         return [found[e.job_id] for e in entries if e.job_id in found]
 

@@ -15,6 +15,7 @@ Items of the one table (partition key ``pk``, sort key ``sk``):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -96,6 +97,13 @@ def index_values(job_id: JobId, state: JobState, created_at: float, updated_at: 
         "g_updated": place_of(job_id, updated_at),
         "g_rendition_state": f"{job_id.rendition}#{state.value}",
     }
+
+
+def records(items: Iterable[dict[str, Any]]) -> list[JobRecord]:
+    """The records of job items that hold a job. An item without a state is left out: moto's server (unlike
+    DynamoDB, whose writes are atomic) lets a concurrent read see the item an Update creates before the update's
+    attributes are set, and that half-made item is no job yet."""
+    return [record(item) for item in items if "state" in item]
 
 
 def record(item: dict[str, Any]) -> JobRecord:
