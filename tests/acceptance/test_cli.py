@@ -302,20 +302,22 @@ def test_up_restarts_a_dead_worker_and_its_workers_stop_with_it(env: dict[str, s
     command = [sys.executable, "-m", "videoconverter", "up", "--no-reconcile", "--pool", "2"]
     up = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     try:
-        # A child just forked still shows `up`'s command line until it execs: wait for both to be workers that
-        # each serve every rendition, and for nothing else to be there.
-        wait_until(
-            lambda: [("worker --all" in _command_line(p)) for p in _children(up.pid)] == [True, True],
-            30,
-            message="two worker processes, each serving every rendition",
-        )
-        victim = min(_children(up.pid))
+        # A child just forked still shows `up`'s command line until it execs: wait for two workers that each
+        # serve every rendition and the standby, and for nothing else to be there.
+        def roles() -> list[str]:
+            return sorted(_command_line(p).split(" worker ")[-1].split(" --no-provision")[0] for p in _children(up.pid))
+
+        wait_until(lambda: roles() == ["--all", "--all", "--standby"], 30, message="two pool workers and a standby")
+        (standby,) = [p for p in _children(up.pid) if "--standby" in _command_line(p)]
+        victim = min(p for p in _children(up.pid) if p != standby)
         os.kill(victim, signal.SIGKILL)
+        # The standby takes the dead worker's place (its command line stays), and a new standby waits behind it.
         wait_until(
-            lambda: len(_children(up.pid)) == 2 and victim not in _children(up.pid),
+            lambda: roles() == ["--all", "--standby", "--standby"] and victim not in _children(up.pid),
             30,
-            message="the killed worker to be replaced",
+            message="the killed worker to be replaced by the standby, and a new standby",
         )
+        assert standby in _children(up.pid)
         replaced = _children(up.pid)
         up.kill()  # `up` dies without a chance to stop its workers: they stop by themselves
         up.wait(timeout=10)

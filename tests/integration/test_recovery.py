@@ -71,6 +71,19 @@ def is_transcoding(pid: int) -> bool:
     return Path(argv[0].decode()).name.startswith("ffmpeg") and b"-i" in argv
 
 
+def standbys(up_pid: int) -> list[int]:
+    """`up`'s children that wait, warmed up, for a role (``worker --standby``)."""
+    found = []
+    for pid in children(up_pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"--standby" in f.read().split(b"\0"):
+                    found.append(pid)
+        except FileNotFoundError:
+            continue
+    return found
+
+
 def worker_running_ffmpeg(up_pid: int) -> tuple[int, int] | None:
     for worker in children(up_pid):
         for child in children(worker):
@@ -121,6 +134,7 @@ def test_a_worker_killed_mid_ffmpeg_has_its_job_done_again_before_its_lease_ends
         folder = root / victim.name
         assert [lease.queue for lease in read_leases(folder)] == [config.renditions[0].queue]
         assert (next(folder.glob("job-*")) / "source").is_file()  # the job's private copy of the upload
+        (standby,) = wait_until(lambda: standbys(up.pid), 60, message="`up`'s standby worker")
         os.kill(worker, signal.SIGKILL)
 
         def done() -> bool:
@@ -132,6 +146,9 @@ def test_a_worker_killed_mid_ffmpeg_has_its_job_done_again_before_its_lease_ends
         assert record.attempts == 2, record
         assert not folder.exists(), "the killed worker's state folder (its temp dir and journal) is still there"
         assert identity_of(ffmpeg) is None  # FFmpeg died with its worker
+        # The standby took the job (the log says so, below) and stays; a new one waits behind it.
+        wait_until(lambda: len(standbys(up.pid)) == 2, 60, message="a new standby")
+        assert standby in children(up.pid)
     finally:
         code = interrupt(up, 60)
         log.close()
@@ -141,4 +158,5 @@ def test_a_worker_killed_mid_ffmpeg_has_its_job_done_again_before_its_lease_ends
     assert code == 0, stderr
     assert "Traceback" not in stderr, stderr
     assert "handed back message" in stderr  # the supervisor did it, not the lease's end
+    assert f"the standby worker (pid {standby}) takes the place of a" in stderr
     assert [p.name for p in root.iterdir()] == [], "a worker that stopped cleanly leaves no state folder"

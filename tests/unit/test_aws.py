@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
@@ -28,6 +29,16 @@ def test_a_url_names_the_endpoint_and_region_else_the_environment_does(monkeypat
     assert AwsLocation.from_url("aws://") == AwsLocation("", None, "ap-south-1")
     monkeypatch.delenv("AWS_REGION")
     assert AwsLocation.from_url("s3://").region == "us-east-1"
+
+
+def test_clients_made_in_many_threads_at_once_each_keep_their_endpoint_and_region() -> None:
+    """The clients share one boto3 session (botocore's data loaded once), which must not be raced."""
+    locations = [AwsLocation("", f"http://127.0.0.{i}:9", f"eu-west-{1 + i % 3}") for i in range(1, 13)]
+    services = ["sqs", "s3", "sns", "dynamodb"] * 3
+    with ThreadPoolExecutor(12) as pool:
+        clients = list(pool.map(lambda at, service: at.client(service), locations, services))
+    made = [(c.meta.service_model.service_name, c.meta.endpoint_url, c.meta.region_name) for c in clients]
+    assert made == [(svc, at.endpoint_url, at.region) for svc, at in zip(services, locations, strict=True)]
 
 
 def test_an_unknown_url_parameter_is_a_config_error() -> None:

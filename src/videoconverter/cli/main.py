@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_events.add_scaling_arguments(p, workers_option=True)
     p.add_argument("--no-reconcile", action="store_true", help="do not queue input objects that have no job")
     p.add_argument("--no-web", action="store_true", help="do not serve the web dashboard and HTTP API")
+    p.add_argument("--no-standby", action="store_true", help="keep no warmed-up worker ready to replace one that dies")
     _web_arguments(p)
     p = command("web", cmd_web, "serve the web dashboard and HTTP API (default http://127.0.0.1:8080) until Ctrl-C")
     _web_arguments(p)
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve this worker's Prometheus metrics on PORT")
     p.add_argument("--metrics-host", default="127.0.0.1", help="address of --metrics-port (default 127.0.0.1)")
+    p.add_argument("--standby", action="store_true", help=argparse.SUPPRESS)  # `up`'s: renditions come on stdin
     cli_events.add_scaling_arguments(p, workers_option=False)
     cli_events.add_commands(command, cmd_events, cmd_webhooks)
     cli_media.add_commands(command)

@@ -19,7 +19,7 @@ from videoconverter.errors import ConfigError
 from videoconverter.fleet.supervisor import AutoScaling, Pool
 from videoconverter.jobs.base import JobStore
 from videoconverter.jobs.retention import Pruner
-from videoconverter.pipeline import open_services, provision, services
+from videoconverter.pipeline import Services, open_services, provision, services
 from videoconverter.renditions import Rendition
 
 
@@ -60,11 +60,11 @@ def cmd_up(args: argparse.Namespace, config: Config) -> int:
     web = None if args.no_web else _start_web(config, args, required=False)
     try:
         if isinstance(fleet, Pool):
-            supervise(config, stop, pool=fleet)
+            supervise(config, stop, pool=fleet, keep_standby=not args.no_standby)
         elif isinstance(fleet, AutoScaling):
-            supervise(config, stop, autoscaling=fleet)
+            supervise(config, stop, autoscaling=fleet, keep_standby=not args.no_standby)
         else:
-            supervise(config, stop, concurrency=fleet)
+            supervise(config, stop, concurrency=fleet, keep_standby=not args.no_standby)
     finally:
         if web is not None:
             web.stop()
@@ -129,15 +129,14 @@ def _start_web(config: Config, args: argparse.Namespace, *, required: bool) -> A
 
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
-    from videoconverter.recovery.journal import broker_fingerprint
-    from videoconverter.recovery.reaper import Reaper
-    from videoconverter.recovery.workspace import default_root
-
+    stop = stop_on_signals()
+    if args.standby:
+        if args.rendition or args.all:
+            raise ConfigError("a standby is told its renditions on stdin: name none")
+        return _standby(args, config, stop)
     renditions = _worker_renditions(args, config)
-    rendition = renditions[0]
     if args.max is not None and len(renditions) > 1:
         raise ConfigError("--max scales the workers of one rendition: name one rendition")
-    stop = stop_on_signals()
     if args.metrics_port is not None:
         telemetry.serve(args.metrics_port, args.metrics_host)
     if args.max is not None:  # a pool of this rendition's workers that follows its queue
@@ -147,16 +146,49 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
             with services(config) as svc:
                 provision(svc)
         scaling = cli_events.autoscaling(args, config, 1)
-        supervise(config, stop, autoscaling=scaling, renditions=[rendition.name], deliver_webhooks=False)
+        supervise(config, stop, autoscaling=scaling, renditions=[renditions[0].name], deliver_webhooks=False)
         return 0
+    _serve(args, open_services(config), renditions, stop)
+    return 0
+
+
+def _standby(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
+    """As `up`'s standby (see :mod:`videoconverter.fleet.standby`): open the backends, wait for the renditions
+    to serve, then serve them as any worker; exit when told to stop first."""
+    import videoconverter.pool
+    import videoconverter.worker  # noqa: F401  # what a new worker spends most of its start on: imports,
+    from videoconverter.fleet import standby
+    from videoconverter.transcode.runner import ffmpeg_executable
+
+    ffmpeg_executable()  # finding FFmpeg (cached),
+    svc = open_services(config)  # clients (boto3's service models) and connections
+    try:
+        line = standby.await_assignment(sys.stdin.buffer, stop)
+        names = standby.parse_assignment(line, config) if line is not None else []
+    except BaseException:
+        svc.close()
+        raise
+    if not names:
+        svc.close()
+        return 0
+    _serve(args, svc, [config.rendition(name) for name in names], stop)
+    return 0
+
+
+def _serve(args: argparse.Namespace, svc: Services, renditions: list[Rendition], stop: threading.Event) -> None:
+    """Serve ``renditions`` with ``svc`` (closed at the end) until ``stop``, or as ``--max-jobs`` and
+    ``--exit-when-idle`` say."""
+    from videoconverter.recovery.journal import broker_fingerprint
+    from videoconverter.recovery.reaper import Reaper
+    from videoconverter.recovery.workspace import default_root
+
     drain = threading.Event()  # SIGUSR1 (from `up --workers auto` scaling in): exit after the current job
     signal.signal(signal.SIGUSR1, lambda _signum, _frame: drain.set())
-    svc = open_services(config)
     try:
         if not args.no_provision:
             provision(svc)
         # Dead workers' state folders: their jobs' temp files, and leases they never settled (given back now).
-        Reaper(default_root(), svc.broker, broker_fingerprint(config.broker_url)).reap_dead()
+        Reaper(default_root(), svc.broker, broker_fingerprint(svc.config.broker_url)).reap_dead()
         until = {"max_messages": args.max_jobs, "exit_when_idle": args.exit_when_idle}
         if len(renditions) > 1:
             from videoconverter.pool import PoolWorker
@@ -165,10 +197,9 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
         else:
             from videoconverter.worker import Worker
 
-            Worker(svc, rendition, stop, drain=drain).run(**until)
+            Worker(svc, renditions[0], stop, drain=drain).run(**until)
     finally:
         svc.close()
-    return 0
 
 
 def _worker_renditions(args: argparse.Namespace, config: Config) -> list[Rendition]:

@@ -6,7 +6,9 @@ rendition, or (with :class:`AutoScaling`) a number that follows each queue's dep
 :mod:`videoconverter.fleet.scaling`): new workers start at once; surplus ones get SIGUSR1, which makes a worker
 exit after its current job, so scaling in never interrupts a transcode. With webhooks configured, a webhook
 deliverer runs beside the workers. When a worker dies, its leases are handed back at once and its state folder
-removed (:mod:`videoconverter.recovery`) before its replacement starts, so the job does not wait out its lease.
+removed (:mod:`videoconverter.recovery`) before its replacement starts, so the job does not wait out its lease. The
+replacement is the standby kept ready (:mod:`videoconverter.fleet.standby`), so the job does not wait out a new
+interpreter's start either; a new standby starts behind it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from videoconverter import brokers
 from videoconverter.brokers.base import Broker
 from videoconverter.config import Config
+from videoconverter.fleet import standby
 from videoconverter.fleet.scaling import Scaler, ScalingPolicy
 from videoconverter.pipeline import open_broker
 from videoconverter.processes import parent_death_signal
@@ -40,6 +43,7 @@ STOP_GRACE_SECONDS = 30.0
 DRAIN_SIGNAL = signal.SIGUSR1  # a worker that gets it exits after its current job
 DELIVERER = "webhooks"
 POOL = "pool (every rendition)"  # the role of a pool worker: no rendition can be named so
+STANDBY = "standby (for any role)"  # a warmed-up worker waiting for the role of one that dies
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,10 @@ def pool_command() -> list[str]:
     return [sys.executable, "-m", "videoconverter", "worker", "--all", "--no-provision"]
 
 
+def standby_command() -> list[str]:
+    return [sys.executable, "-m", "videoconverter", "worker", "--standby", "--no-provision"]
+
+
 def deliverer_command() -> list[str]:
     return [sys.executable, "-m", "videoconverter", "webhooks"]
 
@@ -85,9 +93,12 @@ def supervise(
     renditions: Sequence[str] | None = None,
     deliver_webhooks: bool = True,
     pool: Pool | None = None,
+    keep_standby: bool = True,
 ) -> None:
     """Run workers for ``renditions`` (default: all) until ``stop`` is set; restart any that dies. With ``pool``,
-    ``pool.size`` workers that each serve every rendition (``renditions`` must then be None)."""
+    ``pool.size`` workers that each serve every rendition (``renditions`` must then be None). With
+    ``keep_standby``, one more worker process waits, warmed up, to take the place of one that dies (or, when
+    scaling, to be the first new one)."""
     if pool is not None and (renditions is not None or autoscaling is not None):
         raise ValueError("a pool serves every rendition, at a fixed size")
     names = list(renditions or [r.name for r in config.renditions])
@@ -105,6 +116,8 @@ def supervise(
     children += [_spawn(POOL, env) for _ in range(pool.size if pool else 0)]
     if deliver_webhooks and config.notifications.webhook_urls:
         children.append(_spawn(DELIVERER, env))
+    if keep_standby:
+        children.append(_spawn(STANDBY, env))
     log.info("up: %d processes for %s", len(children), ", ".join(names))
     scaler = Scaler(autoscaling.policy) if autoscaling else None
     next_scale = time.monotonic()
@@ -144,23 +157,36 @@ def _wake_on_child_exit(woken: threading.Event) -> Callable[[], None]:
 
 
 def _replace_dead(children: list[_Child], env: dict[str, str], reaper: Reaper) -> list[_Child]:
-    alive = []
-    for child in children:
-        code = child.process.poll()
+    exited = [(child, child.process.poll()) for child in children]
+    alive = [child for child, code in exited if code is None]
+    for child, code in exited:
         if code is None:
-            alive.append(child)
             continue
         _reap(reaper, child.identity)  # before a replacement starts, so that it can take the job at once
         if child.draining:
             log.info("a %s worker finished its job and stopped (scaled in)", child.role)
-        else:
-            log.warning("%s process exited with code %s; restarting", child.role, code)
-            if time.monotonic() - child.started_at < RESTART_DELAY_SECONDS:
-                time.sleep(RESTART_DELAY_SECONDS)  # a process that dies at once must not spin
-            replacement = _spawn(child.role, env)
-            replacement.restarts = child.restarts + 1
-            alive.append(replacement)
+            continue
+        log.warning("%s process exited with code %s; restarting", child.role, code)
+        if time.monotonic() - child.started_at < RESTART_DELAY_SECONDS:
+            time.sleep(RESTART_DELAY_SECONDS)  # a process that dies at once must not spin
+        replacement = _start(child.role, alive, env)
+        replacement.restarts = child.restarts + 1
+        alive.append(replacement)
     return alive
+
+
+def _start(role: str, children: list[_Child], env: dict[str, str]) -> _Child:
+    """A worker for ``role``: the standby among ``children``, given the role (a new standby is appended to
+    ``children`` in its place), or else a new process."""
+    waiting = next((c for c in children if c.role == STANDBY and c.process.poll() is None), None)
+    if role in (DELIVERER, STANDBY) or waiting is None:
+        return _spawn(role, env)
+    if not standby.assign(waiting.process, None if role == POOL else [role]):
+        return _spawn(role, env)
+    log.info("the standby worker (pid %d) takes the place of a %s worker", waiting.process.pid, role)
+    children.remove(waiting)
+    children.append(_spawn(STANDBY, env))
+    return _Child(role, waiting.process, identity=waiting.identity)
 
 
 def _scale(
@@ -179,7 +205,7 @@ def _scale(
             continue
         log.info("scaling %s: %d -> %d workers (queue: %s)", name, len(group), count, depths[name])
         for _ in range(count - len(group)):
-            children.append(_spawn(name, env))
+            children.append(_start(name, children, env))
         for child in reversed(group[count:]):  # the newest first
             child.draining = True
             child.process.send_signal(DRAIN_SIGNAL)
@@ -188,9 +214,11 @@ def _scale(
 def _spawn(role: str, env: dict[str, str]) -> _Child:
     # Own session: a terminal's Ctrl-C reaches only `up`, which stops each child once, gracefully; the
     # parent-death signal stops them gracefully too if `up` itself is killed.
+    commands = {DELIVERER: deliverer_command, POOL: pool_command, STANDBY: standby_command}
     process = subprocess.Popen(
-        deliverer_command() if role == DELIVERER else pool_command() if role == POOL else worker_command(role),
+        commands[role]() if role in commands else worker_command(role),
         env=env,
+        stdin=subprocess.PIPE if role == STANDBY else None,  # where its role will come from
         start_new_session=True,
         preexec_fn=parent_death_signal(signal.SIGTERM),  # system calls only in the child: safe after fork
     )
