@@ -19,7 +19,8 @@ Modes (``all``: each in turn):
 3. **single**: one upload of the batch clip, upload to every rendition done; median of ``--runs``, both systems.
 
 Both systems run the default renditions (720p, 1080p) with a fixed CRF: a VMAF search's lines depend on what
-it measures, so they cannot be handed to the peer (see bench/ffmpeg_lines.py). ``up`` runs with ``--no-web``
+it measures, so they cannot be handed to the peer (see bench/ffmpeg_lines.py). ``--no-standby-too`` adds the
+embedded pipeline without its standby worker to every mode. ``up`` runs with ``--no-web``
 (the dashboard converts nothing, and its port may be taken); each keeps its default log level (the pipeline's
 workers write INFO lines, Celery's WARNING). Celery runs on Redis
 (``--redis-url``); see bench/celery_tasks.py for its settings and why. Install it for the benchmark only::
@@ -60,6 +61,7 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 JOB_TIMEOUT_SECONDS = 900.0
 FIND_FFMPEG_TIMEOUT_SECONDS = 120.0
+NO_STANDBY = "no-standby"  # the embedded pipeline with `up --no-standby`
 
 
 def say(text: str) -> None:
@@ -87,7 +89,8 @@ class Bench:
         if name == "celery":
             return CeleryPeer(self.work, self.warmup_clip, self.config, self.args.redis_url, self.args.celery_processes)
         amqp = self.args.amqp_url if name == "rabbitmq" else ""
-        return Pipeline(name, self.work, self.warmup_clip, amqp, self.aws_endpoint if name == "sqs" else "")
+        options = ["--no-web", "--no-standby"] if name == NO_STANDBY else ["--no-web"]
+        return Pipeline(name, self.work, self.warmup_clip, amqp, self.aws_endpoint if name == "sqs" else "", options)
 
     def expected_lines(self, clip: Path) -> set[tuple[str, ...]]:
         lines = rendition_lines(ffmpeg_executable(), clip, self.config, lambda _: Path("output.mp4"))
@@ -263,12 +266,13 @@ def settings(bench: Bench) -> dict[str, str]:
 
     lease = bench.config.visibility_timeout_seconds
     return {
-        "embedded": f"`up` restarts the dead worker; the message is delivered again when its lease "
-        f"(visibility_timeout_seconds = {lease}) runs out, unless the supervisor hands it back",
-        "rabbitmq": "`up` restarts the dead worker; RabbitMQ requeues the unacknowledged message when the dead "
-        "worker's connection closes",
-        "sqs": "`up` restarts the dead worker and hands the leases its journal names back to SQS "
-        f"(ChangeMessageVisibility 0) at once, rather than after the visibility timeout ({lease} s)",
+        "embedded": "`up` hands the dead worker's leases back from its journal at once (rather than after "
+        f"visibility_timeout_seconds = {lease}) and its standby worker takes the dead one's place",
+        NO_STANDBY: "as embedded, but `up --no-standby`: a new worker process starts in the dead one's place",
+        "rabbitmq": "RabbitMQ requeues the unacknowledged message when the dead worker's connection closes; `up`'s "
+        "standby worker takes the dead one's place",
+        "sqs": "`up` hands the leases its journal names back to SQS (ChangeMessageVisibility 0) at once, rather "
+        f"than after the visibility timeout ({lease} s), and its standby worker takes the dead one's place",
         "celery": "the master replaces the pool process; task_acks_late + task_reject_on_worker_lost requeue the "
         f"task at once (Redis visibility_timeout = {VISIBILITY_TIMEOUT_SECONDS} s only restores messages of a "
         "worker that vanished whole)",
@@ -325,6 +329,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--sqs", action="store_true", help="recovery also on S3 + SNS/SQS + DynamoDB (a moto server, over HTTP)"
     )
+    p.add_argument(
+        "--no-standby-too",
+        action="store_true",
+        help="every mode also runs the embedded pipeline with `up --no-standby` (its standby's cost and gain)",
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     args = p.parse_args(argv)
     if min(args.clips, args.pairs, args.runs, args.celery_processes) < 1 or min(args.seconds, args.kill_after) <= 0:
@@ -335,6 +344,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.recovery_pipelines = ["embedded"] if args.no_rabbitmq else ["embedded", "rabbitmq"]
     if args.sqs:
         args.recovery_pipelines.append("sqs")
+    if args.no_standby_too:
+        args.pipelines.append(NO_STANDBY)
+        args.recovery_pipelines.append(NO_STANDBY)
     return args
 
 

@@ -179,8 +179,16 @@ class Pipeline:
     """``videoconverter up`` (real processes) on the embedded broker, on RabbitMQ with ``amqp_url``, or on
     S3 + SNS/SQS + DynamoDB at moto's server ``aws_endpoint`` (reset first: every run starts empty)."""
 
-    def __init__(self, name: str, work: Path, warmup_clip: Path, amqp_url: str = "", aws_endpoint: str = "") -> None:
-        self.name = name
+    def __init__(
+        self,
+        name: str,
+        work: Path,
+        warmup_clip: Path,
+        amqp_url: str = "",
+        aws_endpoint: str = "",
+        up_options: Sequence[str] = ("--no-web",),
+    ) -> None:
+        self.name, self._up_options = name, list(up_options)
         self._work, self._warmup_clip, self._amqp_url = work, warmup_clip, amqp_url
         self._aws_endpoint = aws_endpoint
         self._process: subprocess.Popen[bytes] | None = None
@@ -209,7 +217,7 @@ class Pipeline:
             self.log = self.dir / "up.log"
             with open(self.log, "wb") as log:
                 self._process = subprocess.Popen(
-                    [sys.executable, "-m", "videoconverter", "up", "--no-web"],
+                    [sys.executable, "-m", "videoconverter", "up", *self._up_options],
                     env=self.env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
