@@ -74,11 +74,32 @@ run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_bac
 """
 
 
+#: moto's server as `python -m moto.server` runs it (threaded: SQS long polls wait side by side), except that it
+#: answers DynamoDB requests one at a time, as DynamoDB applies each request atomically. Threaded, moto lets a
+#: read see the item an Update is creating before its attributes are set (CI met it: a job with no state), and a
+#: transaction whose condition fails restores a copy of the whole table taken when it began, undoing whatever
+#: other requests wrote meanwhile. DynamoDB requests are short, so one at a time costs little.
+THREADED_SERVER = """
+import sys, threading
+from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import run_simple
+app = DomainDispatcherApplication(create_backend_app)
+app.debug = True
+dynamodb = threading.Lock()
+def serve(environ, start_response):
+    if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        with dynamodb:
+            return list(app(environ, start_response))
+    return app(environ, start_response)
+run_simple(sys.argv[1], int(sys.argv[2]), serve, threaded=True, request_handler=MotoRequestHandler)
+"""
+
+
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    """moto's server (threaded, as `python -m moto.server` runs it) for the session; clients built from the
-    environment alone (the AWS CLI, a worker started without a URL) reach it too."""
-    with pytest.MonkeyPatch.context() as patch, _moto(tmp_path_factory, ["-m", "moto.server"]) as server:
+    """moto's server (see :data:`THREADED_SERVER`) for the session; clients built from the environment alone (the
+    AWS CLI, a worker started without a URL) reach it too."""
+    with pytest.MonkeyPatch.context() as patch, _moto(tmp_path_factory, ["-c", THREADED_SERVER]) as server:
         for name, value in FAKE_CREDENTIALS.items():
             patch.setenv(name, value)
         patch.setenv("AWS_ENDPOINT_URL", server.endpoint_url)
@@ -97,7 +118,7 @@ def _moto(tmp_path_factory: pytest.TempPathFactory, command: list[str]) -> Itera
     require_service(_moto_installed(), "moto[server] is not installed (pip install -e '.[dev]')")
     port = free_port()
     log_path: Path = tmp_path_factory.mktemp("moto") / "moto.log"
-    arguments = ["-H", "127.0.0.1", "-p", str(port)] if command[0] == "-m" else ["127.0.0.1", str(port)]
+    arguments = ["127.0.0.1", str(port)]
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, *command, *arguments],
