@@ -22,7 +22,8 @@ from videoconverter.logs import url_secrets
 from videoconverter.notifications.settings import ENVIRONMENT as NOTIFICATION_ENVIRONMENT
 from videoconverter.notifications.settings import NotificationSettings, notification_settings
 from videoconverter.renditions import Limits, Rendition, parse_limits, parse_renditions
-from videoconverter.validation import PORT, Real, Whole, check_table, check_url, reject_unknown, table_of, typed
+from videoconverter.validation import Real, Whole, check_table, check_url, reject_unknown, table_of, typed
+from videoconverter.web_settings import WebSettings, web_settings
 
 MIN_RETENTION_SECONDS = 60
 MAX_RETENTION_SECONDS = 1_209_600  # 14 days, as on SQS
@@ -32,9 +33,6 @@ MAX_RETRY_DELAY_SECONDS = 900  # SQS's largest message delay
 MAX_RECEIVE_WAIT_SECONDS = 20  # SQS's longest long poll
 MAX_JOB_RETENTION_DAYS = 36_500
 FFMPEG_THREADS = Whole(0, 1024)  # 0: FFmpeg decides
-UPLOAD_BYTES = Whole(1)
-CONCURRENT_UPLOADS = Whole(1, 64)  # each upload holds up to two threads of the uploads' own pool
-READ_TIMEOUT_SECONDS = Real(0, 3600, above=True)
 JOB_RETENTION_DAYS = Whole(0, MAX_JOB_RETENTION_DAYS)  # 0: keep every job
 
 #: Environment variables that override the file. A public interface: keep in step with the README.
@@ -68,20 +66,6 @@ _QUEUE_VALUES: dict[str, Whole | Real] = {
     "receive_wait_seconds": Real(0, MAX_RECEIVE_WAIT_SECONDS),
     "retry_base_delay_seconds": Real(0, MAX_RETRY_DELAY_SECONDS),
 }
-
-
-@dataclass(frozen=True)
-class WebSettings:
-    """The web dashboard and HTTP API (``[web]``)."""
-
-    host: str = "127.0.0.1"
-    port: int = 8080
-    api_token: str = field(default="", repr=False)  # a secret: never logged, never shown
-    max_upload_bytes: int = 20 * 1024**3
-    check_content: bool = True  # refuse uploads that do not start like an MP4, MOV, MKV or WebM file
-    max_concurrent_uploads: int = 8  # one more is answered 429, so stalled uploads cannot pile up
-    read_timeout_seconds: float = 30.0  # the most a client may take for its headers, or pause within a body
-    metrics_token: str = field(default="", repr=False)  # lets a scraper read /metrics and nothing else
 
 
 MIN_SOURCE_SECONDS = Real(0, 30 * 24 * 3600.0)  # 0: every source is split (for tests)
@@ -227,7 +211,7 @@ def _from_mapping(data: dict[str, Any], env: Mapping[str, str]) -> Config:
         ffmpeg_threads=_ffmpeg_threads(env, table_of(data, "ffmpeg")),
         log_level=log_level.upper(),
         limits=parse_limits(table_of(data, "limits")),
-        web=_web(table_of(data, "web"), env),
+        web=web_settings(table_of(data, "web"), env),
         notifications=notification_settings(table_of(data, "notifications"), env),
         aws=aws_settings(table_of(data, "aws")),
         chunking=_chunking(table_of(data, "chunking"), env),
@@ -284,49 +268,6 @@ def _chunking(table: dict[str, Any], env: Mapping[str, str]) -> ChunkingSettings
         value = spec.check(table.get(name, getattr(ChunkingSettings, name)), f"chunking.{name}")
         values[name] = float(spec.parse(env[variable], variable) if env.get(variable) else value)
     return ChunkingSettings(**values)
-
-
-def _web(table: dict[str, Any], env: Mapping[str, str]) -> WebSettings:
-    reject_unknown("web.", table, set(WebSettings.__dataclass_fields__))
-    port = PORT.check(table.get("port", WebSettings.port), "web.port")
-    if env.get("VIDEOCONVERTER_PORT"):
-        port = PORT.parse(env["VIDEOCONVERTER_PORT"], "VIDEOCONVERTER_PORT")
-    token: str = typed(table, "api_token", str, "web.api_token", "")
-    upload_bytes = UPLOAD_BYTES.check(
-        table.get("max_upload_bytes", WebSettings.max_upload_bytes), "web.max_upload_bytes"
-    )
-    settings = WebSettings(
-        host=typed(table, "host", str, "web.host", WebSettings.host),
-        port=port,
-        api_token=env.get("VIDEOCONVERTER_API_TOKEN") or token,
-        max_upload_bytes=upload_bytes,
-        check_content=table.get("check_content", WebSettings.check_content),
-        max_concurrent_uploads=CONCURRENT_UPLOADS.check(
-            table.get("max_concurrent_uploads", WebSettings.max_concurrent_uploads), "web.max_concurrent_uploads"
-        ),
-        read_timeout_seconds=READ_TIMEOUT_SECONDS.check(
-            table.get("read_timeout_seconds", WebSettings.read_timeout_seconds), "web.read_timeout_seconds"
-        ),
-        metrics_token=env.get("VIDEOCONVERTER_METRICS_TOKEN")
-        or typed(table, "metrics_token", str, "web.metrics_token", ""),
-    )
-    _check_web(settings)
-    return settings
-
-
-def _check_web(settings: WebSettings) -> None:
-    if not isinstance(settings.check_content, bool):
-        raise ConfigError(f"web.check_content: expected true or false, got {settings.check_content!r}")
-    if not settings.host:
-        raise ConfigError("web.host: expected an address such as 127.0.0.1")
-    for name, token in (("api_token", settings.api_token), ("metrics_token", settings.metrics_token)):
-        if token and (len(token) < 16 or any(c.isspace() for c in token)):
-            raise ConfigError(f"web.{name} (or VIDEOCONVERTER_{name.upper()}): use at least 16 characters, no spaces")
-    if settings.metrics_token and not settings.api_token:
-        # Without an API token everything is open: a metrics token would protect nothing.
-        raise ConfigError("web.metrics_token (or VIDEOCONVERTER_METRICS_TOKEN) needs an API token as well")
-    if settings.metrics_token and settings.metrics_token == settings.api_token:
-        raise ConfigError("web.metrics_token: must differ from the API token, which reads everything")
 
 
 def _validate(config: Config) -> Config:

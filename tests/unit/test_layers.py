@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 #: Lowest first. A unit is a top-level module or a subpackage of ``videoconverter``.
 LAYERS: list[set[str]] = [
     {"__init__", "errors"},
-    {"processes", "progress", "sqlite_db", "logs", "validation", "events", "renditions", "registry", "telemetry"},
+    {"processes", "progress", "sqlite_db", "logs", "validation", "events", "renditions", "registry", "telemetry"}
+    | {"web_settings"},  # the [web] table: read by config, far below the web package
     {"aws", "transcode"},  # low-level clients; the pure FFmpeg side
     {"storage", "brokers", "jobs"},  # the three backend families
     # job events; the receive loop, settle and back-off every consumer shares; workers' state folders and leases

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.web.conftest import TOKEN
-from videoconverter.config import WebSettings
 from videoconverter.errors import ConfigError
+from videoconverter.web_settings import WebSettings
 
 
 def put(client: Any, key: str, body: bytes, auth: dict[str, str]) -> Any:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.web.conftest import TOKEN
-from videoconverter.config import WebSettings, load_config
+from videoconverter.config import load_config
 from videoconverter.errors import ConfigError
+from videoconverter.web_settings import WebSettings
 
 
 def web_config(tmp_path: Path, toml: str, environ: dict[str, str] | None = None) -> WebSettings:

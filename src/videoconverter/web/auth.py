@@ -14,9 +14,9 @@ import ipaddress
 
 from starlette.requests import HTTPConnection
 
-from videoconverter.config import WebSettings
 from videoconverter.errors import ConfigError
 from videoconverter.web.errors import ApiError
+from videoconverter.web_settings import WebSettings
 
 TOKEN_COOKIE = "videoconverter_token"  # noqa: S105 - the cookie's name, not a secret
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="videoconverter"'}

@@ -22,10 +22,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from videoconverter.config import WebSettings
 from videoconverter.web import auth
 from videoconverter.web.errors import ApiError, code_for, error_response
 from videoconverter.web.limits import timed_receive
+from videoconverter.web_settings import WebSettings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WRITE_HEADER = "x-requested-with"
