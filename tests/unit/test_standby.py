@@ -21,8 +21,8 @@ def config(tmp_path: Path) -> Config:
 
 
 def test_an_assignment_names_the_renditions_and_an_empty_one_means_all(config: Config) -> None:
-    assert standby.parse_assignment(standby.assignment(["1080p"]), config) == ["1080p"]
-    assert standby.parse_assignment(standby.assignment(None), config) == [r.name for r in config.renditions]
+    assert standby.parse_assignment(standby.assignment(["1080p"]), config) == [config.rendition("1080p")]
+    assert standby.parse_assignment(standby.assignment(None), config) == list(config.renditions)
 
 
 @pytest.mark.parametrize("line", [b'["4k"]\n', b"1080p\n", b'{"renditions": []}\n', b"[1]\n"])

@@ -74,9 +74,8 @@ class AwsLocation:
 @functools.cache
 def _session() -> Any:  # Any: the stubs' per-service overloads want a literal name
     """One boto3 session for the process, as ``boto3.client`` uses: botocore loads its data files (endpoints,
-    retry rules, each service's model) and resolves the credentials once per session, so a worker's four clients
-    from four sessions took 0.46 s to make where one session takes 0.21 s (bench/peer.py recovery: a
-    replacement worker's start is on the path from a kill to the job running again)."""
+    retry rules, each service's model) and resolves the credentials once per session: ``import boto3`` and a
+    worker's four clients took 0.65 s from four sessions, 0.39 s from one (``bench/standby.py``)."""
     import boto3
 
     return boto3.session.Session()

@@ -148,58 +148,50 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
         scaling = cli_events.autoscaling(args, config, 1)
         supervise(config, stop, autoscaling=scaling, renditions=[renditions[0].name], deliver_webhooks=False)
         return 0
-    _serve(args, open_services(config), renditions, stop)
+    with services(config) as svc:
+        _serve(args, svc, renditions, stop)
     return 0
 
 
 def _standby(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
-    """As `up`'s standby (see :mod:`videoconverter.fleet.standby`): open the backends, wait for the renditions
-    to serve, then serve them as any worker; exit when told to stop first."""
+    """As `up`'s standby (see :mod:`videoconverter.fleet.standby`): get ready, wait for the renditions to
+    serve, then serve them as any worker; exit when told to stop first."""
+    # Ready means what a new worker spends most of its start on: imports, finding FFmpeg (cached), the
+    # backends' clients (boto3's service models) and connections.
     import videoconverter.pool
-    import videoconverter.worker  # noqa: F401  # what a new worker spends most of its start on: imports,
+    import videoconverter.worker  # noqa: F401
     from videoconverter.fleet import standby
     from videoconverter.transcode.runner import ffmpeg_executable
 
-    ffmpeg_executable()  # finding FFmpeg (cached),
-    svc = open_services(config)  # clients (boto3's service models) and connections
-    try:
+    ffmpeg_executable()
+    with services(config) as svc:
         line = standby.await_assignment(sys.stdin.buffer, stop)
-        names = standby.parse_assignment(line, config) if line is not None else []
-    except BaseException:
-        svc.close()
-        raise
-    if not names:
-        svc.close()
-        return 0
-    _serve(args, svc, [config.rendition(name) for name in names], stop)
+        if line is not None:
+            _serve(args, svc, standby.parse_assignment(line, config), stop)
     return 0
 
 
 def _serve(args: argparse.Namespace, svc: Services, renditions: list[Rendition], stop: threading.Event) -> None:
-    """Serve ``renditions`` with ``svc`` (closed at the end) until ``stop``, or as ``--max-jobs`` and
-    ``--exit-when-idle`` say."""
+    """Serve ``renditions`` with ``svc`` until ``stop``, or as ``--max-jobs`` and ``--exit-when-idle`` say."""
     from videoconverter.recovery.journal import broker_fingerprint
     from videoconverter.recovery.reaper import Reaper
     from videoconverter.recovery.workspace import default_root
 
     drain = threading.Event()  # SIGUSR1 (from `up --workers auto` scaling in): exit after the current job
     signal.signal(signal.SIGUSR1, lambda _signum, _frame: drain.set())
-    try:
-        if not args.no_provision:
-            provision(svc)
-        # Dead workers' state folders: their jobs' temp files, and leases they never settled (given back now).
-        Reaper(default_root(), svc.broker, broker_fingerprint(svc.config.broker_url)).reap_dead()
-        until = {"max_messages": args.max_jobs, "exit_when_idle": args.exit_when_idle}
-        if len(renditions) > 1:
-            from videoconverter.pool import PoolWorker
+    if not args.no_provision:
+        provision(svc)
+    # Dead workers' state folders: their jobs' temp files, and leases they never settled (given back now).
+    Reaper(default_root(), svc.broker, broker_fingerprint(svc.config.broker_url)).reap_dead()
+    until = {"max_messages": args.max_jobs, "exit_when_idle": args.exit_when_idle}
+    if len(renditions) > 1:
+        from videoconverter.pool import PoolWorker
 
-            PoolWorker(svc, renditions, stop, drain).run(**until)
-        else:
-            from videoconverter.worker import Worker
+        PoolWorker(svc, renditions, stop, drain).run(**until)
+    else:
+        from videoconverter.worker import Worker
 
-            Worker(svc, renditions[0], stop, drain=drain).run(**until)
-    finally:
-        svc.close()
+        Worker(svc, renditions[0], stop, drain=drain).run(**until)
 
 
 def _worker_renditions(args: argparse.Namespace, config: Config) -> list[Rendition]:

@@ -21,6 +21,7 @@ from typing import IO
 
 from videoconverter.config import Config
 from videoconverter.errors import ConfigError
+from videoconverter.renditions import Rendition
 
 POLL_SECONDS = 0.5  # how soon a waiting standby notices a stop signal
 
@@ -30,7 +31,7 @@ def assignment(renditions: list[str] | None) -> bytes:
     return (json.dumps(renditions or []) + "\n").encode()
 
 
-def parse_assignment(line: bytes, config: Config) -> list[str]:
+def parse_assignment(line: bytes, config: Config) -> list[Rendition]:
     """The renditions a standby was assigned (each a configured one; every rendition for an empty list)."""
     try:
         names = json.loads(line)
@@ -38,7 +39,7 @@ def parse_assignment(line: bytes, config: Config) -> list[str]:
         names = None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ConfigError(f"standby: expected a JSON list of rendition names, got {line[:200]!r}")
-    return [config.rendition(name).name for name in names] or [r.name for r in config.renditions]
+    return [config.rendition(name) for name in names] or list(config.renditions)
 
 
 def await_assignment(stream: IO[bytes], stop: threading.Event) -> bytes | None:

@@ -11,7 +11,7 @@ from videoconverter.consumer import backoff_seconds
 from videoconverter.errors import ConfigError
 from videoconverter.logs import redact
 from videoconverter.notifications.signing import signing_key
-from videoconverter.validation import Real, Whole, check_table, check_url
+from videoconverter.validation import Real, Whole, check_table, check_url, reject_unknown
 
 ENVIRONMENT = {
     "VIDEOCONVERTER_WEBHOOK_URLS": "webhook URLs for job events, comma-separated",
@@ -57,9 +57,7 @@ def notification_settings(table: Mapping[str, Any], env: Mapping[str, str]) -> N
 
     The table's own values are checked even where the environment overrides them.
     """
-    unknown = set(table) - _KNOWN
-    if unknown:
-        raise ConfigError(f"notifications: unknown setting(s) {', '.join(sorted(unknown))}")
+    reject_unknown("notifications.", table, _KNOWN)
     defaults = NotificationSettings()
     urls = _webhook_urls(table.get("webhook_urls", []), "notifications.webhook_urls")
     if env.get("VIDEOCONVERTER_WEBHOOK_URLS") is not None:
