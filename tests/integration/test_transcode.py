@@ -32,7 +32,7 @@ from videoconverter.errors import (
 from videoconverter.renditions import Limits, Rendition, default_rendition
 from videoconverter.transcode.command import build_command, preamble
 from videoconverter.transcode.geometry import OutputSize, output_size
-from videoconverter.transcode.probe import MediaInfo, probe
+from videoconverter.transcode.probe import MediaInfo, _first_frame, probe
 from videoconverter.transcode.produce import convert_file
 from videoconverter.transcode.runner import STDERR_TAIL_LINES, run_ffmpeg
 from videoconverter.transcode.samples import make_truncated_clip
@@ -406,6 +406,31 @@ def test_an_hls_playlist_is_refused_even_where_ffmpeg_would_open_it(hls_playlist
     # ... the probe refuses it.
     with pytest.raises(NotAVideoError):
         probe(path, LIMITS)
+
+
+def test_the_first_frame_comes_from_the_first_packet(ffmpeg_exe: str, tmp_path: Path) -> None:
+    plain, source = tmp_path / "plain.mp4", tmp_path / "rotated.mp4"
+    pattern = ["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30:duration=1"]
+    ffmpeg_tool(ffmpeg_exe, *pattern, "-c:v", "libx264", "-preset", "medium", "-bf", "3", str(plain))
+    ffmpeg_tool(ffmpeg_exe, "-display_rotation", "90", "-i", str(plain), "-c", "copy", str(source))
+    with av.open(str(source)) as container:
+        first, second = itertools.islice(container.demux(container.streams.video[0]), 2)
+        assert second.pts > first.pts + first.duration, "B-frames: the decoder holds its first frame back"
+    with av.open(str(source)) as container:
+        video = container.streams.video[0]
+        frame = _first_frame(container, video)
+        assert frame is not None and frame.pts == first.pts and round(frame.rotation) == 90
+        assert next(container.demux(video)).dts == second.dts, "one packet was read, one decoded"
+
+
+def test_a_stream_that_starts_in_mid_gop_is_probed(sample_clip: ClipFactory, ffmpeg_exe: str, tmp_path: Path) -> None:
+    source = sample_clip(width=320, height=180, seconds=3, keyframe_interval_seconds=2.0, audio=False)
+    cut = tmp_path / "cut.mkv"  # a stream copy from 0.5 s that keeps the frames before the next keyframe
+    ffmpeg_tool(ffmpeg_exe, "-i", str(source), "-ss", "0.5", "-c", "copy", "-copyinkf", str(cut))
+    with av.open(str(cut)) as container:
+        assert not next(container.demux(container.streams.video[0])).is_keyframe  # the fixture is what it says
+    info = probe(cut, LIMITS)
+    assert (info.width, info.height, info.rotation_degrees) == (320, 180, 0)
 
 
 def test_pixel_limit(sample_clip: ClipFactory) -> None:

@@ -218,11 +218,36 @@ def _stream_seconds(video: av.VideoStream) -> float | None:
 def _first_frame_rotation(container: av.container.InputContainer, video: av.VideoStream) -> int:
     """The display rotation, which PyAV exposes on decoded frames. Only called within the pixel limit."""
     try:
-        for frame in container.decode(video):
-            return round(frame.rotation) % 360
+        frame = _first_frame(container, video)
     except av.FFmpegError as exc:
         raise NotAVideoError(f"the video stream cannot be decoded: {exc.strerror or exc}") from exc
-    raise NotAVideoError("the video stream has no decodable frame (truncated or empty)")
+    if frame is None:
+        raise NotAVideoError("the video stream has no decodable frame (truncated or empty)")
+    return round(frame.rotation) % 360
+
+
+def _first_frame(container: av.container.InputContainer, video: av.VideoStream) -> av.VideoFrame | None:
+    """The stream's first decodable frame, decoding as little as it can.
+
+    A decoder holds frames back to put B-frames in order: with x264's defaults the first frame comes out only
+    after the third packet, three 1080p decodes instead of one (10 ms of a worker's CPU per job, and as many
+    frames in memory). Draining the decoder after the first packet gives that frame at once. A stream that does
+    not start with a frame that decodes alone (a cut in mid-GOP) goes on as before, packet by packet.
+    """
+    packets = container.demux(video)
+    for packet in packets:
+        if packet.size == 0:
+            continue
+        frames = video.decode(packet) or video.decode(None)
+        if frames:
+            return frames[0]
+        video.codec_context.flush_buffers()  # out of the drained state, so that it takes packets again
+        break
+    for packet in packets:
+        frames = video.decode(packet)
+        if frames:
+            return frames[0]
+    return None
 
 
 def _regular_frame_rate(container: av.container.InputContainer, video: av.VideoStream) -> float | None:
