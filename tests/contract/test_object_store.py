@@ -158,6 +158,26 @@ def test_list_filters_by_prefix_in_key_order(store: ObjectStore, tmp_path: Path)
     assert [o.key for o in store.list(BUCKET, "a/")] == ["a/1.mp4", "a/2.mp4"]
 
 
+def test_a_prefix_may_end_anywhere_in_a_key(store: ObjectStore, tmp_path: Path) -> None:
+    source = write(tmp_path, "src", b"x")
+    for key in ["talks/2024/talk.mp4", "talks/2024/talk.en.vtt", "talks/2024x/talk.mp4", "talks.mp4", "b/talk.mp4"]:
+        store.put_file(BUCKET, key, source)
+    assert [o.key for o in store.list(BUCKET, "talks/2024/talk.")] == ["talks/2024/talk.en.vtt", "talks/2024/talk.mp4"]
+    assert [o.key for o in store.list(BUCKET, "talks/2024")] == [
+        "talks/2024/talk.en.vtt",
+        "talks/2024/talk.mp4",
+        "talks/2024x/talk.mp4",
+    ]
+    assert [o.key for o in store.list(BUCKET, "talks")] == [
+        "talks.mp4",  # "." sorts before "/"
+        "talks/2024/talk.en.vtt",
+        "talks/2024/talk.mp4",
+        "talks/2024x/talk.mp4",
+    ]
+    assert list(store.list(BUCKET, "talks/2025/")) == []
+    assert list(store.list(BUCKET, "talks/../b/")) == []
+
+
 def test_read_range_streams_the_asked_bytes(store: ObjectStore, tmp_path: Path) -> None:
     content = bytes(range(256)) * 12_000  # 3 MB: several chunks
     store.put_file(BUCKET, "ranged.mp4", write(tmp_path, "src", content))

@@ -204,3 +204,22 @@ def test_listing_skips_planted_symlinks_and_bad_names_with_a_warning(
     warnings = " ".join(r.getMessage() for r in caplog.records)
     for name in ("link.mp4", "inside.mp4", "folder-link", "dangling.mp4", "U+000A"):
         assert name in warnings
+
+
+def test_a_listing_by_prefix_reads_only_the_folders_that_can_hold_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = make_store(tmp_path, [])
+    bucket = tmp_path / "root" / "in-bucket"
+    source = tmp_path / "src"
+    source.write_bytes(b"video")
+    for key in ("talks/talk.mp4", "talks/talk.en.vtt", "other/clip.mp4"):
+        store.put_file("in-bucket", key, source)
+    os.symlink(tmp_path, bucket / "other" / "planted")  # seen, and warned about, only where the walk goes
+    os.symlink(bucket / "talks", bucket / "linked")
+    with caplog.at_level(logging.WARNING, logger="videoconverter.storage.filesystem"):
+        assert [o.key for o in store.list("in-bucket", "talks/talk.")] == ["talks/talk.en.vtt", "talks/talk.mp4"]
+        assert not caplog.records
+        assert list(store.list("in-bucket", "linked/")) == []  # a planted link is no folder of the bucket
+        assert [o.key for o in store.list("in-bucket")] == ["other/clip.mp4", "talks/talk.en.vtt", "talks/talk.mp4"]
+    assert "planted" in " ".join(r.getMessage() for r in caplog.records)

@@ -197,25 +197,32 @@ class FileSystemStore:
         base = self._bucket_dir(validate_bucket(bucket))
         if not base.is_dir():
             raise BucketNotFoundError(f"bucket {bucket!r} does not exist: run `videoconverter provision` first")
-        for key in sorted(self._listed_keys(bucket, base)):
-            if key.startswith(prefix):
-                info = self.head(bucket, key)
-                if info is not None:
-                    yield info
+        for key in sorted(self._listed_keys(bucket, base, prefix)):
+            info = self.head(bucket, key)
+            if info is not None:
+                yield info
 
-    def _listed_keys(self, bucket: str, base: Path) -> Iterator[str]:
-        """The keys of the regular files under ``base``. A symbolic link (this store never makes one: someone
-        planted it) or a name that is not a valid key is skipped with a warning, so one bad entry does not make
-        the whole bucket unlistable."""
-        for dirpath, dirs, files in os.walk(base):  # does not follow links to folders
+    def _listed_keys(self, bucket: str, base: Path, prefix: str = "") -> Iterator[str]:
+        """The keys of the regular files under ``base`` that start with ``prefix``. A symbolic link (this store
+        never makes one: someone planted it) or a name that is not a valid key is skipped with a warning, so one
+        bad entry does not make the whole bucket unlistable.
+
+        Only folders that can hold such keys are read: a worker looks for an upload's caption files next to it
+        (``talk.``) once or twice per job, and that must not cost a walk of every upload in the bucket.
+        """
+        top = _prefix_folder(base, prefix)
+        for dirpath, dirs, files in os.walk(top):  # does not follow links to folders
+            relative = Path(dirpath).relative_to(base).as_posix()
+            folder = "" if relative == "." else relative + "/"
+            dirs[:] = [name for name in dirs if _may_hold(folder + name + "/", prefix)]  # prunes the walk
             for name in dirs:
                 if Path(dirpath, name).is_symlink():
-                    folder = str(Path(dirpath, name).relative_to(base))
-                    log.warning("bucket %s: skipping %r, a symbolic link to a folder", bucket, folder)
+                    log.warning("bucket %s: skipping %r, a symbolic link to a folder", bucket, folder + name)
             for name in files:
-                path = Path(dirpath, name)
-                key = str(path.relative_to(base))
-                if path.is_symlink():
+                key = folder + name
+                if not key.startswith(prefix):
+                    continue
+                if Path(dirpath, name).is_symlink():
                     log.warning("bucket %s: skipping %r, a symbolic link, not an object", bucket, key)
                     continue
                 try:
@@ -367,3 +374,23 @@ def _remove_empty_parents(folder: Path, stop: Path) -> None:
         except OSError:
             return  # not empty (or already gone): the folders above are not empty either
         folder = folder.parent
+
+
+def _may_hold(folder: str, prefix: str) -> bool:
+    """Whether keys under ``folder`` (ending in ``/``) can start with ``prefix``."""
+    return folder.startswith(prefix) or prefix.startswith(folder)
+
+
+def _prefix_folder(base: Path, prefix: str) -> Path:
+    """The deepest folder of ``base`` that holds every key starting with ``prefix``: the prefix's whole segments
+    (``talks/2024/ta`` -> ``talks/2024``) when they are a valid key and a real folder, not a planted link."""
+    folder = prefix.rpartition("/")[0]
+    if not folder:
+        return base
+    try:
+        top = base / validate_key(folder)
+    except InvalidKeyError:
+        return base  # no key can be under it; the walk from the top finds none either
+    if top.is_dir() and top.resolve() == base.resolve() / folder:
+        return top
+    return base
