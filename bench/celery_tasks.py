@@ -33,6 +33,9 @@ from typing import Any
 from celery import Celery
 
 URL_VARIABLE = "PEER_CELERY_URL"
+#: CPU time (ms) each task spends in Python before its FFmpeg, as the pipeline's worker does on its job's
+#: records, the download and the probe (bench/peer.py --celery-busy-ms): 0 for a plain Celery worker.
+BUSY_VARIABLE = "PEER_BUSY_MS"
 DEFAULT_URL = "redis://127.0.0.1:6379/15"
 VISIBILITY_TIMEOUT_SECONDS = 30
 STDERR_TAIL_BYTES = 4000
@@ -60,6 +63,7 @@ def ffmpeg(args: list[str], output: str) -> dict[str, Any]:
     """Run ``args`` (which write ``output.mp4`` in the working directory) and move that file to ``output``;
     return when it started and finished (``time.time()``) and which process ran it."""
     started = time.time()
+    _busy(float(os.environ.get(BUSY_VARIABLE) or 0) / 1000)
     with tempfile.TemporaryDirectory(prefix="peer-") as tmp:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp, "LC_ALL": "C"}
         done = subprocess.run(
@@ -77,3 +81,10 @@ def ffmpeg(args: list[str], output: str) -> dict[str, Any]:
             raise RuntimeError(f"FFmpeg exited with {done.returncode}: {tail}")
         shutil.move(Path(tmp) / "output.mp4", output)
     return {"started": started, "finished": time.time(), "pid": os.getpid()}
+
+
+def _busy(cpu_seconds: float) -> None:
+    """Spend ``cpu_seconds`` of this process's CPU time."""
+    end = time.process_time() + cpu_seconds
+    while time.process_time() < end:
+        pass

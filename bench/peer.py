@@ -87,7 +87,10 @@ class Bench:
 
     def open(self, name: str) -> System:
         if name == "celery":
-            return CeleryPeer(self.work, self.warmup_clip, self.config, self.args.redis_url, self.args.celery_processes)
+            args = self.args
+            return CeleryPeer(
+                self.work, self.warmup_clip, self.config, args.redis_url, args.celery_processes, args.celery_busy_ms
+            )
         amqp = self.args.amqp_url if name == "rabbitmq" else ""
         options = ["--no-web", "--no-standby"] if name == NO_STANDBY else ["--no-web"]
         return Pipeline(name, self.work, self.warmup_clip, amqp, self.aws_endpoint if name == "sqs" else "", options)
@@ -114,6 +117,8 @@ def batch_run(bench: Bench, name: str, clip: Path, keys: list[str]) -> dict[str,
     return {
         "system": name,
         "drain_seconds": max(finished.at.values()) - started,
+        # the FFmpeg runs' wall time, summed over the jobs: the same lines, so a difference is FFmpeg running slower
+        "ffmpeg_seconds": sum(end - start for start, end in finished.ffmpeg_spans.values()),
         "worker_processes": len(workers),
         "worker_cpu_seconds": python_cpu_seconds(before, after, {p.pid for p in workers}),
         "parent_cpu_seconds": python_cpu_seconds(before, after, {root}),
@@ -157,6 +162,7 @@ def measure_batch(bench: Bench) -> dict[str, Any]:
             figure: pair_ratios(runs, name, figure)
             for figure in (
                 "drain_seconds",
+                "ffmpeg_seconds",
                 "worker_cpu_seconds",
                 "worker_lifetime_cpu_seconds",
                 "worker_peak_rss_mib",
@@ -316,6 +322,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--kill-after", type=float, default=5.0, help="seconds into the encode to kill (default 5)")
     p.add_argument("--kill-rendition", default="1080p", help="the encode whose worker is killed (default 1080p)")
     p.add_argument("--celery-processes", type=int, default=2, help="Celery's prefork pool size (default 2)")
+    p.add_argument(
+        "--celery-busy-ms",
+        type=float,
+        default=0.0,
+        help="CPU each Celery task spends before its FFmpeg, to weigh the pipeline's per-job CPU (default 0)",
+    )
     p.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help=f"Celery's broker (default {DEFAULT_REDIS_URL})")
     p.add_argument(
         "--amqp-url",
@@ -338,6 +350,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if min(args.clips, args.pairs, args.runs, args.celery_processes) < 1 or min(args.seconds, args.kill_after) <= 0:
         p.error("--clips, --pairs, --runs and --celery-processes must be >= 1; --seconds and --kill-after > 0")
+    if args.celery_busy_ms < 0:
+        p.error("--celery-busy-ms must be >= 0")
     if args.recovery_seconds <= args.kill_after:
         p.error("--recovery-seconds must be longer than --kill-after")
     args.pipelines = ["embedded", "rabbitmq"] if args.rabbitmq else ["embedded"]

@@ -16,13 +16,14 @@ def print_batch(r: dict[str, Any]) -> None:
         f"batch: {r['clips']} uploads of a {r['clip_seconds']:g} s 1920x1080 clip -> every rendition, "
         f"{r['pairs']} pair(s) {NOTE}"
     )
-    head = ("pair", "system", "drain s", "worker CPU s", "parent CPU s", "lifetime CPU s (workers, parent)", "procs",
-            "worker peak RSS MiB",
+    head = ("pair", "system", "drain s", "FFmpeg s", "worker CPU s", "parent CPU s",
+            "lifetime CPU s (workers, parent)", "procs", "worker peak RSS MiB",
             "parent RSS MiB", "PSS all MiB", "same FFmpeg lines")  # fmt: skip
     print("  " + " | ".join(head))
     for run in r["runs"]:
         row = (
-            str(run["pair"]), run["system"], _f(run["drain_seconds"]), _f(run["worker_cpu_seconds"]),
+            str(run["pair"]), run["system"], _f(run["drain_seconds"]), _f(run.get("ffmpeg_seconds")),
+            _f(run["worker_cpu_seconds"]),
             _f(run["parent_cpu_seconds"]),
             f"{_f(run['worker_lifetime_cpu_seconds'])}, {_f(run['parent_lifetime_cpu_seconds'])}",
             str(run["worker_processes"]), _f(run["worker_peak_rss_mib"], 1),
@@ -35,7 +36,8 @@ def print_batch(r: dict[str, Any]) -> None:
             each = ", ".join(f"{x:.3f}" for x in ratio["each"])
             print(f"  {name}/celery {figure}: median {_f(ratio['median'], 3)} (per pair: {each})")
     print(
-        "  worker CPU: the worker processes' own user + system time from the first upload to the end of the wait, "
+        "  FFmpeg: the FFmpeg runs' wall time summed over the jobs (the same lines on both systems); "
+        "worker CPU: the worker processes' own user + system time from the first upload to the end of the wait, "
         "FFmpeg excluded; parent: `up` / the Celery master; lifetime: since each started (imports, connecting, the "
         "warm-up upload, the batch); RSS: VmHWM (shared pages in full); PSS: all of the tree's Python processes at "
         "the end (shared pages split)"

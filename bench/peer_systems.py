@@ -29,13 +29,14 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ffmpeg_lines import rendition_lines
 from proctree import Process, Reader
 from videoconverter.config import Config, load_config
+from videoconverter.jobs.timeline import parse_iso_time
 from videoconverter.pipeline import Services, all_topologies, open_services, provision
 from videoconverter.renditions import DEFAULT_RENDITIONS
 from videoconverter.transcode.runner import ffmpeg_executable
@@ -90,6 +91,8 @@ class Finished:
 
     at: dict[tuple[str, str], float]
     attempts: dict[tuple[str, str], int]  # deliveries the job took (0: not known, as for Celery)
+    #: when each job's FFmpeg started and ended (the pipeline: its timeline; Celery: the task's run, a few ms more)
+    ffmpeg_spans: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
 
 class System(Protocol):
@@ -288,7 +291,15 @@ class Pipeline:
         return Finished(
             {(r["key"], r["rendition"]): float(r["finished_at"]) for r in records},
             {(r["key"], r["rendition"]): int(r["attempts"]) for r in records},
+            {(r["key"], r["rendition"]): span for r in records if (span := _ffmpeg_span(r))},
         )
+
+
+def _ffmpeg_span(record: dict[str, Any]) -> tuple[float, float] | None:
+    """When the job's (last) FFmpeg started and ended, from ``jobs --json``'s timeline."""
+    timeline = record.get("timeline") or {}
+    start, end = (parse_iso_time(timeline.get(stage) or "") for stage in ("ffmpeg_started", "ffmpeg_finished"))
+    return (start, end) if start is not None and end is not None else None
 
 
 class CeleryPeer:
@@ -296,8 +307,11 @@ class CeleryPeer:
 
     name = "celery"
 
-    def __init__(self, work: Path, warmup_clip: Path, config: Config, url: str, processes: int = 2) -> None:
+    def __init__(
+        self, work: Path, warmup_clip: Path, config: Config, url: str, processes: int = 2, busy_ms: float = 0.0
+    ) -> None:
         self._work, self._warmup_clip, self._config, self._url = work, warmup_clip, config, url
+        self._busy_ms = busy_ms  # CPU the task spends before its FFmpeg (celery_tasks.BUSY_VARIABLE)
         self._processes = processes
         self._process: subprocess.Popen[bytes] | None = None
         self._lines: dict[Path, dict[str, list[str]]] = {}
@@ -332,7 +346,7 @@ class CeleryPeer:
             with open(self.log, "wb") as log:
                 self._process = subprocess.Popen(
                     command,
-                    env=child_env(PEER_CELERY_URL=self._url, PYTHONPATH=pythonpath),
+                    env=child_env(PEER_CELERY_URL=self._url, PYTHONPATH=pythonpath, PEER_BUSY_MS=f"{self._busy_ms:g}"),
                     cwd=self.dir,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -380,16 +394,18 @@ class CeleryPeer:
 
     def wait(self, keys: Sequence[str], timeout_seconds: float) -> Finished:
         deadline = time.monotonic() + timeout_seconds
-        at = {}
+        at, spans = {}, {}
         for (key, name), result in self._pending.items():
             if key in keys:
                 try:
-                    at[(key, name)] = float(result.get(timeout=max(1.0, deadline - time.monotonic()))["finished"])
+                    ran = result.get(timeout=max(1.0, deadline - time.monotonic()))
+                    at[(key, name)] = float(ran["finished"])
+                    spans[(key, name)] = (float(ran["started"]), float(ran["finished"]))
                 except Exception as exc:
                     raise RuntimeError(
                         f"celery: {key} {name}: {exc}\nthe worker's log ends:\n{_log_tail(self.log)}"
                     ) from exc
-        return Finished(at, {k: 0 for k in at})
+        return Finished(at, {k: 0 for k in at}, spans)
 
 
 def worker_processes(tree: list[Process], root: int) -> list[Process]:
