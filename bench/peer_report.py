@@ -22,7 +22,7 @@ def print_batch(r: dict[str, Any]) -> None:
     print("  " + " | ".join(head))
     for run in r["runs"]:
         row = (
-            str(run["pair"]), run["system"], _f(run["drain_seconds"]), _f(run.get("ffmpeg_seconds")),
+            str(run["pair"]), run["system"], _f(run["drain_seconds"]), _f(run["ffmpeg_seconds"]),
             _f(run["worker_cpu_seconds"]),
             _f(run["parent_cpu_seconds"]),
             f"{_f(run['worker_lifetime_cpu_seconds'])}, {_f(run['parent_lifetime_cpu_seconds'])}",

@@ -185,14 +185,20 @@ def test_a_sidecar_of_the_previous_layout_is_deleted_with_its_object(tmp_path: P
     assert not legacy.exists()
 
 
+def store_with_objects(tmp_path: Path, keys: tuple[str, ...]) -> tuple[FileSystemStore, Path]:
+    """A store whose bucket ``in-bucket`` holds ``keys``; and that bucket's folder, to plant things in."""
+    store = make_store(tmp_path, [])
+    source = tmp_path / "src"
+    source.write_bytes(b"video")
+    for key in keys:
+        store.put_file("in-bucket", key, source)
+    return store, tmp_path / "root" / "in-bucket"
+
+
 def test_listing_skips_planted_symlinks_and_bad_names_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = make_store(tmp_path, [])
-    bucket = tmp_path / "root" / "in-bucket"
-    source = tmp_path / "src"
-    source.write_bytes(b"video")
-    store.put_file("in-bucket", "real.mp4", source)
+    store, bucket = store_with_objects(tmp_path, ("real.mp4",))
     (tmp_path / "secret.txt").write_text("secret")
     os.symlink(tmp_path / "secret.txt", bucket / "link.mp4")
     os.symlink(bucket / "real.mp4", bucket / "inside.mp4")  # even one that stays inside the bucket
@@ -209,12 +215,7 @@ def test_listing_skips_planted_symlinks_and_bad_names_with_a_warning(
 def test_a_listing_by_prefix_reads_only_the_folders_that_can_hold_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = make_store(tmp_path, [])
-    bucket = tmp_path / "root" / "in-bucket"
-    source = tmp_path / "src"
-    source.write_bytes(b"video")
-    for key in ("talks/talk.mp4", "talks/talk.en.vtt", "other/clip.mp4"):
-        store.put_file("in-bucket", key, source)
+    store, bucket = store_with_objects(tmp_path, ("talks/talk.mp4", "talks/talk.en.vtt", "other/clip.mp4"))
     os.symlink(tmp_path, bucket / "other" / "planted")  # seen, and warned about, only where the walk goes
     os.symlink(bucket / "talks", bucket / "linked")
     with caplog.at_level(logging.WARNING, logger="videoconverter.storage.filesystem"):
