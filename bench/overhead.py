@@ -46,6 +46,7 @@ from overhead_fleet import (
     write_config,
 )
 from overhead_report import print_latency, print_ratio
+from peer_systems import compile_package
 from videoconverter.config import load_config
 from videoconverter.jobs.base import JobId, JobRecord, JobState
 from videoconverter.jobs.timeline import STAGES
@@ -380,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.repeats, args.uploads) < 1 or args.warmup < 0 or args.seconds <= 0:
         parser.error("--repeats and --uploads must be >= 1, --warmup >= 0, --seconds > 0")
+    compile_package()
     results: dict[str, Any] = {"cpus": os.cpu_count(), "ffmpeg": ffmpeg_executable(), "load_avg": os.getloadavg()}
     if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
         say(f"note: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: wall times will be noisy")

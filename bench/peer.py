@@ -50,7 +50,7 @@ from urllib.parse import urlsplit
 
 from ffmpeg_lines import normalised, rendition_lines, video_filter
 from peer_report import print_batch, print_recovery, print_single
-from peer_systems import CeleryPeer, Pipeline, System, bench_config, moto_server, worker_processes
+from peer_systems import CeleryPeer, Pipeline, System, bench_config, compile_package, moto_server, worker_processes
 from proctree import MIB, Reader, Sampler, python_cpu_seconds
 from videoconverter.config import Config
 from videoconverter.transcode.runner import ffmpeg_executable
@@ -390,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"peer.py: {problem}", file=sys.stderr)
         return 2
+    compile_package()
     load = os.getloadavg()[0]
     results: dict[str, Any] = {"cpus": os.cpu_count(), "load_avg": os.getloadavg(), "ffmpeg": ffmpeg_executable()}
     if load > 0.5 * (os.cpu_count() or 1):

@@ -119,3 +119,28 @@ def test_a_worker_on_the_embedded_backend_imports_neither_the_web_nor_the_aws_st
     other_backends = {"boto3", "botocore", "pika", "psycopg"}
     assert imported & (web | other_backends) == set()
     assert {"videoconverter", "av", "sqlite3"} <= imported  # what it does use: the probe, the embedded broker
+
+
+def test_the_commands_that_read_jobs_or_buckets_never_load_pyav(tiny_config_path: Path, small_clip: Path) -> None:
+    # `jobs --wait` runs beside the conversions it waits on, and `up`'s supervisor for as long as they last: their
+    # CPU and memory are the pipeline's cost too. PyAV's libraries are 30 MiB and 0.1 s of that, for nothing.
+    script = (
+        "import sys\n"
+        "from videoconverter.cli.main import main\n"
+        f"assert main(['cp', {str(small_clip)!r}, 's3://videoconverter-input/a.mp4']) == 0\n"
+        "assert main(['ls', 's3://videoconverter-input']) == 0\n"
+        "assert main(['jobs', '--json']) == 0\n"
+        "print('PyAV loaded' if 'av' in sys.modules else 'PyAV not loaded')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOCONVERTER_")}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**env, "VIDEOCONVERTER_CONFIG": str(tiny_config_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"key": "a.mp4"' in result.stdout  # the upload was queued and listed: the commands did their work
+    assert result.stdout.rstrip().endswith("PyAV not loaded")

@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-
-import av
+from typing import TYPE_CHECKING
 
 from videoconverter.errors import LimitExceededError, NotAVideoError, NoVideoStreamError
 from videoconverter.renditions import Limits
 from videoconverter.transcode.color import PRIMARIES_NAMES, TRANSFER_NAMES, is_hdr
+
+if TYPE_CHECKING:  # PyAV is imported where it is used: its libraries cost a process 30 MiB and 0.1 s to load,
+    import av  # and the commands that only read job records or list buckets (`jobs --wait`) never need it
 
 REGULAR_RATE_PACKETS = 300  # about 10 s at 30 fps: enough to see the rhythm, cheap on any file
 
@@ -93,6 +95,8 @@ def probe(path: Path, limits: Limits) -> MediaInfo:
 
     Raises :class:`NotAVideoError`, :class:`NoVideoStreamError` or :class:`LimitExceededError`.
     """
+    import av
+
     if path.stat().st_size == 0:
         raise NotAVideoError("the upload is empty (0 bytes)")
     try:
@@ -119,6 +123,8 @@ def _open_options(limits: Limits) -> dict[str, str]:
 def keyframes_before(path: Path, limits: Limits, times: Sequence[float]) -> list[float | None]:
     """For each of ``times`` (seconds), the time of the video's keyframe at or before it, None when unknown: one
     seek and one packet each, nothing decoded, with the probe's input restrictions."""
+    import av
+
     found: list[float | None] = []
     try:
         with av.open(str(path), mode="r", options=_open_options(limits)) as container:
@@ -204,6 +210,8 @@ def _title(stream: av.stream.Stream) -> str:
 
 
 def _duration_seconds(container: av.container.InputContainer, video: av.VideoStream) -> float | None:
+    import av
+
     if container.duration is not None and container.duration > 0:
         return float(container.duration) / av.time_base
     return _stream_seconds(video)
@@ -217,6 +225,8 @@ def _stream_seconds(video: av.VideoStream) -> float | None:
 
 def _first_frame_rotation(container: av.container.InputContainer, video: av.VideoStream) -> int:
     """The display rotation, which PyAV exposes on decoded frames. Only called within the pixel limit."""
+    import av
+
     try:
         frame = _first_frame(container, video)
     except av.FFmpegError as exc:
@@ -257,6 +267,8 @@ def _regular_frame_rate(container: av.container.InputContainer, video: av.VideoS
     below what the camera aimed at. Intervals longer than 1.5x the median are gaps (dropped frames) and are
     left out; the mean of the others averages the jitter away.
     """
+    import av
+
     times: list[float] = []
     try:
         for packet in container.demux(video):

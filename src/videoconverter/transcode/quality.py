@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
-
 from videoconverter.errors import PermanentError, TranscodeError
 from videoconverter.renditions import Limits
 from videoconverter.transcode.color import tonemap_filters
@@ -275,6 +273,8 @@ def video_stream_bytes(path: Path, limits: Limits) -> int:
 def packet_sizes(path: Path, limits: Limits) -> tuple[list[int], list[int]]:
     """The sizes of the first video stream's packets, keyframes and the others (read, not decoded), with the
     probe's input restrictions."""
+    import av  # here: a process that never reads packets (a `jobs` command) does not load PyAV's libraries
+
     options = {"protocol_whitelist": "file", "format_whitelist": ",".join(limits.allowed_input_formats)}
     keyframes: list[int] = []
     others: list[int] = []
