@@ -50,7 +50,7 @@ from videoconverter.errors import (
 )
 from videoconverter.events import ObjectCreated, parse_event
 from videoconverter.heartbeat import Heartbeat, job_runner
-from videoconverter.jobs.base import JobId
+from videoconverter.jobs.base import JobId, JobRecord
 from videoconverter.jobs.log import JobLog
 from videoconverter.jobs.timeline import Timeline, TimelineRecorder, parse_iso_time
 from videoconverter.pipeline import Services
@@ -193,7 +193,9 @@ class Worker:
             self.svc.jobs, record.key, self.rendition.name, source_etag=record.etag, attempt=delivery.attempt
         )
         jobs = self.svc.jobs
-        jobs.start(job, delivery.attempt)
+        started = jobs.start(job, delivery.attempt, delivery.message_id, self.config.visibility_timeout_seconds)
+        if started.holder != delivery.message_id:
+            return self._duplicate(started, delivery, job_log)
         job_log.info(f"attempt {delivery.attempt} started on {self.rendition.queue}")
         try:
             outcome = self._convert(record, delivery, job_log, stamps, workdir)
@@ -224,6 +226,18 @@ class Worker:
         if self.config.matches_input(record.key) and takes_captions(self.rendition):
             self._hand_back_sidecars(record.key, job_log)
         return None
+
+    def _duplicate(self, running: JobRecord, delivery: Delivery, job_log: JobLog) -> Settlement:
+        """A second event of an upload whose job another message is converting right now (S3 may send an event
+        twice; `up` queues an upload it finds without a job while its own event is on the way): dropped rather
+        than converted twice. Nothing is lost: the holder's message stays leased until the job is recorded, and
+        comes back if its worker dies; a holder quiet for a visibility timeout loses the job to any message."""
+        quiet = max(0.0, time.time() - running.updated_at)
+        job_log.info(
+            f"duplicate event (message {delivery.message_id}): the job is running for message {running.holder}, "
+            f"updated {quiet:.0f} s ago; this copy is dropped"
+        )
+        return ACKED
 
     def _hand_back_sidecars(self, video_key: str, job_log: JobLog) -> None:
         """Queue the sidecars that arrived while the video converted (after its job is recorded done, so that

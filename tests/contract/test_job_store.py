@@ -444,3 +444,51 @@ def test_concurrent_completions_of_a_jobs_pieces_have_exactly_one_winner(
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_job_running_for_one_message_is_not_claimed_by_another(job_store: JobStore) -> None:
+    job_store.enqueue(JOB)
+    first = job_store.start(JOB, attempt=1, holder="message-1", fresh_seconds=60)
+    assert (first.state, first.holder) == (JobState.RUNNING, "message-1")
+    job_store.progress(JOB, 40)
+    duplicate = job_store.start(JOB, attempt=1, holder="message-2", fresh_seconds=60)
+    assert (duplicate.state, duplicate.holder, duplicate.progress_percent) == (JobState.RUNNING, "message-1", 40)
+    again = job_store.start(JOB, attempt=2, holder="message-1", fresh_seconds=60)  # its lease lost: delivered again
+    assert (again.holder, again.attempts, again.progress_percent) == ("message-1", 2, 0)
+    quiet = job_store.start(JOB, attempt=1, holder="message-2", fresh_seconds=0)  # the holder gone quiet
+    assert (quiet.holder, quiet.attempts) == ("message-2", 2)
+    unclaimed = job_store.start(JOB, attempt=3)  # no holder named: running whoever held it (a split job's piece)
+    assert (unclaimed.holder, unclaimed.attempts) == ("", 3)
+    assert job_store.start(JOB, attempt=3, holder="message-3", fresh_seconds=60).holder == "message-3"
+    job_store.finish(JOB, "s3://out/holiday.mp4")
+    after = job_store.start(JOB, attempt=4, holder="message-4", fresh_seconds=60)  # done: any message may run it
+    assert (after.state, after.holder) == (JobState.RUNNING, "message-4")
+
+
+def test_concurrent_claims_of_a_job_have_exactly_one_winner(job_store_url: str, request: pytest.FixtureRequest) -> None:
+    if job_store_url.startswith("dynamodb://"):  # as for the pieces: moto's server applies writes one at a time
+        serial = request.getfixturevalue("serial_moto_server")
+        job_store_url = serial.url("dynamodb", f"vc-test-{uuid.uuid4().hex[:12]}")
+    stores = [open_job_store(job_store_url) for _ in range(4)]  # four workers, each leased a copy of the event
+    try:
+        stores[0].enqueue(JOB)
+        claims: dict[str, JobRecord] = {}
+        gate = threading.Barrier(len(stores))
+
+        def worker(number: int) -> None:
+            gate.wait()
+            claims[f"message-{number}"] = stores[number].start(JOB, 1, f"message-{number}", fresh_seconds=60)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(stores))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [holder for holder, record in claims.items() if record.holder == holder]
+        assert len(claims) == len(stores) and len(winners) == 1
+        assert {record.holder for record in claims.values()} == set(winners)  # the losers were told who won
+        stored = stores[0].get(JOB)
+        assert stored is not None and (stored.state, stored.holder) == (JobState.RUNNING, winners[0])
+    finally:
+        for store in stores:
+            store.close()

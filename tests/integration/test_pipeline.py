@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import ALSO_SPLIT, wait_until
 from videoconverter.brokers.base import Delivery
 from videoconverter.chunking.messages import chunk_message
+from videoconverter.consumer import Settled
 from videoconverter.events import ObjectCreated, object_created_event
 from videoconverter.jobs.base import JobId, JobState
 from videoconverter.pipeline import Services
@@ -203,6 +204,30 @@ def test_a_job_longer_than_its_lease_runs_once_thanks_to_heartbeats(
     # The event was never delivered again; a split job's pieces are new messages, each delivered once.
     assert [d for d in rival_deliveries if chunk_message(d.body) is None] == []
     assert all(d.attempt == 1 for d in rival_deliveries)
+
+
+def test_a_duplicate_event_leased_while_its_job_runs_is_dropped_not_converted_again(
+    svc: Services, small_clip: Path, tmp_path: Path
+) -> None:
+    uploaded = svc.store.put_file(IN, "dup.mp4", small_clip)  # its event, and a second copy (S3 may send two)
+    event = ObjectCreated(IN, "dup.mp4", uploaded.size, uploaded.etag, "00FF")
+    svc.broker.publish(svc.config.topic, json.dumps(object_created_event(event)))
+    smaller = svc.config.rendition("smaller")  # a fixed CRF: one FFmpeg run
+    first = threading.Thread(target=Worker(svc, smaller, ffmpeg=slow_ffmpeg(tmp_path, 4)).run, args=(1,))
+    first.start()
+    try:
+        wait_until(lambda: (tmp_path / "ffmpeg.pid").exists(), 20, message="the first copy's FFmpeg to start")
+        [copy] = svc.broker.receive(smaller.queue, wait_seconds=5, visibility_timeout_seconds=5)
+        settled = Worker(svc, smaller, ffmpeg=str(tmp_path / "no-ffmpeg-here")).handle(copy)
+    finally:
+        first.join(timeout=60)
+    assert settled.how is Settled.ACKED  # dropped at once, while the first copy's FFmpeg still ran
+    record = job(svc, "dup.mp4", uploaded.etag, "smaller")
+    assert (record.state, record.attempts) == (JobState.DONE, 1) and record.holder != copy.message_id
+    logs = [line.message for line in svc.jobs.logs("dup.mp4")]
+    assert any(m.startswith(f"duplicate event (message {copy.message_id})") for m in logs)
+    assert [m for m in logs if m.startswith("attempt 1 started")] == [f"attempt 1 started on {smaller.queue}"]
+    assert svc.broker.depth(smaller.queue).total == 0
 
 
 @ALSO_SPLIT

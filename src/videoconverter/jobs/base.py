@@ -71,6 +71,7 @@ class JobRecord:
     timeline: Timeline = field(default_factory=Timeline)  # the latest attempt's stage times (jobs/timeline.py)
     pieces_planned: int = 0  # a job split into pieces (chunking/): how many; 0 when converted whole
     pieces_done: int = 0  # of those, how many are encoded into the work area
+    holder: str = ""  # the id of the message whose delivery last started the job ("": none named; see start)
 
     def as_json(self) -> dict[str, object]:
         """The stable ``--json`` shape of a job (a public interface: see the README)."""
@@ -180,9 +181,16 @@ class JobStore(Protocol):
     def enqueue(self, job_id: JobId, sequencer: str = "") -> JobRecord:
         """Record a queued job unless one exists already (then return the existing record unchanged)."""
 
-    def start(self, job_id: JobId, attempt: int) -> JobRecord:
+    def start(self, job_id: JobId, attempt: int, holder: str = "", fresh_seconds: float = 0.0) -> JobRecord:
         """Mark the job running on its ``attempt``-th delivery, creating the record if needed; its timeline is
-        cleared (the new attempt's is recorded when it ends)."""
+        cleared (the new attempt's is recorded when it ends).
+
+        ``holder`` claims the job for one message (its id): when the job is running for another holder and was
+        updated less than ``fresh_seconds`` ago, nothing changes and the record returned names that holder (a
+        duplicate event of an upload being converted; the caller drops it). The same message delivered again
+        (its lease lost) takes the job over, as does any message once the holder has gone quiet. Without a
+        ``holder`` the job is marked running whoever holds it, and ``holder`` becomes "". Atomic: of concurrent
+        claims for different holders, exactly one wins."""
 
     def progress(self, job_id: JobId, percent: float) -> None:
         """Record how far the conversion is (0-100). Ignored unless the job is running."""

@@ -103,12 +103,12 @@ class DynamoDBJobStore(DynamoDBPieces):
         self._db.transact([{"Put": put}, self._db.count(job_id.rendition, [(state_counter(JobState.QUEUED), 1)])])
         return _found(job_id, self.get(job_id))
 
-    def start(self, job_id: JobId, attempt: int) -> JobRecord:
-        """Mark running (creating the record if needed); attempts becomes the larger of the stored and ``attempt``;
-        the timeline is removed (the new attempt's is recorded when it ends)."""
-        return _found(
-            job_id, self._transition(job_id, JobState.RUNNING, changes.start(job_id, attempt), create=True)[0]
-        )
+    def start(self, job_id: JobId, attempt: int, holder: str = "", fresh_seconds: float = 0.0) -> JobRecord:
+        """Mark running for ``holder`` (creating the record if needed) unless another holder runs it and updated
+        it less than ``fresh_seconds`` ago; attempts becomes the larger of the stored and ``attempt``; the
+        timeline is removed (the new attempt's is recorded when it ends)."""
+        plan = changes.start(job_id, attempt, holder, fresh_seconds)
+        return _found(job_id, self._transition(job_id, JobState.RUNNING, plan, create=True)[0])
 
     def progress(self, job_id: JobId, percent: float) -> None:
         """Record progress (clamped to 0-100) only while the job is running; otherwise do nothing."""
@@ -302,9 +302,10 @@ class DynamoDBJobStore(DynamoDBPieces):
             update += ", ".join(f"{name} = :i_{name}" for name in index)
             update += f" REMOVE {change.remove}" if change.remove else ""
             guard = "attribute_not_exists(#state)"  # no item, or one with no job in it yet (see records)
-            if before is not None:
+            if before is not None:  # the holder too: two claims read alike, and the second must see the first
                 guard = "#state = :was AND attempts = :was_attempts"
-                values |= {"was": before.state, "was_attempts": before.attempts}
+                guard += " AND (attribute_not_exists(holder) OR holder = :was_holder)"
+                values |= {"was": before.state, "was_attempts": before.attempts, "was_holder": before.holder}
             counters = list(change.counters)
             if before is None or before.state is not state:
                 counters += [(state_counter(state), 1)] + ([(state_counter(before.state), -1)] if before else [])

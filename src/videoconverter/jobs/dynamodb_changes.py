@@ -30,16 +30,30 @@ class Change:
 Plan = Callable[[JobRecord | None, float], Change | None]
 
 
-def start(job_id: JobId, attempt: int) -> Plan:
-    """Running; attempts the larger of the stored and ``attempt``; the previous attempt's timeline removed."""
+def start(job_id: JobId, attempt: int, holder: str, fresh_seconds: float) -> Plan:
+    """Running for ``holder``; attempts the larger of the stored and ``attempt``; the previous attempt's timeline
+    removed. Nothing when another holder runs the job and updated it less than ``fresh_seconds`` ago."""
 
-    def plan(before: JobRecord | None, now: float) -> Change:
-        values: Values = {**identity(job_id), "now": now, "zero": 0}
+    def plan(before: JobRecord | None, now: float) -> Change | None:
+        if before is not None and held_elsewhere(before, holder, now - fresh_seconds):
+            return None
+        values: Values = {**identity(job_id), "now": now, "zero": 0, "holder": holder}
         values["attempts"] = max(attempt, before.attempts if before else 0)
         update = f"{_ID_SET}, updated_at = :now, started_at = :now, progress_percent = :zero, attempts = :attempts"
-        return Change(update, values, remove="timeline")
+        return Change(f"{update}, holder = :holder", values, remove="timeline")
 
     return plan
+
+
+def held_elsewhere(record: JobRecord, holder: str, fresh_after: float) -> bool:
+    """Whether ``record`` is running for a holder other than ``holder`` that updated it after ``fresh_after``
+    (the rule of :meth:`~videoconverter.jobs.base.JobStore.start`, as the SQL stores' START query has it)."""
+    return (
+        bool(holder)
+        and record.state is JobState.RUNNING
+        and record.holder not in ("", holder)
+        and record.updated_at >= fresh_after
+    )
 
 
 def finish(output_url: str, note: str, output_size: int | None, quality: str, timeline: Timeline | None) -> Plan:

@@ -132,6 +132,7 @@ def record(item: dict[str, Any]) -> JobRecord:
         timeline=Timeline.from_text(text("timeline")),
         pieces_planned=int(number("pieces_planned") or 0),
         pieces_done=len(item["pieces_done"]["NS"]) if "pieces_done" in item else 0,  # see dynamodb_pieces
+        holder=text("holder"),
     )
 
 

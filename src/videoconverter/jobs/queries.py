@@ -62,6 +62,7 @@ ADDED_COLUMNS = {
         "timeline": "TEXT",
         "pieces_planned": "INTEGER",
         "pieces_done": "TEXT",
+        "holder": "TEXT",
     },
     "job_logs": {"seq": "INTEGER"},
 }
@@ -105,12 +106,15 @@ ENQUEUE = (
     "INSERT INTO jobs (key, source_etag, rendition, state, created_at, updated_at, sequencer) "
     "VALUES (?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT (key, source_etag, rendition) DO NOTHING"
 )
+#: The last parameter is the time before which a running job's holder counts as gone (see JobStore.start).
 START = (
-    "INSERT INTO jobs (key, source_etag, rendition, state, attempts, created_at, updated_at, started_at)"
-    " VALUES (?, ?, ?, 'running', ?, ?, ?, ?) ON CONFLICT (key, source_etag, rendition) DO UPDATE SET "
+    "INSERT INTO jobs (key, source_etag, rendition, state, attempts, created_at, updated_at, started_at, holder)"
+    " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?) ON CONFLICT (key, source_etag, rendition) DO UPDATE SET "
     "state = 'running', attempts = CASE WHEN jobs.attempts > excluded.attempts THEN jobs.attempts "
     "ELSE excluded.attempts END, updated_at = excluded.updated_at, "
-    "started_at = excluded.started_at, progress_percent = 0, timeline = NULL"
+    "started_at = excluded.started_at, progress_percent = 0, timeline = NULL, holder = excluded.holder "
+    "WHERE excluded.holder = '' OR jobs.state <> 'running' OR COALESCE(jobs.holder, '') IN ('', excluded.holder) "
+    "OR jobs.updated_at < ?"
 )
 PROGRESS = f"UPDATE jobs SET progress_percent = ?, updated_at = ? WHERE {ID} AND state = 'running'"
 FINISH = (

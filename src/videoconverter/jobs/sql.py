@@ -143,10 +143,10 @@ class SqlJobStore:
             run(q.ENQUEUE, (*_key(job_id), now, now, sequencer))
             return _current(run, job_id)
 
-    def start(self, job_id: JobId, attempt: int) -> JobRecord:
+    def start(self, job_id: JobId, attempt: int, holder: str = "", fresh_seconds: float = 0.0) -> JobRecord:
         now = time.time()
         with self._transition() as run:
-            run(q.START, (*_key(job_id), attempt, now, now, now))
+            run(q.START, (*_key(job_id), attempt, now, now, now, holder, now - fresh_seconds))
             return _current(run, job_id)
 
     def progress(self, job_id: JobId, percent: float) -> None:
@@ -379,6 +379,7 @@ def _record(row: Any) -> JobRecord:
         timeline=Timeline.from_text(row["timeline"]),
         pieces_planned=row["pieces_planned"] or 0,
         pieces_done=len([index for index in (row["pieces_done"] or "").split(",") if index]),  # see sql_pieces
+        holder=row["holder"] or "",
     )
 
 

@@ -49,9 +49,10 @@ class NotifyingJobStore:
             self._emit(job_event(EventType.QUEUED, record), job_id)
         return record
 
-    def start(self, job_id: JobId, attempt: int) -> JobRecord:
-        record = self.inner.start(job_id, attempt)
-        self._emit(job_event(EventType.RUNNING, record), job_id)
+    def start(self, job_id: JobId, attempt: int, holder: str = "", fresh_seconds: float = 0.0) -> JobRecord:
+        record = self.inner.start(job_id, attempt, holder, fresh_seconds)
+        if record.holder == holder:  # else a duplicate's refused claim: the job's running event was sent before
+            self._emit(job_event(EventType.RUNNING, record), job_id)
         return record
 
     def finish(
