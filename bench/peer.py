@@ -128,6 +128,7 @@ def batch_run(bench: Bench, name: str, clip: Path, keys: list[str]) -> dict[str,
         "worker_peak_rss_mib": max((p.peak_rss_bytes for p in workers), default=0) / MIB,
         "parent_peak_rss_mib": (parent[0].peak_rss_bytes / MIB) if parent else None,
         "pss_total_mib": sum(p.pss_bytes for p in workers + parent) / MIB,
+        "worker_private_mib": max((p.private_bytes for p in workers), default=0) / MIB,
         "ffmpeg_lines_seen": sorted(lines),
         "retried_jobs": sum(a > 1 for a in finished.attempts.values()),
     }
@@ -167,6 +168,7 @@ def measure_batch(bench: Bench) -> dict[str, Any]:
                 "worker_lifetime_cpu_seconds",
                 "worker_peak_rss_mib",
                 "pss_total_mib",
+                "worker_private_mib",
             )
         }
     return {"clips": args.clips, "clip_seconds": args.seconds, "pairs": args.pairs, "runs": runs, "ratios": ratios}

@@ -18,7 +18,7 @@ def print_batch(r: dict[str, Any]) -> None:
     )
     head = ("pair", "system", "drain s", "FFmpeg s", "worker CPU s", "parent CPU s",
             "lifetime CPU s (workers, parent)", "procs", "worker peak RSS MiB",
-            "parent RSS MiB", "PSS all MiB", "same FFmpeg lines")  # fmt: skip
+            "parent RSS MiB", "PSS all MiB", "worker private MiB", "same FFmpeg lines")  # fmt: skip
     print("  " + " | ".join(head))
     for run in r["runs"]:
         row = (
@@ -27,7 +27,7 @@ def print_batch(r: dict[str, Any]) -> None:
             _f(run["parent_cpu_seconds"]),
             f"{_f(run['worker_lifetime_cpu_seconds'])}, {_f(run['parent_lifetime_cpu_seconds'])}",
             str(run["worker_processes"]), _f(run["worker_peak_rss_mib"], 1),
-            _f(run["parent_peak_rss_mib"], 1), _f(run["pss_total_mib"], 1),
+            _f(run["parent_peak_rss_mib"], 1), _f(run["pss_total_mib"], 1), _f(run["worker_private_mib"], 1),
             "yes" if run["same_ffmpeg_lines"] else f"NO ({run['ffmpeg_lines_not_built']} not built)",
         )  # fmt: skip
         print("  " + " | ".join(row))
@@ -40,7 +40,8 @@ def print_batch(r: dict[str, Any]) -> None:
         "worker CPU: the worker processes' own user + system time from the first upload to the end of the wait, "
         "FFmpeg excluded; parent: `up` / the Celery master; lifetime: since each started (imports, connecting, the "
         "warm-up upload, the batch); RSS: VmHWM (shared pages in full); PSS: all of the tree's Python processes at "
-        "the end (shared pages split)"
+        "the end (shared pages split); private: the largest worker's pages no other process maps, at the end (what "
+        "one more worker costs; a forked child shares its parent's until it writes them)"
     )
 
 
