@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 from ffmpeg_lines import normalised, rendition_lines, video_filter
 from peer_report import print_batch, print_recovery, print_single
 from peer_systems import CeleryPeer, Pipeline, System, bench_config, compile_package, moto_server, worker_processes
-from proctree import MIB, Reader, Sampler, python_cpu_seconds
+from proctree import MIB, Reader, Sampler, own_cpu_seconds, pids_named, python_cpu_seconds
 from videoconverter.config import Config
 from videoconverter.transcode.runner import ffmpeg_executable
 from videoconverter.transcode.samples import make_clip
@@ -105,16 +105,17 @@ class Bench:
 
 def batch_run(bench: Bench, name: str, clip: Path, keys: list[str]) -> dict[str, Any]:
     with bench.open(name) as system, Sampler(system.root_pid) as sampler:
-        before = sampler.sample()
+        servers = [pid for comm in system.servers for pid in pids_named(comm)]
+        before, servers_before = sampler.sample(), own_cpu_seconds(servers)
         started = system.submit(keys, clip)
         finished = system.wait(keys, JOB_TIMEOUT_SECONDS)
-        after = sampler.sample(memory=True)
+        after, servers_after = sampler.sample(memory=True), own_cpu_seconds(servers)
     root = system.root_pid
     tree = list(after.last.values())
     workers = worker_processes(tree, root)
     parent = [p for p in tree if p.pid == root]
     lines = {tuple(normalised(p.args)) for p in after.processes("ffmpeg") if p.started_at >= started - 0.05}
-    return {
+    run: dict[str, Any] = {
         "system": name,
         "drain_seconds": max(finished.at.values()) - started,
         # the FFmpeg runs' wall time, summed over the jobs: the same lines, so a difference is FFmpeg running slower
@@ -122,6 +123,8 @@ def batch_run(bench: Bench, name: str, clip: Path, keys: list[str]) -> dict[str,
         "worker_processes": len(workers),
         "worker_cpu_seconds": python_cpu_seconds(before, after, {p.pid for p in workers}),
         "parent_cpu_seconds": python_cpu_seconds(before, after, {root}),
+        "waiter_cpu_seconds": finished.waiter_cpu_seconds,
+        "server_cpu_seconds": servers_after - servers_before,
         # since they started: imports, connecting, the warm-up upload, then the batch
         "worker_lifetime_cpu_seconds": sum(p.cpu_seconds for p in workers),
         "parent_lifetime_cpu_seconds": parent[0].cpu_seconds if parent else None,
@@ -132,6 +135,11 @@ def batch_run(bench: Bench, name: str, clip: Path, keys: list[str]) -> dict[str,
         "ffmpeg_lines_seen": sorted(lines),
         "retried_jobs": sum(a > 1 for a in finished.attempts.values()),
     }
+    # Everything the system ran beside FFmpeg: its workers, its parent, its waiter, its broker's server.
+    run["outside_ffmpeg_cpu_seconds"] = sum(
+        run[f"{part}_cpu_seconds"] for part in ("worker", "parent", "waiter", "server")
+    )
+    return run
 
 
 def measure_batch(bench: Bench) -> dict[str, Any]:
@@ -165,6 +173,7 @@ def measure_batch(bench: Bench) -> dict[str, Any]:
                 "drain_seconds",
                 "ffmpeg_seconds",
                 "worker_cpu_seconds",
+                "outside_ffmpeg_cpu_seconds",
                 "worker_lifetime_cpu_seconds",
                 "worker_peak_rss_mib",
                 "pss_total_mib",

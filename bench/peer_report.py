@@ -16,7 +16,8 @@ def print_batch(r: dict[str, Any]) -> None:
         f"batch: {r['clips']} uploads of a {r['clip_seconds']:g} s 1920x1080 clip -> every rendition, "
         f"{r['pairs']} pair(s) {NOTE}"
     )
-    head = ("pair", "system", "drain s", "FFmpeg s", "worker CPU s", "parent CPU s",
+    head = ("pair", "system", "drain s", "FFmpeg s", "worker CPU s", "parent CPU s", "waiter, broker server CPU s",
+            "all CPU outside FFmpeg s",
             "lifetime CPU s (workers, parent)", "procs", "worker peak RSS MiB",
             "parent RSS MiB", "PSS all MiB", "worker private MiB", "same FFmpeg lines")  # fmt: skip
     print("  " + " | ".join(head))
@@ -25,6 +26,7 @@ def print_batch(r: dict[str, Any]) -> None:
             str(run["pair"]), run["system"], _f(run["drain_seconds"]), _f(run["ffmpeg_seconds"]),
             _f(run["worker_cpu_seconds"]),
             _f(run["parent_cpu_seconds"]),
+            f"{_f(run['waiter_cpu_seconds'])}, {_f(run['server_cpu_seconds'])}", _f(run["outside_ffmpeg_cpu_seconds"]),
             f"{_f(run['worker_lifetime_cpu_seconds'])}, {_f(run['parent_lifetime_cpu_seconds'])}",
             str(run["worker_processes"]), _f(run["worker_peak_rss_mib"], 1),
             _f(run["parent_peak_rss_mib"], 1), _f(run["pss_total_mib"], 1), _f(run["worker_private_mib"], 1),
@@ -36,12 +38,14 @@ def print_batch(r: dict[str, Any]) -> None:
             each = ", ".join(f"{x:.3f}" for x in ratio["each"])
             print(f"  {name}/celery {figure}: median {_f(ratio['median'], 3)} (per pair: {each})")
     print(
-        "  FFmpeg: the FFmpeg runs' wall time summed over the jobs (the same lines on both systems); "
-        "worker CPU: the worker processes' own user + system time from the first upload to the end of the wait, "
-        "FFmpeg excluded; parent: `up` / the Celery master; lifetime: since each started (imports, connecting, the "
-        "warm-up upload, the batch); RSS: VmHWM (shared pages in full); PSS: all of the tree's Python processes at "
-        "the end (shared pages split); private: the largest worker's pages no other process maps, at the end (what "
-        "one more worker costs; a forked child shares its parent's until it writes them)"
+        "  FFmpeg: the FFmpeg runs' wall time summed over the jobs (the same lines on both systems); worker CPU: the "
+        "worker processes' own user + system time from the first upload to the end of the wait, FFmpeg excluded; "
+        "parent: `up` / the Celery master; waiter: `jobs --wait` (Celery's: a thread of this benchmark, not "
+        "counted); broker server: RabbitMQ's or Redis's own CPU meanwhile (none for the embedded broker, which runs "
+        "in the workers); all: the four added; lifetime: since each started (imports, connecting, the warm-up "
+        "upload, the batch); RSS: VmHWM (shared pages in full); PSS: all of the tree's Python processes at the end "
+        "(shared pages split); private: the largest worker's pages no other process maps, at the end (what one "
+        "more worker costs; a forked child shares its parent's until it writes them)"
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -93,10 +94,14 @@ class Finished:
     attempts: dict[tuple[str, str], int]  # deliveries the job took (0: not known, as for Celery)
     #: when each job's FFmpeg started and ended (the pipeline: its timeline; Celery: the task's run, a few ms more)
     ffmpeg_spans: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    #: CPU of the process that waited (the pipeline's `jobs --wait`; 0 for Celery's, the benchmark's own thread)
+    waiter_cpu_seconds: float = 0.0
 
 
 class System(Protocol):
     name: str
+    #: the command names of the broker servers it uses, outside its tree (their CPU is the system's cost too)
+    servers: tuple[str, ...]
 
     @property
     def root_pid(self) -> int: ...
@@ -204,6 +209,7 @@ class Pipeline:
         up_options: Sequence[str] = ("--no-web",),
     ) -> None:
         self.name, self._up_options = name, list(up_options)
+        self.servers = ("beam.smp",) if amqp_url else ()  # RabbitMQ's Erlang VM; the embedded broker is in-process
         self._work, self._warmup_clip, self._amqp_url = work, warmup_clip, amqp_url
         self._aws_endpoint = aws_endpoint
         self._process: subprocess.Popen[bytes] | None = None
@@ -288,7 +294,10 @@ class Pipeline:
         """``videoconverter jobs [KEY] --wait``; every job of ``keys`` must be done."""
         key = [keys[0]] if len(keys) == 1 else []
         command = [sys.executable, "-m", "videoconverter", "jobs", *key, "--wait", f"{timeout_seconds:g}", "--json"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(command, env=self.env, capture_output=True, text=True, check=False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        waiter = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         if done.returncode not in (0, 3):  # 3: some failed (reported below, with the job's error)
             raise RuntimeError(f"{self.name}: jobs --wait exited {done.returncode}: {done.stderr[-2000:]}")
         records = [r for r in json.loads(done.stdout)["jobs"] if r["key"] in keys]
@@ -304,6 +313,7 @@ class Pipeline:
             {(r["key"], r["rendition"]): float(r["finished_at"]) for r in records},
             {(r["key"], r["rendition"]): int(r["attempts"]) for r in records},
             {(r["key"], r["rendition"]): span for r in records if (span := _ffmpeg_span(r))},
+            waiter,
         )
 
 
@@ -318,6 +328,7 @@ class CeleryPeer:
     """A Celery worker, prefork pool of ``processes``, on Redis at ``url``, running the pipeline's lines."""
 
     name = "celery"
+    servers = ("redis-server",)  # the broker and the result backend
 
     def __init__(
         self, work: Path, warmup_clip: Path, config: Config, url: str, processes: int = 2, busy_ms: float = 0.0

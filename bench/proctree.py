@@ -190,3 +190,30 @@ def python_cpu_seconds(before: Seen, after: Seen, pids: set[int] | None = None) 
         earlier = before.last.get(key)
         total += p.cpu_seconds - (earlier.cpu_seconds if earlier else 0.0)
     return total
+
+
+def pids_named(comm: str) -> list[int]:
+    """Every process whose command name (``/proc/PID/comm``) is ``comm``: a server outside the measured tree."""
+    found = []
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text(encoding="utf-8", errors="replace").strip() == comm:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def own_cpu_seconds(pids: list[int]) -> float:
+    """The user + system CPU time the processes ``pids`` used so far (their children's left out)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            stat = (PROC / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
