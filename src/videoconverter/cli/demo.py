@@ -7,10 +7,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from videoconverter.config import Config, load_config
-from videoconverter.jobs.base import JobState
+from videoconverter.jobs.base import JobRecord, JobState
 from videoconverter.logs import configure_logging
 from videoconverter.pipeline import Services, provision, services, settled
 from videoconverter.transcode.probe import probe
@@ -52,18 +53,33 @@ def run_demo(data_dir: Path | None) -> int:
                 svc.store.put_file(config.input_bucket, name, clip)
                 _say(f"uploaded s3://{config.input_bucket}/{name} ({width}x{height}, rotation {rotation})")
         keys = {name for name, *_ in SAMPLES}
-        deadline = time.monotonic() + 600
+        deadline, said = time.monotonic() + 600, ""
         while time.monotonic() < deadline:
-            records, done = settled(svc)
-            finished = sum(1 for r in records if r.id.key in keys and r.state.terminal)
-            _say(f"  {finished}/{len(keys) * len(config.renditions)} jobs finished")
+            _, done = settled(svc)
+            records = [r for key in sorted(keys) for r in svc.jobs.find(key)]
+            line = progress_line(records, keys, len(keys) * len(config.renditions))
+            if line != said:  # each change once, not a line every poll
+                _say(line)
+                said = line
             if done:
                 break
-            time.sleep(2)
+            time.sleep(1)
         stop.set()
         for thread in workers:
             thread.join()
         return _show(svc, config, keys, time.monotonic() - started)
+
+
+def progress_line(records: Iterable[JobRecord], keys: set[str], expected: int) -> str:
+    """How far the demo's ``expected`` jobs (those of ``keys``) are: finished, and running with their mean
+    progress to the ten (so that a line is printed when it changes, about every tenth of the way)."""
+    mine = [r for r in records if r.id.key in keys]
+    finished = sum(r.state.terminal for r in mine)
+    running = [r.progress_percent for r in mine if r.state is JobState.RUNNING]
+    line = f"  {finished}/{expected} jobs finished"
+    if running:
+        line += f", {len(running)} running ({sum(running) / len(running) // 10 * 10:.0f} %)"
+    return line
 
 
 def _show(svc: Services, config: Config, keys: set[str], elapsed: float) -> int:
