@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from videoconverter import telemetry
@@ -50,13 +49,14 @@ from videoconverter.errors import (
 )
 from videoconverter.events import ObjectCreated, parse_event
 from videoconverter.heartbeat import Heartbeat, job_runner
-from videoconverter.jobs.base import JobId, JobRecord
+from videoconverter.jobs.base import JobId
 from videoconverter.jobs.log import JobLog
 from videoconverter.jobs.timeline import Timeline, TimelineRecorder, parse_iso_time
 from videoconverter.pipeline import Services
 from videoconverter.publish import Target, output_size, publish_output
 from videoconverter.recovery.journal import broker_fingerprint
 from videoconverter.recovery.workspace import Workspace
+from videoconverter.redelivery import Outcome, already_handled, drop_duplicate, superseded
 from videoconverter.renditions import Rendition
 from videoconverter.sidecars import Gathered, SidecarJob, add_sidecar, gather_sidecars, hand_back_late_sidecars
 from videoconverter.storage.base import ObjectInfo
@@ -68,15 +68,6 @@ from videoconverter.transcode.runner import ffmpeg_executable
 from videoconverter.transcode.subtitles_text import Caption
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    output_url: str
-    note: str
-    quality: str = ""  # a VMAF target's search, as JSON text for the job store
-    output_size: int | None = None  # bytes of the marker written (None: nothing written now; read from the store)
-    pending: bool = False  # split into pieces (chunking/): the join finishes the job
 
 
 class Worker:
@@ -195,7 +186,7 @@ class Worker:
         jobs = self.svc.jobs
         started = jobs.start(job, delivery.attempt, delivery.message_id, self.config.visibility_timeout_seconds)
         if started.holder != delivery.message_id:
-            return self._duplicate(started, delivery, job_log)
+            return drop_duplicate(started, delivery, job_log)
         job_log.info(f"attempt {delivery.attempt} started on {self.rendition.queue}")
         try:
             outcome = self._convert(record, delivery, job_log, stamps, workdir)
@@ -226,18 +217,6 @@ class Worker:
         if self.config.matches_input(record.key) and takes_captions(self.rendition):
             self._hand_back_sidecars(record.key, job_log)
         return None
-
-    def _duplicate(self, running: JobRecord, delivery: Delivery, job_log: JobLog) -> Settlement:
-        """A second event of an upload whose job another message is converting right now (S3 may send an event
-        twice; `up` queues an upload it finds without a job while its own event is on the way): dropped rather
-        than converted twice. Nothing is lost: the holder's message stays leased until the job is recorded, and
-        comes back if its worker dies; a holder quiet for a visibility timeout loses the job to any message."""
-        quiet = max(0.0, time.time() - running.updated_at)
-        job_log.info(
-            f"duplicate event (message {delivery.message_id}): the job is running for message {running.holder}, "
-            f"updated {quiet:.0f} s ago; this copy is dropped"
-        )
-        return ACKED
 
     def _hand_back_sidecars(self, video_key: str, job_log: JobLog) -> None:
         """Queue the sidecars that arrived while the video converted (after its job is recorded done, so that
@@ -276,7 +255,8 @@ class Worker:
             return self._add_sidecar(record, delivery, job_log, workdir)
         marker_key = output_key(record.key, marker_name(rendition))
         existing = store.head(rendition.output_bucket, marker_key)
-        skip = self._already_handled(record, existing.metadata if existing else None, marker_key)
+        marker_url = store.url(rendition.output_bucket, marker_key)
+        skip = already_handled(record, existing.metadata if existing else None, marker_url)
         if skip is not None:
             job_log.info(skip.note)
             return skip
@@ -284,7 +264,7 @@ class Worker:
         if source is None:
             raise SourceMissingError(f"s3://{record.bucket}/{record.key} no longer exists (deleted after upload)")
         if source.etag != record.etag:
-            return self._superseded(job_log, source.etag)
+            return superseded(job_log, source.etag)
         if source.size > config.limits.max_input_bytes:
             raise LimitExceededError(f"the upload is {source.size} bytes; the limit is {config.limits.max_input_bytes}")
         source_path = workdir / "source"
@@ -292,7 +272,7 @@ class Worker:
         stamps.stamp("downloaded")
         telemetry.bytes_in(rendition.name, fetched.size)
         if fetched.etag != record.etag:
-            return self._superseded(job_log, fetched.etag)
+            return superseded(job_log, fetched.etag)
         info = probe(source_path, config.limits)
         stamps.stamp("probed")
         job_log.info(
@@ -319,7 +299,7 @@ class Worker:
         stamps.stamp("written")
         quality = json.dumps(produced.quality.as_dict()) if produced.quality is not None else ""
         note = "; ".join(n for n in (produced.note, sidecars.note) if n)
-        return Outcome(store.url(rendition.output_bucket, marker_key), note, quality, written.size)
+        return Outcome(marker_url, note, quality, written.size)
 
     def _add_sidecar(self, record: ObjectCreated, delivery: Delivery, job_log: JobLog, workdir: Path) -> Outcome:
         """A sidecar caption's own job: add it to its video's output (sidecars.py)."""
@@ -368,25 +348,6 @@ class Worker:
     ) -> ObjectInfo:
         target = Target(self.svc.store, self.rendition.output_bucket, self.rendition.name, self.config.matches_input)
         return publish_output(target, record, produced, job_log, workdir, extra_metadata)
-
-    def _already_handled(
-        self, record: ObjectCreated, output_metadata: Mapping[str, str] | None, marker_key: str
-    ) -> Outcome | None:
-        if output_metadata is None:
-            return None
-        url = self.svc.store.url(self.rendition.output_bucket, marker_key)
-        if output_metadata.get("source-etag") == record.etag:
-            return Outcome(url, "output already existed for this upload (event delivered again)")
-        newer = output_metadata.get("source-sequencer", "")
-        if newer and not record.is_newer_than(newer):
-            return Outcome("", "superseded: the output of a newer upload of this key exists")
-        return None
-
-    @staticmethod
-    def _superseded(job_log: JobLog, current_etag: str) -> Outcome:
-        note = f"superseded: the object was replaced (now etag {current_etag}); its own event converts it"
-        job_log.info(note)
-        return Outcome("", note)
 
     def _runner(self, workdir: Path, record: ObjectCreated, heartbeat: Heartbeat, stamps: TimelineRecorder) -> Runner:
         job = JobId(record.key, record.etag, self.rendition.name)

@@ -87,6 +87,22 @@ def test_a_draining_pool_worker_finishes_its_job_then_stops(
         svc.close()
 
 
+def in_fresh_interpreter(script: str, config_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a new Python process on ``config_path`` (with ``sys`` and the CLI's ``main`` imported
+    first, nothing else), which must succeed: what a command imports shows only in an interpreter of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDEOCONVERTER_", "PROMETHEUS_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys\nfrom videoconverter.cli.main import main\n{script}"],
+        env={**env, "VIDEOCONVERTER_CONFIG": str(config_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def test_a_worker_on_the_embedded_backend_imports_neither_the_web_nor_the_aws_stack(
     tiny_config_path: Path, small_clip: Path
 ) -> None:
@@ -95,21 +111,8 @@ def test_a_worker_on_the_embedded_backend_imports_neither_the_web_nor_the_aws_st
         provision(svc)
         uploaded = svc.store.put_file(IN, "imports.mp4", small_clip)
         # `videoconverter worker --all` in a fresh interpreter, through a whole job; then what it imported.
-        script = (
-            "import sys\n"
-            "from videoconverter.cli.main import main\n"
-            "main(['worker', '--all', '--exit-when-idle', '--no-provision'])\n"
-            "print(' '.join(sorted(sys.modules)))\n"
-        )
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDEOCONVERTER_", "PROMETHEUS_"))}
-        result = subprocess.run(
-            [sys.executable, "-c", script],
-            env={**env, "VIDEOCONVERTER_CONFIG": str(tiny_config_path)},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
+        worker = "main(['worker', '--all', '--exit-when-idle', '--no-provision'])\n"
+        result = in_fresh_interpreter(worker + "print(' '.join(sorted(sys.modules)))\n", tiny_config_path)
         assert {r.state for r in svc.jobs.find("imports.mp4")} == {JobState.DONE}, result.stderr
         assert job(svc, "imports.mp4", uploaded.etag, "small").attempts == 1
     finally:
@@ -125,22 +128,11 @@ def test_the_commands_that_read_jobs_or_buckets_never_load_pyav(tiny_config_path
     # `jobs --wait` runs beside the conversions it waits on, and `up`'s supervisor for as long as they last: their
     # CPU and memory are the pipeline's cost too. PyAV's libraries are 30 MiB and 0.1 s of that, for nothing.
     script = (
-        "import sys\n"
-        "from videoconverter.cli.main import main\n"
         f"assert main(['cp', {str(small_clip)!r}, 's3://videoconverter-input/a.mp4']) == 0\n"
         "assert main(['ls', 's3://videoconverter-input']) == 0\n"
         "assert main(['jobs', '--json']) == 0\n"
         "print('PyAV loaded' if 'av' in sys.modules else 'PyAV not loaded')\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOCONVERTER_")}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**env, "VIDEOCONVERTER_CONFIG": str(tiny_config_path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = in_fresh_interpreter(script, tiny_config_path)
     assert '"key": "a.mp4"' in result.stdout  # the upload was queued and listed: the commands did their work
     assert result.stdout.rstrip().endswith("PyAV not loaded")

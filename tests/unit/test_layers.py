@@ -25,7 +25,8 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"ingest", "publish"},
     {"pipeline"},
-    {"heartbeat", "sidecars"},  # a job's lease kept alive; sidecar captions joining their video's output
+    # a job's lease kept alive; sidecar captions joining their video's output; deliveries that need no conversion
+    {"heartbeat", "sidecars", "redelivery"},
     {"chunking", "worker", "pool", "dead_letters"},  # a rendition's worker, the steps of a split job it runs,
     # and the pool worker that serves several renditions
     {"fleet", "serverless", "web"},
